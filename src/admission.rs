@@ -1,0 +1,265 @@
+//! AdmissionReview in → AdmissionReview (response) out. Reads only what decides (a borrowed view
+//! of the request and the pod), and writes only what is added.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::config::{BadOverridePolicy, Config};
+use crate::decision::{self, Decision, Mode, NamespaceInfo, Plan, RequestFacts, SkipReason};
+use crate::namespaces::Namespaces;
+use crate::patch::{self, Fragments};
+use crate::view::{BStr, PodView};
+
+#[derive(Debug, Default, Deserialize)]
+struct GvkView<'a> {
+    #[serde(borrow, default)]
+    group: BStr<'a>,
+    #[serde(borrow, default)]
+    version: BStr<'a>,
+    #[serde(borrow, default)]
+    kind: BStr<'a>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RequestView<'a> {
+    #[serde(borrow)]
+    uid: BStr<'a>,
+    #[serde(borrow, default)]
+    kind: GvkView<'a>,
+    #[serde(borrow, default)]
+    operation: BStr<'a>,
+    #[serde(borrow, default)]
+    namespace: Option<BStr<'a>>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReviewView<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    kind: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    request: Option<RequestView<'a>>,
+}
+
+/// Why a body is answered with HTTP 400 instead of an AdmissionReview.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    #[error("the body is not an AdmissionReview: {0}")]
+    NotJson(String),
+    #[error("expected apiVersion admission.k8s.io/v1 (or v1beta1) and kind AdmissionReview, got {api_version:?} {kind:?}")]
+    WrongType { api_version: String, kind: String },
+    #[error("the AdmissionReview has no request")]
+    NoRequest,
+    #[error("the AdmissionReview request has an empty uid")]
+    NoUid,
+}
+
+/// What happened to one admission, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Injected { mode: Mode },
+    Skipped(SkipReason),
+    Denied(SkipReason),
+}
+
+/// One answered review.
+#[derive(Debug)]
+pub struct Answer {
+    pub body: Vec<u8>,
+    pub outcome: Outcome,
+    pub pod: String,
+    pub namespace: String,
+    pub dry_run: bool,
+    pub warnings: Vec<String>,
+}
+
+/// The admission logic with its start-up state: config, cached fragments, namespace cache.
+pub struct Admission {
+    config: Arc<Config>,
+    namespaces: Namespaces,
+    enabled: Fragments,
+    ingress: Fragments,
+}
+
+impl Admission {
+    pub fn new(config: Arc<Config>, namespaces: Namespaces) -> Admission {
+        let (enabled, ingress) = default_fragments(&config);
+        Admission { config, namespaces, enabled, ingress }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn namespaces(&self) -> &Namespaces {
+        &self.namespaces
+    }
+
+    /// Answers one AdmissionReview body.
+    pub fn review(&self, body: &[u8]) -> Result<Answer, ReviewError> {
+        let text = std::str::from_utf8(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+        let review: ReviewView<'_> =
+            serde_json::from_str(text).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+        let api_version = review.api_version.as_ref().map(BStr::as_str).unwrap_or("");
+        let kind = review.kind.as_ref().map(BStr::as_str).unwrap_or("");
+        let api_version = match api_version {
+            "admission.k8s.io/v1" | "admission.k8s.io/v1beta1" if kind == "AdmissionReview" => api_version,
+            _ => {
+                return Err(ReviewError::WrongType {
+                    api_version: api_version.to_owned(),
+                    kind: kind.to_owned(),
+                });
+            }
+        };
+        let req = review.request.ok_or(ReviewError::NoRequest)?;
+        if req.uid.as_str().is_empty() {
+            return Err(ReviewError::NoUid);
+        }
+        let facts = RequestFacts {
+            group: req.kind.group.as_str(),
+            version: req.kind.version.as_str(),
+            kind: req.kind.kind.as_str(),
+            operation: req.operation.as_str(),
+        };
+        let namespace = req.namespace.as_ref().map(BStr::as_str).filter(|n| !n.is_empty());
+        let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
+        let ns_info = match (namespace, &ns_obj) {
+            (Some(name), Some(obj)) => NamespaceInfo::Known { name, annotations: obj.metadata.annotations.as_ref() },
+            (Some(name), None) => NamespaceInfo::NotCached { name },
+            (None, _) => NamespaceInfo::None,
+        };
+        let mut out = Answer {
+            body: Vec::new(),
+            outcome: Outcome::Skipped(SkipReason::NoObject),
+            pod: String::new(),
+            namespace: namespace.unwrap_or("").to_owned(),
+            dry_run: req.dry_run.unwrap_or(false),
+            warnings: Vec::new(),
+        };
+        let uid = req.uid.as_str();
+        if let Some(reason) = decision::precheck(&facts) {
+            out.outcome = Outcome::Skipped(reason);
+            out.body = response(api_version, uid, None, None, &[]);
+            return Ok(out);
+        }
+        let Some(object) = req.object else {
+            out.body = response(api_version, uid, None, None, &[]);
+            return Ok(out);
+        };
+        let pod = match PodView::parse(object.get()) {
+            Ok(p) => p,
+            Err(e) => {
+                let reason = SkipReason::UnreadablePod { error: e.to_string() };
+                out.warnings.push(format!("proxy-injector: {reason}"));
+                out.body = response(api_version, uid, None, None, &out.warnings);
+                out.outcome = Outcome::Skipped(reason);
+                return Ok(out);
+            }
+        };
+        out.pod = pod.display_name().to_owned();
+        match decision::decide(&facts, &pod, ns_info, &self.config) {
+            Decision::Inject(plan) => {
+                let mut patch = Vec::with_capacity(8 * 1024);
+                self.write_patch(&pod, &plan, &mut patch);
+                out.outcome = Outcome::Injected { mode: plan.mode };
+                out.body = response(api_version, uid, Some(&patch), None, &[]);
+            }
+            Decision::Skip(reason @ SkipReason::InvalidOverrides(_)) => {
+                let message = format!("proxy-injector: {reason}");
+                match self.config.bad_override {
+                    BadOverridePolicy::AdmitUninjected => {
+                        out.warnings.push(message);
+                        out.body = response(api_version, uid, None, None, &out.warnings);
+                        out.outcome = Outcome::Skipped(reason);
+                    }
+                    BadOverridePolicy::Deny => {
+                        out.body = response(api_version, uid, None, Some(&message), &[]);
+                        out.outcome = Outcome::Denied(reason);
+                    }
+                }
+            }
+            Decision::Skip(reason) => {
+                out.body = response(api_version, uid, None, None, &[]);
+                out.outcome = Outcome::Skipped(reason);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The patch for a decided plan, using the start-up fragments when nothing was overridden.
+    pub fn write_patch(&self, pod: &PodView<'_>, plan: &Plan<'_>, out: &mut Vec<u8>) {
+        let frags: Cow<'_, Fragments> = if plan.defaults_only {
+            Cow::Borrowed(match plan.mode {
+                Mode::Enabled => &self.enabled,
+                Mode::Ingress => &self.ingress,
+            })
+        } else {
+            Cow::Owned(Fragments::new(&plan.proxy, &self.config))
+        };
+        patch::write_patch(pod, plan, &frags, out);
+    }
+}
+
+/// Fragments for the two modes with no overrides, built once.
+fn default_fragments(config: &Config) -> (Fragments, Fragments) {
+    let facts = RequestFacts::POD_CREATE;
+    let build = |value: &str| {
+        let json = format!(r#"{{"metadata":{{"annotations":{{"linkerd.io/inject":"{value}"}}}}}}"#);
+        let pod = PodView::parse(&json).unwrap_or_default();
+        match decision::decide(&facts, &pod, NamespaceInfo::None, config) {
+            Decision::Inject(plan) => Fragments::new(&plan.proxy, config),
+            // The config was validated at load, so its defaults always resolve.
+            Decision::Skip(r) => unreachable!("defaults must resolve: {r}"),
+        }
+    };
+    (build("enabled"), build("ingress"))
+}
+
+/// Serialises an AdmissionReview response.
+pub fn response(
+    api_version: &str,
+    uid: &str,
+    patch: Option<&[u8]>,
+    deny: Option<&str>,
+    warnings: &[String],
+) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut out = Vec::with_capacity(patch.map_or(256, |p| p.len() * 4 / 3 + 256));
+    out.extend_from_slice(b"{\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut out, api_version);
+    out.extend_from_slice(b",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":");
+    let _ = serde_json::to_writer(&mut out, uid);
+    match deny {
+        Some(message) => {
+            out.extend_from_slice(b",\"allowed\":false,\"status\":{\"code\":400,\"reason\":\"BadRequest\",\"message\":");
+            let _ = serde_json::to_writer(&mut out, message);
+            out.push(b'}');
+        }
+        None => out.extend_from_slice(b",\"allowed\":true"),
+    }
+    if let Some(p) = patch {
+        out.extend_from_slice(b",\"patchType\":\"JSONPatch\",\"patch\":\"");
+        let start = out.len();
+        out.resize(start + p.len().div_ceil(3) * 4, 0);
+        let n = b64.encode_slice(p, &mut out[start..]).unwrap_or(0);
+        out.truncate(start + n);
+        out.push(b'"');
+    }
+    if !warnings.is_empty() {
+        out.extend_from_slice(b",\"warnings\":");
+        let _ = serde_json::to_writer(&mut out, warnings);
+    }
+    out.extend_from_slice(b"}}");
+    out
+}

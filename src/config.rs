@@ -1,0 +1,365 @@
+//! The injector's configuration: one type, read from an optional YAML file, whose defaults are
+//! Linkerd's. Every value the patch uses comes from here (or from a per-workload override of it).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::overrides::{self, PortList};
+
+/// What to do with a pod whose `config.linkerd.io/*` override does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BadOverridePolicy {
+    /// Admit the pod without the proxy, with a warning that names the annotation.
+    AdmitUninjected,
+    /// Refuse the pod, with a message that names the annotation.
+    Deny,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Image {
+    pub name: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct RequestLimit {
+    pub request: Option<String>,
+    pub limit: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Resources {
+    pub cpu: RequestLimit,
+    pub memory: RequestLimit,
+    pub ephemeral_storage: RequestLimit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Ports {
+    pub inbound: u16,
+    pub outbound: u16,
+    pub admin: u16,
+    pub control: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ProxyConfig {
+    pub image: Image,
+    pub image_pull_policy: String,
+    pub uid: i64,
+    pub gid: Option<i64>,
+    pub ports: Ports,
+    pub log_level: String,
+    pub log_format: String,
+    pub resources: Resources,
+    /// Hold the application containers until the proxy is ready (`linkerd-await` postStart hook).
+    pub await_ready: bool,
+    /// Add the proxy as a native sidecar (init container with `restartPolicy: Always`).
+    pub native_sidecar: bool,
+    /// Ports whose traffic is not protocol-detected, as a Linkerd port list.
+    pub opaque_ports: String,
+    pub default_inbound_policy: String,
+    pub shutdown_grace_period: Option<String>,
+    /// CIDRs of the cluster's pod and service networks (proxy discovery and policy).
+    pub cluster_networks: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct ProxyInitConfig {
+    pub image: Image,
+    pub resources: Resources,
+    /// Inbound ports that never go through the proxy (in addition to the control and admin ports).
+    pub skip_inbound_ports: String,
+    /// Outbound ports that never go through the proxy.
+    pub skip_outbound_ports: String,
+    pub skip_subnets: String,
+    pub run_as_root: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct DebugConfig {
+    pub image: Image,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Config {
+    /// Namespace of the mesh control plane (destination, identity, policy services live there).
+    pub control_plane_namespace: String,
+    pub cluster_domain: String,
+    pub identity_trust_domain: String,
+    /// PEM file with the identity trust anchors, handed to every proxy.
+    pub trust_anchors_file: Option<PathBuf>,
+    /// The mesh CNI plugin sets up the redirect: no `linkerd-init` container.
+    pub cni_enabled: bool,
+    pub bad_override: BadOverridePolicy,
+    pub proxy: ProxyConfig,
+    pub proxy_init: ProxyInitConfig,
+    pub debug: DebugConfig,
+    /// Filled from `trust_anchors_file` at load time; not a config key.
+    #[serde(skip)]
+    pub trust_anchors_pem: Option<String>,
+}
+
+/// The version of the Linkerd proxy this injector's defaults correspond to.
+pub const DEFAULT_PROXY_VERSION: &str = "edge-25.4.4";
+pub const DEFAULT_INIT_VERSION: &str = "v2.4.2";
+
+impl Default for Image {
+    fn default() -> Self {
+        Image { name: String::new(), version: String::new() }
+    }
+}
+
+impl Default for Ports {
+    fn default() -> Self {
+        Ports { inbound: 4143, outbound: 4140, admin: 4191, control: 4190 }
+    }
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            image: Image {
+                name: "cr.l5d.io/linkerd/proxy".into(),
+                version: DEFAULT_PROXY_VERSION.into(),
+            },
+            image_pull_policy: "IfNotPresent".into(),
+            uid: 2102,
+            gid: None,
+            ports: Ports::default(),
+            log_level: "warn,linkerd=info,hickory=error".into(),
+            log_format: "plain".into(),
+            resources: Resources::default(),
+            await_ready: true,
+            native_sidecar: false,
+            opaque_ports: "25,587,3306,4444,5432,6379,9300,11211".into(),
+            default_inbound_policy: "all-unauthenticated".into(),
+            shutdown_grace_period: None,
+            cluster_networks: "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
+                .into(),
+        }
+    }
+}
+
+impl Default for ProxyInitConfig {
+    fn default() -> Self {
+        ProxyInitConfig {
+            image: Image {
+                name: "cr.l5d.io/linkerd/proxy-init".into(),
+                version: DEFAULT_INIT_VERSION.into(),
+            },
+            resources: Resources {
+                cpu: RequestLimit { request: Some("100m".into()), limit: Some("100m".into()) },
+                memory: RequestLimit { request: Some("20Mi".into()), limit: Some("20Mi".into()) },
+                ephemeral_storage: RequestLimit { request: None, limit: None },
+            },
+            skip_inbound_ports: String::new(),
+            skip_outbound_ports: "4567,4568".into(),
+            skip_subnets: String::new(),
+            run_as_root: false,
+        }
+    }
+}
+
+impl Default for DebugConfig {
+    fn default() -> Self {
+        DebugConfig {
+            image: Image {
+                name: "cr.l5d.io/linkerd/debug".into(),
+                version: DEFAULT_PROXY_VERSION.into(),
+            },
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            control_plane_namespace: "linkerd".into(),
+            cluster_domain: "cluster.local".into(),
+            identity_trust_domain: "cluster.local".into(),
+            trust_anchors_file: None,
+            cni_enabled: false,
+            bad_override: BadOverridePolicy::AdmitUninjected,
+            proxy: ProxyConfig::default(),
+            proxy_init: ProxyInitConfig::default(),
+            debug: DebugConfig::default(),
+            trust_anchors_pem: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config value {key} = {value:?} is not valid: {reason}")]
+    Invalid { key: &'static str, value: String, reason: String },
+    #[error("cannot read trust anchors file {path}: {source}")]
+    TrustAnchors { path: PathBuf, source: std::io::Error },
+}
+
+impl Config {
+    /// Parses a YAML document; unknown keys are errors that name the key.
+    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Loads the file if given (else the defaults), then the trust anchors it points at.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                Config::from_yaml(&text, p)?
+            }
+            None => Config::default(),
+        };
+        if let Some(file) = &config.trust_anchors_file {
+            let pem = std::fs::read_to_string(file)
+                .map_err(|source| ConfigError::TrustAnchors { path: file.clone(), source })?;
+            config.trust_anchors_pem = Some(pem);
+        }
+        Ok(config)
+    }
+
+    /// Checks every default the same way an annotation override is checked, so that a bad
+    /// config fails at start-up rather than on the first pod.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn check<T>(
+            key: &'static str,
+            value: &str,
+            parse: impl Fn(&str) -> Result<T, String>,
+        ) -> Result<(), ConfigError> {
+            parse(value).map(|_| ()).map_err(|reason| ConfigError::Invalid {
+                key,
+                value: value.to_owned(),
+                reason,
+            })
+        }
+        let p = &self.proxy;
+        check("proxy.logLevel", &p.log_level, overrides::parse_log_level)?;
+        check("proxy.logFormat", &p.log_format, overrides::parse_log_format)?;
+        check("proxy.imagePullPolicy", &p.image_pull_policy, overrides::parse_pull_policy)?;
+        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse)?;
+        check("proxy.defaultInboundPolicy", &p.default_inbound_policy, overrides::parse_inbound_policy)?;
+        check("proxy.clusterNetworks", &p.cluster_networks, overrides::parse_subnets)?;
+        check("proxyInit.skipInboundPorts", &self.proxy_init.skip_inbound_ports, PortList::parse)?;
+        check("proxyInit.skipOutboundPorts", &self.proxy_init.skip_outbound_ports, PortList::parse)?;
+        check("proxyInit.skipSubnets", &self.proxy_init.skip_subnets, overrides::parse_subnets)?;
+        if let Some(g) = &p.shutdown_grace_period {
+            check("proxy.shutdownGracePeriod", g, overrides::parse_duration)?;
+        }
+        check("proxy.uid", &p.uid.to_string(), overrides::parse_uid)?;
+        for (key, rl) in [
+            ("proxy.resources", &p.resources),
+            ("proxyInit.resources", &self.proxy_init.resources),
+        ] {
+            for (q, what) in [
+                (&rl.cpu.request, "cpu.request"),
+                (&rl.cpu.limit, "cpu.limit"),
+                (&rl.memory.request, "memory.request"),
+                (&rl.memory.limit, "memory.limit"),
+                (&rl.ephemeral_storage.request, "ephemeralStorage.request"),
+                (&rl.ephemeral_storage.limit, "ephemeralStorage.limit"),
+            ] {
+                if let Some(v) = q {
+                    overrides::parse_quantity(v).map_err(|reason| ConfigError::Invalid {
+                        key,
+                        value: format!("{what}: {v}"),
+                        reason,
+                    })?;
+                }
+            }
+        }
+        for (key, port) in [
+            ("proxy.ports.inbound", p.ports.inbound),
+            ("proxy.ports.outbound", p.ports.outbound),
+            ("proxy.ports.admin", p.ports.admin),
+            ("proxy.ports.control", p.ports.control),
+        ] {
+            if port == 0 {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: "0".into(),
+                    reason: "a port must be in 1-65535".into(),
+                });
+            }
+        }
+        for (key, image) in [
+            ("proxy.image", &p.image),
+            ("proxyInit.image", &self.proxy_init.image),
+            ("debug.image", &self.debug.image),
+        ] {
+            if image.name.is_empty() || image.version.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    value: format!("{}:{}", image.name, image.version),
+                    reason: "both name and version are needed".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_linkerds() {
+        let c = Config::default();
+        assert_eq!(c.proxy.uid, 2102);
+        assert_eq!(c.proxy.ports, Ports { inbound: 4143, outbound: 4140, admin: 4191, control: 4190 });
+        assert_eq!(c.proxy.image.name, "cr.l5d.io/linkerd/proxy");
+        assert_eq!(c.proxy.opaque_ports, "25,587,3306,4444,5432,6379,9300,11211");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_yaml("proxy:\n  uidd: 5\n", Path::new("c.yaml")).unwrap_err();
+        assert!(err.to_string().contains("uidd"), "{err}");
+        let err = Config::from_yaml("controlPlaneNamespac: x\n", Path::new("c.yaml")).unwrap_err();
+        assert!(err.to_string().contains("controlPlaneNamespac"), "{err}");
+    }
+
+    #[test]
+    fn partial_file_keeps_other_defaults() {
+        let c = Config::from_yaml("cniEnabled: true\nproxy:\n  ports:\n    admin: 5000\n", Path::new("c"))
+            .unwrap();
+        assert!(c.cni_enabled);
+        assert_eq!(c.proxy.ports.admin, 5000);
+        assert_eq!(c.proxy.ports.inbound, 4143);
+        assert_eq!(c.proxy.uid, 2102);
+    }
+
+    #[test]
+    fn bad_value_in_file_fails_at_start() {
+        let err = Config::from_yaml("proxy:\n  logFormat: xml\n", Path::new("c")).unwrap_err();
+        assert!(err.to_string().contains("proxy.logFormat"), "{err}");
+        let err = Config::from_yaml("badOverride: explode\n", Path::new("c")).unwrap_err();
+        assert!(err.to_string().contains("explode"), "{err}");
+    }
+}

@@ -1,0 +1,14 @@
+//! proxy-injector: a mutating admission webhook that adds a Linkerd-compatible proxy sidecar
+//! to pods. Pure logic (`decision`, `patch`, `overrides`, `view`) is kept apart from I/O
+//! (`server`, `namespaces`).
+
+pub mod admission;
+pub mod certs;
+pub mod config;
+pub mod decision;
+pub mod namespaces;
+pub mod offline;
+pub mod overrides;
+pub mod patch;
+pub mod server;
+pub mod view;

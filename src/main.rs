@@ -1,0 +1,225 @@
+//! proxy-injector CLI: serve, inject, explain, certs.
+
+use std::io::Read;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use proxy_injector::admission::Admission;
+use proxy_injector::config::Config;
+use proxy_injector::namespaces::Namespaces;
+use proxy_injector::{certs, offline, server};
+
+#[derive(Parser)]
+#[command(name = "proxy-injector", version, about = "Mutating admission webhook that injects a Linkerd-compatible proxy into pods")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Yaml,
+    Json,
+    Patch,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTPS admission webhook.
+    Serve {
+        #[arg(long, default_value = "0.0.0.0:8443")]
+        listen: SocketAddr,
+        #[arg(long)]
+        tls_cert: PathBuf,
+        #[arg(long)]
+        tls_key: PathBuf,
+        /// YAML config file (defaults are Linkerd's).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Multi-document YAML of Namespace objects, instead of watching the cluster.
+        #[arg(long)]
+        namespaces: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "plain", env = "PROXY_INJECTOR_LOG_FORMAT")]
+        log_format: LogFormat,
+        /// Per-request timeout, in milliseconds.
+        #[arg(long, default_value_t = 10_000)]
+        request_timeout_ms: u64,
+        /// Time given to in-flight requests after SIGTERM, in seconds.
+        #[arg(long, default_value_t = 10)]
+        drain_seconds: u64,
+    },
+    /// Print pods as the webhook would admit them (files of Pod objects, or - for stdin).
+    Inject {
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        namespaces: Option<PathBuf>,
+        /// Namespace to decide in (default: the pod's metadata.namespace, else "default").
+        #[arg(long, short)]
+        namespace: Option<String>,
+        #[arg(long, short, value_enum, default_value = "yaml")]
+        output: Output,
+    },
+    /// Say whether each pod would be injected, and why.
+    Explain {
+        #[arg(default_value = "-")]
+        file: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        namespaces: Option<PathBuf>,
+        #[arg(long, short)]
+        namespace: Option<String>,
+    },
+    /// Write a CA and a serving certificate for the webhook (ca.crt, ca.key, tls.crt, tls.key).
+    Certs {
+        #[arg(long, default_value = "certs/out")]
+        out: PathBuf,
+        /// DNS names for the serving certificate (e.g. proxy-injector.linkerd.svc).
+        #[arg(long)]
+        dns: Vec<String>,
+        #[arg(long)]
+        ip: Vec<IpAddr>,
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+    },
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Plain => builder.init(),
+    }
+}
+
+fn admission_from(config: Option<&Path>, namespaces: Option<&Path>) -> anyhow::Result<Admission> {
+    let config = Config::load(config)?;
+    let ns = match namespaces {
+        Some(p) => Namespaces::from_file(p)?,
+        None => Namespaces::empty(),
+    };
+    Ok(Admission::new(Arc::new(config), ns))
+}
+
+fn read_input(file: &Path) -> anyhow::Result<String> {
+    if file == Path::new("-") {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s)?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { listen, tls_cert, tls_key, config, namespaces, log_format, request_timeout_ms, drain_seconds } => {
+            init_logs(log_format);
+            let cfg = Config::load(config.as_deref())?;
+            if cfg.trust_anchors_pem.is_none() {
+                tracing::warn!("no trustAnchorsFile in the config: proxies get no LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS");
+            }
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            rt.block_on(async move {
+                let ns = match namespaces {
+                    Some(p) => Namespaces::from_file(&p)?,
+                    None => {
+                        let client = kube::Client::try_default().await.map_err(|e| {
+                            anyhow::anyhow!(
+                                "cannot reach the Kubernetes API to watch namespaces ({e}); set KUBECONFIG, \
+                                 run in-cluster, or pass --namespaces FILE"
+                            )
+                        })?;
+                        Namespaces::watch(client)
+                    }
+                };
+                let admission = Admission::new(Arc::new(cfg), ns);
+                let opts = server::ServeOptions {
+                    listen,
+                    tls_cert,
+                    tls_key,
+                    request_timeout: Duration::from_millis(request_timeout_ms),
+                    drain: Duration::from_secs(drain_seconds),
+                    cert_poll: Duration::from_secs(5),
+                };
+                server::serve(admission, opts, server::shutdown_signal()).await
+            })
+        }
+        Command::Inject { file, config, namespaces, namespace, output } => {
+            let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
+            let docs = offline::read_documents(&read_input(&file)?)?;
+            let mut out = String::new();
+            for (i, doc) in docs.iter().enumerate() {
+                let r = offline::inject_pod(&admission, i, doc, namespace.as_deref())?;
+                if let Some(reason) = &r.skipped {
+                    eprintln!("{}: not injected: {reason}", pod_name(doc));
+                }
+                match output {
+                    Output::Yaml => {
+                        out.push_str("---\n");
+                        out.push_str(&serde_yaml::to_string(&r.pod)?);
+                    }
+                    Output::Json => {
+                        out.push_str(&serde_json::to_string_pretty(&r.pod)?);
+                        out.push('\n');
+                    }
+                    Output::Patch => {
+                        out.push_str(&serde_json::to_string_pretty(&r.patch)?);
+                        out.push('\n');
+                    }
+                }
+            }
+            print!("{out}");
+            Ok(())
+        }
+        Command::Explain { file, config, namespaces, namespace } => {
+            let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
+            let docs = offline::read_documents(&read_input(&file)?)?;
+            for (i, doc) in docs.iter().enumerate() {
+                let r = offline::inject_pod(&admission, i, doc, namespace.as_deref())?;
+                match &r.skipped {
+                    None => println!("{}: injected", pod_name(doc)),
+                    Some(reason) => println!("{}: not injected: {reason}", pod_name(doc)),
+                }
+            }
+            Ok(())
+        }
+        Command::Certs { out, dns, ip, days } => {
+            let g = certs::generate(&dns, &ip, days)?;
+            certs::write(&out, &g)?;
+            println!("wrote {0}/ca.crt, {0}/ca.key, {0}/tls.crt, {0}/tls.key", out.display());
+            Ok(())
+        }
+    }
+}
+
+fn pod_name(doc: &serde_json::Value) -> String {
+    let m = &doc["metadata"];
+    let name = m["name"].as_str().or(m["generateName"].as_str()).unwrap_or("(unnamed)");
+    format!("pod/{name}")
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

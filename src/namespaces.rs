@@ -1,0 +1,164 @@
+//! Namespace annotations, from a `kube::runtime` reflector cache (one watch, no API call per
+//! admission) or, for tests and offline use, from a file of Namespace objects.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use serde::Deserialize;
+
+#[derive(Clone)]
+pub enum Namespaces {
+    /// Fixed set, from `--namespaces FILE` (or empty).
+    Static(Arc<HashMap<String, Arc<Namespace>>>),
+    /// Live reflector cache.
+    Watch { store: Store<Namespace>, synced: Arc<AtomicBool> },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NamespacesError {
+    #[error("cannot read namespaces file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("namespaces file {path}, document {index}: {message}")]
+    Parse { path: String, index: usize, message: String },
+}
+
+impl Namespaces {
+    pub fn empty() -> Namespaces {
+        Namespaces::Static(Arc::new(HashMap::new()))
+    }
+
+    /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works).
+    pub fn from_file(path: &Path) -> Result<Namespaces, NamespacesError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| NamespacesError::Read { path: path.display().to_string(), source })?;
+        Self::from_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Namespaces, NamespacesError> {
+        let mut map = HashMap::new();
+        for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let value = serde_yaml::Value::deserialize(doc).map_err(|e| NamespacesError::Parse {
+                path: origin.to_owned(),
+                index,
+                message: e.to_string(),
+            })?;
+            if value.is_null() {
+                continue;
+            }
+            let items = match value.get("items") {
+                Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+                _ => vec![value],
+            };
+            for item in items {
+                let ns: Namespace = serde_yaml::from_value(item).map_err(|e| NamespacesError::Parse {
+                    path: origin.to_owned(),
+                    index,
+                    message: format!("not a Namespace: {e}"),
+                })?;
+                let name = ns.name_any();
+                if name.is_empty() {
+                    return Err(NamespacesError::Parse {
+                        path: origin.to_owned(),
+                        index,
+                        message: "a Namespace has no metadata.name".into(),
+                    });
+                }
+                map.insert(name, Arc::new(ns));
+            }
+        }
+        Ok(Namespaces::Static(Arc::new(map)))
+    }
+
+    /// Starts a reflector over all Namespaces. The returned value serves lookups at once;
+    /// `is_ready` turns true when the first list has been received.
+    pub fn watch(client: Client) -> Namespaces {
+        let api: Api<Namespace> = Api::all(client);
+        let (store, writer) = reflector::store();
+        let synced = Arc::new(AtomicBool::new(false));
+        let stream = watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|ns| {
+                // Only annotations are used: drop the rest to keep the cache small.
+                ns.managed_fields_mut().clear();
+                ns.spec = None;
+                ns.status = None;
+            })
+            .reflect(writer)
+            .applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Some(event) = stream.next().await {
+                if let Err(e) = event {
+                    tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
+                }
+            }
+        });
+        let ready_store = store.clone();
+        let ready_flag = synced.clone();
+        tokio::spawn(async move {
+            if ready_store.wait_until_ready().await.is_ok() {
+                ready_flag.store(true, Ordering::Release);
+                tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
+            }
+        });
+        Namespaces::Watch { store, synced }
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
+        match self {
+            Namespaces::Static(map) => map.get(name).cloned(),
+            Namespaces::Watch { store, .. } => store.get(&ObjectRef::new(name)),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        match self {
+            Namespaces::Static(_) => true,
+            Namespaces::Watch { synced, .. } => synced.load(Ordering::Acquire),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Namespaces::Static(map) => map.len(),
+            Namespaces::Watch { store, .. } => store.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_multi_doc_and_lists() {
+        let ns = Namespaces::from_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: a\n  annotations:\n    linkerd.io/inject: enabled\n---\n\
+             apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Namespace\n  metadata:\n    name: b\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(ns.len(), 2);
+        let a = ns.get("a").unwrap();
+        assert_eq!(a.annotations()["linkerd.io/inject"], "enabled");
+        assert!(ns.get("b").unwrap().metadata.annotations.is_none());
+        assert!(ns.get("c").is_none());
+    }
+
+    #[test]
+    fn bad_file_says_which_document() {
+        let err = Namespaces::from_yaml("metadata:\n  name: a\n---\nmetadata: [1]\n", "f.yaml").unwrap_err();
+        assert!(err.to_string().contains("document 1"), "{err}");
+    }
+}

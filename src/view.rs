@@ -1,0 +1,197 @@
+//! A borrowed, partial view of a Pod: only the fields that decide injection or shape the patch.
+//! Everything else in the pod is skipped by the parser, never copied and never re-serialised.
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::{Borrow, Cow};
+use std::fmt;
+
+/// A string borrowed from the request body when it has no escapes, owned otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct BStr<'a>(pub Cow<'a, str>);
+
+impl BStr<'_> {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for BStr<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for BStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = BStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(BStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(BStr(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(BStr(Cow::Owned(v)))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
+}
+
+/// `metadata.annotations` with values kept as raw JSON: only the few values that matter are
+/// ever decoded (a `last-applied-configuration` blob is skipped, not unescaped).
+#[derive(Debug, Default)]
+pub struct Annotations<'a>(pub Vec<(BStr<'a>, &'a RawValue)>);
+
+impl<'a> Annotations<'a> {
+    /// The value of `key`, if present and a string.
+    pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
+        let raw = self.0.iter().find(|(k, _)| k.as_str() == key)?.1;
+        serde_json::from_str::<BStr<'a>>(raw.get()).ok().map(|b| b.0)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k.as_str() == key)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Annotations<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of strings")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Self::Value, A::Error> {
+                let mut v = Vec::with_capacity(m.size_hint().unwrap_or(4));
+                while let Some((k, val)) = m.next_entry::<BStr<'a>, &'a RawValue>()? {
+                    v.push((k, val));
+                }
+                Ok(Annotations(v))
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaView<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    pub generate_name: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    pub namespace: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    pub annotations: Option<Annotations<'a>>,
+    #[serde(default)]
+    pub labels: Option<IgnoredAny>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PortView {
+    #[serde(default)]
+    pub container_port: i64,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerView<'a> {
+    #[serde(borrow, default)]
+    pub name: BStr<'a>,
+    #[serde(default)]
+    pub ports: Option<Vec<PortView>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpecView<'a> {
+    #[serde(borrow, default)]
+    pub containers: Option<Vec<ContainerView<'a>>>,
+    #[serde(borrow, default)]
+    pub init_containers: Option<Vec<ContainerView<'a>>>,
+    #[serde(default)]
+    pub volumes: Option<IgnoredAny>,
+    #[serde(default)]
+    pub host_network: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PodView<'a> {
+    #[serde(borrow, default)]
+    pub metadata: MetaView<'a>,
+    #[serde(borrow, default)]
+    pub spec: Option<SpecView<'a>>,
+}
+
+impl<'a> PodView<'a> {
+    pub fn parse(json: &'a str) -> Result<PodView<'a>, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<Cow<'a, str>> {
+        self.metadata.annotations.as_ref()?.get(key)
+    }
+
+    pub fn has_annotation(&self, key: &str) -> bool {
+        self.metadata.annotations.as_ref().is_some_and(|a| a.contains(key))
+    }
+
+    pub fn containers(&self) -> &[ContainerView<'a>] {
+        self.spec.as_ref().and_then(|s| s.containers.as_deref()).unwrap_or(&[])
+    }
+
+    pub fn init_containers(&self) -> &[ContainerView<'a>] {
+        self.spec.as_ref().and_then(|s| s.init_containers.as_deref()).unwrap_or(&[])
+    }
+
+    /// A name to show in logs and messages: name, else generateName, else "(unnamed)".
+    pub fn display_name(&self) -> &str {
+        let m = &self.metadata;
+        m.name
+            .as_ref()
+            .or(m.generate_name.as_ref())
+            .map(|n| n.as_str())
+            .unwrap_or("(unnamed)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn borrows_plain_strings_and_skips_the_rest() {
+        let json = r#"{"metadata":{"name":"web","annotations":{"a/b":"x","big":"{\"q\":1}"},
+            "labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":"nginx",
+            "ports":[{"containerPort":80}]}],"volumes":[],"hostNetwork":false},"status":{}}"#;
+        let pod = PodView::parse(json).unwrap();
+        assert!(matches!(pod.metadata.name.as_ref().unwrap().0, Cow::Borrowed("web")));
+        assert_eq!(pod.annotation("a/b").as_deref(), Some("x"));
+        assert_eq!(pod.annotation("big").as_deref(), Some("{\"q\":1}"));
+        assert!(pod.metadata.labels.is_some());
+        assert_eq!(pod.containers()[0].ports.as_ref().unwrap()[0].container_port, 80);
+        assert!(pod.spec.as_ref().unwrap().volumes.is_some());
+    }
+
+    #[test]
+    fn nulls_are_absent() {
+        let pod = PodView::parse(r#"{"metadata":{"annotations":null,"labels":null},
+            "spec":{"containers":[],"volumes":null,"initContainers":null}}"#)
+        .unwrap();
+        assert!(pod.metadata.annotations.is_none());
+        assert!(pod.metadata.labels.is_none());
+        assert!(pod.spec.as_ref().unwrap().volumes.is_none());
+        assert!(pod.spec.as_ref().unwrap().init_containers.is_none());
+    }
+}
