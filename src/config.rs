@@ -236,7 +236,12 @@ impl Config {
             None => Config::default(),
         };
         if let Some(file) = &config.trust_anchors_file {
-            let pem = std::fs::read_to_string(file)
+            // A relative path is relative to the config file's directory.
+            let file = match path.and_then(Path::parent) {
+                Some(dir) if file.is_relative() => dir.join(file),
+                _ => file.clone(),
+            };
+            let pem = std::fs::read_to_string(&file)
                 .map_err(|source| ConfigError::TrustAnchors { path: file.clone(), source })?;
             config.trust_anchors_pem = Some(pem);
         }
