@@ -57,7 +57,9 @@ struct ReviewView<'a> {
 pub enum ReviewError {
     #[error("the body is not an AdmissionReview: {0}")]
     NotJson(String),
-    #[error("expected apiVersion admission.k8s.io/v1 (or v1beta1) and kind AdmissionReview, got {api_version:?} {kind:?}")]
+    #[error(
+        "expected apiVersion admission.k8s.io/v1 (or v1beta1) and kind AdmissionReview, got {api_version:?} {kind:?}"
+    )]
     WrongType { api_version: String, kind: String },
     #[error("the AdmissionReview has no request")]
     NoRequest,
@@ -95,7 +97,12 @@ pub struct Admission {
 impl Admission {
     pub fn new(config: Arc<Config>, namespaces: Namespaces) -> Admission {
         let (enabled, ingress) = default_fragments(&config);
-        Admission { config, namespaces, enabled, ingress }
+        Admission {
+            config,
+            namespaces,
+            enabled,
+            ingress,
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -114,7 +121,9 @@ impl Admission {
         let api_version = review.api_version.as_ref().map(BStr::as_str).unwrap_or("");
         let kind = review.kind.as_ref().map(BStr::as_str).unwrap_or("");
         let api_version = match api_version {
-            "admission.k8s.io/v1" | "admission.k8s.io/v1beta1" if kind == "AdmissionReview" => api_version,
+            "admission.k8s.io/v1" | "admission.k8s.io/v1beta1" if kind == "AdmissionReview" => {
+                api_version
+            }
             _ => {
                 return Err(ReviewError::WrongType {
                     api_version: api_version.to_owned(),
@@ -132,10 +141,17 @@ impl Admission {
             kind: req.kind.kind.as_str(),
             operation: req.operation.as_str(),
         };
-        let namespace = req.namespace.as_ref().map(BStr::as_str).filter(|n| !n.is_empty());
+        let namespace = req
+            .namespace
+            .as_ref()
+            .map(BStr::as_str)
+            .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
         let ns_info = match (namespace, &ns_obj) {
-            (Some(name), Some(obj)) => NamespaceInfo::Known { name, annotations: obj.metadata.annotations.as_ref() },
+            (Some(name), Some(obj)) => NamespaceInfo::Known {
+                name,
+                annotations: obj.metadata.annotations.as_ref(),
+            },
             (Some(name), None) => NamespaceInfo::NotCached { name },
             (None, _) => NamespaceInfo::None,
         };
@@ -160,7 +176,9 @@ impl Admission {
         let pod = match PodView::parse(object.get()) {
             Ok(p) => p,
             Err(e) => {
-                let reason = SkipReason::UnreadablePod { error: e.to_string() };
+                let reason = SkipReason::UnreadablePod {
+                    error: e.to_string(),
+                };
                 out.warnings.push(format!("proxy-injector: {reason}"));
                 out.body = response(api_version, uid, None, None, &out.warnings);
                 out.outcome = Outcome::Skipped(reason);

@@ -5,8 +5,8 @@ use std::net::IpAddr;
 use std::path::Path;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -15,7 +15,10 @@ pub enum CertsError {
     #[error("certificate generation failed: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("give at least one --dns name or --ip address for the serving certificate")]
     NoNames,
 }
@@ -35,9 +38,14 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Generated, 
     let now = OffsetDateTime::now_utc();
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca_params.distinguished_name.push(DnType::CommonName, "proxy-injector webhook CA");
-    ca_params.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "proxy-injector webhook CA");
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     ca_params.not_before = now - Duration::hours(1);
     ca_params.not_after = now + Duration::days(days.max(1) * 2);
     let ca_key = KeyPair::generate()?;
@@ -50,19 +58,29 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Generated, 
     }
     let cn = dns.first().map(String::as_str).unwrap_or("proxy-injector");
     params.distinguished_name.push(DnType::CommonName, cn);
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(days.max(1));
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &ca)?;
-    Ok(Generated { ca_cert: ca.pem(), ca_key: ca_key_pem, tls_cert: cert.pem(), tls_key: key.serialize_pem() })
+    Ok(Generated {
+        ca_cert: ca.pem(),
+        ca_key: ca_key_pem,
+        tls_cert: cert.pem(),
+        tls_key: key.serialize_pem(),
+    })
 }
 
 /// Writes `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into `dir` (keys with mode 0600).
 pub fn write(dir: &Path, g: &Generated) -> Result<(), CertsError> {
-    std::fs::create_dir_all(dir)
-        .map_err(|source| CertsError::Write { path: dir.display().to_string(), source })?;
+    std::fs::create_dir_all(dir).map_err(|source| CertsError::Write {
+        path: dir.display().to_string(),
+        source,
+    })?;
     for (name, text, secret) in [
         ("ca.crt", &g.ca_cert, false),
         ("ca.key", &g.ca_key, true),
@@ -70,7 +88,10 @@ pub fn write(dir: &Path, g: &Generated) -> Result<(), CertsError> {
         ("tls.key", &g.tls_key, true),
     ] {
         let path = dir.join(name);
-        let err = |source| CertsError::Write { path: path.display().to_string(), source };
+        let err = |source| CertsError::Write {
+            path: path.display().to_string(),
+            source,
+        };
         std::fs::write(&path, text).map_err(err)?;
         if secret {
             use std::os::unix::fs::PermissionsExt;

@@ -16,7 +16,7 @@ pub enum BadOverridePolicy {
     Deny,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Image {
     pub name: String,
@@ -113,15 +113,14 @@ pub struct Config {
 pub const DEFAULT_PROXY_VERSION: &str = "edge-25.4.4";
 pub const DEFAULT_INIT_VERSION: &str = "v2.4.2";
 
-impl Default for Image {
-    fn default() -> Self {
-        Image { name: String::new(), version: String::new() }
-    }
-}
-
 impl Default for Ports {
     fn default() -> Self {
-        Ports { inbound: 4143, outbound: 4140, admin: 4191, control: 4190 }
+        Ports {
+            inbound: 4143,
+            outbound: 4140,
+            admin: 4191,
+            control: 4190,
+        }
     }
 }
 
@@ -158,9 +157,18 @@ impl Default for ProxyInitConfig {
                 version: DEFAULT_INIT_VERSION.into(),
             },
             resources: Resources {
-                cpu: RequestLimit { request: Some("100m".into()), limit: Some("100m".into()) },
-                memory: RequestLimit { request: Some("20Mi".into()), limit: Some("20Mi".into()) },
-                ephemeral_storage: RequestLimit { request: None, limit: None },
+                cpu: RequestLimit {
+                    request: Some("100m".into()),
+                    limit: Some("100m".into()),
+                },
+                memory: RequestLimit {
+                    request: Some("20Mi".into()),
+                    limit: Some("20Mi".into()),
+                },
+                ephemeral_storage: RequestLimit {
+                    request: None,
+                    limit: None,
+                },
             },
             skip_inbound_ports: String::new(),
             skip_outbound_ports: "4567,4568".into(),
@@ -201,13 +209,23 @@ impl Default for Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config value {key} = {value:?} is not valid: {reason}")]
-    Invalid { key: &'static str, value: String, reason: String },
+    Invalid {
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("cannot read trust anchors file {path}: {source}")]
-    TrustAnchors { path: PathBuf, source: std::io::Error },
+    TrustAnchors {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl Config {
@@ -229,8 +247,10 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.to_owned(), source })?;
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_owned(),
+                    source,
+                })?;
                 Config::from_yaml(&text, p)?
             }
             None => Config::default(),
@@ -241,8 +261,11 @@ impl Config {
                 Some(dir) if file.is_relative() => dir.join(file),
                 _ => file.clone(),
             };
-            let pem = std::fs::read_to_string(&file)
-                .map_err(|source| ConfigError::TrustAnchors { path: file.clone(), source })?;
+            let pem =
+                std::fs::read_to_string(&file).map_err(|source| ConfigError::TrustAnchors {
+                    path: file.clone(),
+                    source,
+                })?;
             config.trust_anchors_pem = Some(pem);
         }
         Ok(config)
@@ -256,22 +279,52 @@ impl Config {
             value: &str,
             parse: impl Fn(&str) -> Result<T, String>,
         ) -> Result<(), ConfigError> {
-            parse(value).map(|_| ()).map_err(|reason| ConfigError::Invalid {
-                key,
-                value: value.to_owned(),
-                reason,
-            })
+            parse(value)
+                .map(|_| ())
+                .map_err(|reason| ConfigError::Invalid {
+                    key,
+                    value: value.to_owned(),
+                    reason,
+                })
         }
         let p = &self.proxy;
         check("proxy.logLevel", &p.log_level, overrides::parse_log_level)?;
-        check("proxy.logFormat", &p.log_format, overrides::parse_log_format)?;
-        check("proxy.imagePullPolicy", &p.image_pull_policy, overrides::parse_pull_policy)?;
+        check(
+            "proxy.logFormat",
+            &p.log_format,
+            overrides::parse_log_format,
+        )?;
+        check(
+            "proxy.imagePullPolicy",
+            &p.image_pull_policy,
+            overrides::parse_pull_policy,
+        )?;
         check("proxy.opaquePorts", &p.opaque_ports, PortList::parse)?;
-        check("proxy.defaultInboundPolicy", &p.default_inbound_policy, overrides::parse_inbound_policy)?;
-        check("proxy.clusterNetworks", &p.cluster_networks, overrides::parse_subnets)?;
-        check("proxyInit.skipInboundPorts", &self.proxy_init.skip_inbound_ports, PortList::parse)?;
-        check("proxyInit.skipOutboundPorts", &self.proxy_init.skip_outbound_ports, PortList::parse)?;
-        check("proxyInit.skipSubnets", &self.proxy_init.skip_subnets, overrides::parse_subnets)?;
+        check(
+            "proxy.defaultInboundPolicy",
+            &p.default_inbound_policy,
+            overrides::parse_inbound_policy,
+        )?;
+        check(
+            "proxy.clusterNetworks",
+            &p.cluster_networks,
+            overrides::parse_subnets,
+        )?;
+        check(
+            "proxyInit.skipInboundPorts",
+            &self.proxy_init.skip_inbound_ports,
+            PortList::parse,
+        )?;
+        check(
+            "proxyInit.skipOutboundPorts",
+            &self.proxy_init.skip_outbound_ports,
+            PortList::parse,
+        )?;
+        check(
+            "proxyInit.skipSubnets",
+            &self.proxy_init.skip_subnets,
+            overrides::parse_subnets,
+        )?;
         if let Some(g) = &p.shutdown_grace_period {
             check("proxy.shutdownGracePeriod", g, overrides::parse_duration)?;
         }
@@ -336,9 +389,20 @@ mod tests {
     fn defaults_are_linkerds() {
         let c = Config::default();
         assert_eq!(c.proxy.uid, 2102);
-        assert_eq!(c.proxy.ports, Ports { inbound: 4143, outbound: 4140, admin: 4191, control: 4190 });
+        assert_eq!(
+            c.proxy.ports,
+            Ports {
+                inbound: 4143,
+                outbound: 4140,
+                admin: 4191,
+                control: 4190
+            }
+        );
         assert_eq!(c.proxy.image.name, "cr.l5d.io/linkerd/proxy");
-        assert_eq!(c.proxy.opaque_ports, "25,587,3306,4444,5432,6379,9300,11211");
+        assert_eq!(
+            c.proxy.opaque_ports,
+            "25,587,3306,4444,5432,6379,9300,11211"
+        );
         c.validate().unwrap();
     }
 
@@ -352,8 +416,11 @@ mod tests {
 
     #[test]
     fn partial_file_keeps_other_defaults() {
-        let c = Config::from_yaml("cniEnabled: true\nproxy:\n  ports:\n    admin: 5000\n", Path::new("c"))
-            .unwrap();
+        let c = Config::from_yaml(
+            "cniEnabled: true\nproxy:\n  ports:\n    admin: 5000\n",
+            Path::new("c"),
+        )
+        .unwrap();
         assert!(c.cni_enabled);
         assert_eq!(c.proxy.ports.admin, 5000);
         assert_eq!(c.proxy.ports.inbound, 4143);

@@ -53,7 +53,10 @@ impl fmt::Display for Source {
 #[derive(Debug, Clone, Copy)]
 pub enum NamespaceInfo<'a> {
     /// Found in the cache, with these annotations.
-    Known { name: &'a str, annotations: Option<&'a BTreeMap<String, String>> },
+    Known {
+        name: &'a str,
+        annotations: Option<&'a BTreeMap<String, String>>,
+    },
     /// The request names a namespace the cache does not hold.
     NotCached { name: &'a str },
     /// The request names no namespace.
@@ -63,7 +66,10 @@ pub enum NamespaceInfo<'a> {
 impl<'a> NamespaceInfo<'a> {
     fn annotation(&self, key: &str) -> Option<&'a str> {
         match self {
-            NamespaceInfo::Known { annotations: Some(a), .. } => a.get(key).map(String::as_str),
+            NamespaceInfo::Known {
+                annotations: Some(a),
+                ..
+            } => a.get(key).map(String::as_str),
             _ => None,
         }
     }
@@ -91,16 +97,32 @@ impl fmt::Display for OverrideError {
 /// Why a pod is not injected. Every variant reads as a sentence.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SkipReason {
-    NotAPod { group: String, version: String, kind: String },
-    NotCreate { operation: String },
+    NotAPod {
+        group: String,
+        version: String,
+        kind: String,
+    },
+    NotCreate {
+        operation: String,
+    },
     NoObject,
-    UnreadablePod { error: String },
+    UnreadablePod {
+        error: String,
+    },
     AlreadyInjected,
     OtherMesh,
     DisabledOnPod,
-    DisabledOnNamespace { namespace: String },
-    NotAnnotated { namespace: Option<String>, namespace_cached: bool },
-    UnknownValue { value: String, source: Source },
+    DisabledOnNamespace {
+        namespace: String,
+    },
+    NotAnnotated {
+        namespace: Option<String>,
+        namespace_cached: bool,
+    },
+    UnknownValue {
+        value: String,
+        source: Source,
+    },
     HostNetwork,
     InvalidOverrides(Vec<OverrideError>),
 }
@@ -128,9 +150,20 @@ impl SkipReason {
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SkipReason::NotAPod { group, version, kind } => {
-                let gv = if group.is_empty() { version.clone() } else { format!("{group}/{version}") };
-                write!(f, "the object is a {gv} {kind}, not a v1 Pod; only pods are injected")
+            SkipReason::NotAPod {
+                group,
+                version,
+                kind,
+            } => {
+                let gv = if group.is_empty() {
+                    version.clone()
+                } else {
+                    format!("{group}/{version}")
+                };
+                write!(
+                    f,
+                    "the object is a {gv} {kind}, not a v1 Pod; only pods are injected"
+                )
             }
             SkipReason::NotCreate { operation } => write!(
                 f,
@@ -152,19 +185,30 @@ impl fmt::Display for SkipReason {
                 write!(f, "the pod has {INJECT_ANNOTATION}: disabled")
             }
             SkipReason::DisabledOnNamespace { namespace } => {
-                write!(f, "namespace {namespace} has {INJECT_ANNOTATION}: disabled and the pod does not override it")
+                write!(
+                    f,
+                    "namespace {namespace} has {INJECT_ANNOTATION}: disabled and the pod does not override it"
+                )
             }
-            SkipReason::NotAnnotated { namespace: Some(ns), namespace_cached: true } => write!(
+            SkipReason::NotAnnotated {
+                namespace: Some(ns),
+                namespace_cached: true,
+            } => write!(
                 f,
                 "neither the pod nor namespace {ns} has the {INJECT_ANNOTATION} annotation; \
                  set it to enabled on one of them to inject"
             ),
-            SkipReason::NotAnnotated { namespace: Some(ns), namespace_cached: false } => write!(
+            SkipReason::NotAnnotated {
+                namespace: Some(ns),
+                namespace_cached: false,
+            } => write!(
                 f,
                 "namespace {ns} is not in the injector's namespace cache, so only the pod's own \
                  annotations were considered, and the pod has no {INJECT_ANNOTATION} annotation"
             ),
-            SkipReason::NotAnnotated { namespace: None, .. } => write!(
+            SkipReason::NotAnnotated {
+                namespace: None, ..
+            } => write!(
                 f,
                 "the request names no namespace and the pod has no {INJECT_ANNOTATION} annotation"
             ),
@@ -296,6 +340,7 @@ pub struct Plan<'a> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // built once per request, never stored
 pub enum Decision<'a> {
     Inject(Plan<'a>),
     Skip(SkipReason),
@@ -311,8 +356,12 @@ pub struct RequestFacts<'a> {
 }
 
 impl RequestFacts<'_> {
-    pub const POD_CREATE: RequestFacts<'static> =
-        RequestFacts { group: "", version: "v1", kind: "Pod", operation: "CREATE" };
+    pub const POD_CREATE: RequestFacts<'static> = RequestFacts {
+        group: "",
+        version: "v1",
+        kind: "Pod",
+        operation: "CREATE",
+    };
 }
 
 /// Checks the request before the pod is read (cheap early exits).
@@ -325,7 +374,9 @@ pub fn precheck(req: &RequestFacts<'_>) -> Option<SkipReason> {
         });
     }
     if req.operation != "CREATE" {
-        return Some(SkipReason::NotCreate { operation: req.operation.to_owned() });
+        return Some(SkipReason::NotCreate {
+            operation: req.operation.to_owned(),
+        });
     }
     None
 }
@@ -372,13 +423,18 @@ pub fn decide<'a>(
         "disabled" => {
             return Decision::Skip(match (source, ns) {
                 (Source::Namespace, NamespaceInfo::Known { name, .. }) => {
-                    SkipReason::DisabledOnNamespace { namespace: name.to_owned() }
+                    SkipReason::DisabledOnNamespace {
+                        namespace: name.to_owned(),
+                    }
                 }
                 _ => SkipReason::DisabledOnPod,
             });
         }
         other => {
-            return Decision::Skip(SkipReason::UnknownValue { value: other.to_owned(), source });
+            return Decision::Skip(SkipReason::UnknownValue {
+                value: other.to_owned(),
+                source,
+            });
         }
     };
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
@@ -387,7 +443,13 @@ pub fn decide<'a>(
     match resolve(pod, ns, config, mode) {
         Ok((proxy, defaults_only, opaque)) => {
             let podv = pod_values(pod, ns, config, opaque);
-            Decision::Inject(Plan { mode, source, proxy, pod: podv, defaults_only })
+            Decision::Inject(Plan {
+                mode,
+                source,
+                proxy,
+                pod: podv,
+                defaults_only,
+            })
         }
         Err(errors) => Decision::Skip(SkipReason::InvalidOverrides(errors)),
     }
@@ -446,7 +508,9 @@ impl<'a> Lookup<'_, 'a> {
         parse: impl Fn(&str) -> Result<(), String>,
         default: &'a str,
     ) -> Cow<'a, str> {
-        self.get(keys, parse).map(|(_, v)| v).unwrap_or(Cow::Borrowed(default))
+        self.get(keys, parse)
+            .map(|(_, v)| v)
+            .unwrap_or(Cow::Borrowed(default))
     }
 
     fn opt_string(
@@ -455,7 +519,9 @@ impl<'a> Lookup<'_, 'a> {
         parse: impl Fn(&str) -> Result<(), String>,
         default: Option<&'a str>,
     ) -> Option<Cow<'a, str>> {
-        self.get(keys, parse).map(|(_, v)| v).or(default.map(Cow::Borrowed))
+        self.get(keys, parse)
+            .map(|(_, v)| v)
+            .or(default.map(Cow::Borrowed))
     }
 
     fn quantity(&mut self, key: &'static str, default: Option<&'a str>) -> Option<Cow<'a, str>> {
@@ -465,11 +531,15 @@ impl<'a> Lookup<'_, 'a> {
     }
 
     fn port(&mut self, keys: &[&'static str], default: u16) -> u16 {
-        self.get(keys, overrides::parse_port).map(|(p, _)| p).unwrap_or(default)
+        self.get(keys, overrides::parse_port)
+            .map(|(p, _)| p)
+            .unwrap_or(default)
     }
 
     fn bool(&mut self, keys: &[&'static str], default: bool) -> bool {
-        self.get(keys, overrides::parse_bool).map(|(b, _)| b).unwrap_or(default)
+        self.get(keys, overrides::parse_bool)
+            .map(|(b, _)| b)
+            .unwrap_or(default)
     }
 
     fn ports(&mut self, key: &'static str, default: &str) -> PortList {
@@ -490,19 +560,40 @@ fn resolve<'a>(
 ) -> Result<(ProxyValues<'a>, bool, Option<PortList>), Vec<OverrideError>> {
     let p = &config.proxy;
     let init = &config.proxy_init;
-    let mut l = Lookup { pod, ns, errors: Vec::new(), overridden: false };
+    let mut l = Lookup {
+        pod,
+        ns,
+        errors: Vec::new(),
+        overridden: false,
+    };
     let r = &p.resources;
     let proxy = ProxyValues {
         ingress: mode == Mode::Ingress,
-        proxy_image: l.string(&["config.linkerd.io/proxy-image"], overrides::parse_image, &p.image.name),
-        proxy_version: l.string(&["config.linkerd.io/proxy-version"], overrides::parse_tag, &p.image.version),
-        init_image: l.string(&["config.linkerd.io/init-image"], overrides::parse_image, &init.image.name),
+        proxy_image: l.string(
+            &["config.linkerd.io/proxy-image"],
+            overrides::parse_image,
+            &p.image.name,
+        ),
+        proxy_version: l.string(
+            &["config.linkerd.io/proxy-version"],
+            overrides::parse_tag,
+            &p.image.version,
+        ),
+        init_image: l.string(
+            &["config.linkerd.io/init-image"],
+            overrides::parse_image,
+            &init.image.name,
+        ),
         init_version: l.string(
             &["config.linkerd.io/init-image-version"],
             overrides::parse_tag,
             &init.image.version,
         ),
-        debug_image: l.string(&["config.linkerd.io/debug-image"], overrides::parse_image, &config.debug.image.name),
+        debug_image: l.string(
+            &["config.linkerd.io/debug-image"],
+            overrides::parse_image,
+            &config.debug.image.name,
+        ),
         debug_version: l.string(
             &["config.linkerd.io/debug-image-version"],
             overrides::parse_tag,
@@ -513,10 +604,19 @@ fn resolve<'a>(
             overrides::parse_pull_policy,
             &p.image_pull_policy,
         ),
-        cpu_request: l.quantity("config.linkerd.io/proxy-cpu-request", r.cpu.request.as_deref()),
+        cpu_request: l.quantity(
+            "config.linkerd.io/proxy-cpu-request",
+            r.cpu.request.as_deref(),
+        ),
         cpu_limit: l.quantity("config.linkerd.io/proxy-cpu-limit", r.cpu.limit.as_deref()),
-        memory_request: l.quantity("config.linkerd.io/proxy-memory-request", r.memory.request.as_deref()),
-        memory_limit: l.quantity("config.linkerd.io/proxy-memory-limit", r.memory.limit.as_deref()),
+        memory_request: l.quantity(
+            "config.linkerd.io/proxy-memory-request",
+            r.memory.request.as_deref(),
+        ),
+        memory_limit: l.quantity(
+            "config.linkerd.io/proxy-memory-limit",
+            r.memory.limit.as_deref(),
+        ),
         ephemeral_request: l.quantity(
             "config.linkerd.io/proxy-ephemeral-storage-request",
             r.ephemeral_storage.request.as_deref(),
@@ -525,34 +625,75 @@ fn resolve<'a>(
             "config.linkerd.io/proxy-ephemeral-storage-limit",
             r.ephemeral_storage.limit.as_deref(),
         ),
-        log_level: l.string(&["config.linkerd.io/proxy-log-level"], overrides::parse_log_level, &p.log_level),
-        log_format: l.string(&["config.linkerd.io/proxy-log-format"], overrides::parse_log_format, &p.log_format),
-        uid: l.get(&["config.linkerd.io/proxy-uid"], overrides::parse_uid).map(|(u, _)| u).unwrap_or(p.uid),
-        gid: l.get(&["config.linkerd.io/proxy-gid"], overrides::parse_uid).map(|(g, _)| g).or(p.gid),
+        log_level: l.string(
+            &["config.linkerd.io/proxy-log-level"],
+            overrides::parse_log_level,
+            &p.log_level,
+        ),
+        log_format: l.string(
+            &["config.linkerd.io/proxy-log-format"],
+            overrides::parse_log_format,
+            &p.log_format,
+        ),
+        uid: l
+            .get(&["config.linkerd.io/proxy-uid"], overrides::parse_uid)
+            .map(|(u, _)| u)
+            .unwrap_or(p.uid),
+        gid: l
+            .get(&["config.linkerd.io/proxy-gid"], overrides::parse_uid)
+            .map(|(g, _)| g)
+            .or(p.gid),
         inbound_port: l.port(
-            &["config.linkerd.io/inbound-port", "config.linkerd.io/proxy-inbound-port"],
+            &[
+                "config.linkerd.io/inbound-port",
+                "config.linkerd.io/proxy-inbound-port",
+            ],
             p.ports.inbound,
         ),
         outbound_port: l.port(
-            &["config.linkerd.io/outbound-port", "config.linkerd.io/proxy-outbound-port"],
+            &[
+                "config.linkerd.io/outbound-port",
+                "config.linkerd.io/proxy-outbound-port",
+            ],
             p.ports.outbound,
         ),
         admin_port: l.port(
-            &["config.linkerd.io/admin-port", "config.linkerd.io/proxy-admin-port"],
+            &[
+                "config.linkerd.io/admin-port",
+                "config.linkerd.io/proxy-admin-port",
+            ],
             p.ports.admin,
         ),
         control_port: l.port(
-            &["config.linkerd.io/control-port", "config.linkerd.io/proxy-control-port"],
+            &[
+                "config.linkerd.io/control-port",
+                "config.linkerd.io/proxy-control-port",
+            ],
             p.ports.control,
         ),
-        skip_inbound_ports: l.ports("config.linkerd.io/skip-inbound-ports", &init.skip_inbound_ports).render(),
-        skip_outbound_ports: l
-            .ports("config.linkerd.io/skip-outbound-ports", &init.skip_outbound_ports)
+        skip_inbound_ports: l
+            .ports(
+                "config.linkerd.io/skip-inbound-ports",
+                &init.skip_inbound_ports,
+            )
             .render(),
-        skip_subnets: l.string(&["config.linkerd.io/skip-subnets"], overrides::parse_subnets, &init.skip_subnets),
+        skip_outbound_ports: l
+            .ports(
+                "config.linkerd.io/skip-outbound-ports",
+                &init.skip_outbound_ports,
+            )
+            .render(),
+        skip_subnets: l.string(
+            &["config.linkerd.io/skip-subnets"],
+            overrides::parse_subnets,
+            &init.skip_subnets,
+        ),
         await_ready: l.bool(&["config.linkerd.io/proxy-await"], p.await_ready),
         debug_sidecar: l.bool(&["config.linkerd.io/enable-debug-sidecar"], false),
-        native_sidecar: l.bool(&["config.alpha.linkerd.io/proxy-enable-native-sidecar"], p.native_sidecar),
+        native_sidecar: l.bool(
+            &["config.alpha.linkerd.io/proxy-enable-native-sidecar"],
+            p.native_sidecar,
+        ),
         shutdown_grace_period: l.opt_string(
             &["config.linkerd.io/shutdown-grace-period"],
             overrides::parse_duration,
@@ -563,13 +704,24 @@ fn resolve<'a>(
             overrides::parse_inbound_policy,
             &p.default_inbound_policy,
         ),
-        access_log: l.opt_string(&["config.linkerd.io/access-log"], overrides::parse_access_log, None),
+        access_log: l.opt_string(
+            &["config.linkerd.io/access-log"],
+            overrides::parse_access_log,
+            None,
+        ),
     };
     let defaults_only = !l.overridden;
     // Opaque ports only change the pod-specific part of the patch, not the cached containers.
-    let opaque = l.get(&[OPAQUE_PORTS_ANNOTATION], PortList::parse).map(|(p, _)| p);
+    let opaque = l
+        .get(&[OPAQUE_PORTS_ANNOTATION], PortList::parse)
+        .map(|(p, _)| p);
     for (req_key, req, lim_key, lim) in [
-        ("config.linkerd.io/proxy-cpu-request", &proxy.cpu_request, "config.linkerd.io/proxy-cpu-limit", &proxy.cpu_limit),
+        (
+            "config.linkerd.io/proxy-cpu-request",
+            &proxy.cpu_request,
+            "config.linkerd.io/proxy-cpu-limit",
+            &proxy.cpu_limit,
+        ),
         (
             "config.linkerd.io/proxy-memory-request",
             &proxy.memory_request,
@@ -577,25 +729,28 @@ fn resolve<'a>(
             &proxy.memory_limit,
         ),
     ] {
-        if let (Some(rq), Some(lm)) = (req, lim) {
-            if let (Ok(a), Ok(b)) = (overrides::parse_quantity(rq), overrides::parse_quantity(lm)) {
-                if a > b {
-                    let (key, value, source) = l
-                        .raw(&[req_key])
-                        .or_else(|| l.raw(&[lim_key]))
-                        .map(|(k, v, s)| (k.to_owned(), v.into_owned(), s))
-                        .unwrap_or((req_key.to_owned(), rq.to_string(), Source::Pod));
-                    l.errors.push(OverrideError {
-                        key,
-                        value,
-                        source,
-                        reason: format!("the request {rq} is larger than the limit {lm}"),
-                    });
-                }
-            }
+        if let (Some(rq), Some(lm)) = (req, lim)
+            && let (Ok(a), Ok(b)) = (overrides::parse_quantity(rq), overrides::parse_quantity(lm))
+            && a > b
+        {
+            let (key, value, source) = l
+                .raw(&[req_key])
+                .or_else(|| l.raw(&[lim_key]))
+                .map(|(k, v, s)| (k.to_owned(), v.into_owned(), s))
+                .unwrap_or((req_key.to_owned(), rq.to_string(), Source::Pod));
+            l.errors.push(OverrideError {
+                key,
+                value,
+                source,
+                reason: format!("the request {rq} is larger than the limit {lm}"),
+            });
         }
     }
-    if l.errors.is_empty() { Ok((proxy, defaults_only, opaque)) } else { Err(l.errors) }
+    if l.errors.is_empty() {
+        Ok((proxy, defaults_only, opaque))
+    } else {
+        Err(l.errors)
+    }
 }
 
 fn pod_values(
@@ -617,17 +772,32 @@ fn pod_values(
         Some(list) => (list.render(), None),
         None => {
             let defaults = PortList::parse(&config.proxy.opaque_ports).unwrap_or_default();
-            let matched: Vec<u16> = exposed.iter().copied().filter(|p| defaults.contains(*p)).collect();
+            let matched: Vec<u16> = exposed
+                .iter()
+                .copied()
+                .filter(|p| defaults.contains(*p))
+                .collect();
             let s = join_ports(&matched);
             let ann = if s.is_empty() { None } else { Some(s.clone()) };
             (s, ann)
         }
     };
     let namespace = match ns {
-        NamespaceInfo::Known { name, .. } | NamespaceInfo::NotCached { name } => Some(name.to_owned()),
-        NamespaceInfo::None => pod.metadata.namespace.as_ref().map(|n| n.as_str().to_owned()),
+        NamespaceInfo::Known { name, .. } | NamespaceInfo::NotCached { name } => {
+            Some(name.to_owned())
+        }
+        NamespaceInfo::None => pod
+            .metadata
+            .namespace
+            .as_ref()
+            .map(|n| n.as_str().to_owned()),
     };
-    PodValues { inbound_ports, opaque_ports, opaque_annotation, namespace }
+    PodValues {
+        inbound_ports,
+        opaque_ports,
+        opaque_annotation,
+        namespace,
+    }
 }
 
 fn join_ports(ports: &[u16]) -> String {
@@ -646,7 +816,9 @@ mod tests {
     use super::*;
 
     fn ns_with(ann: &[(&str, &str)]) -> BTreeMap<String, String> {
-        ann.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        ann.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn decide_json<'a>(json: &'a str, ns: NamespaceInfo<'a>, config: &'a Config) -> Decision<'a> {
@@ -654,7 +826,10 @@ mod tests {
         // Leak-free: the decision borrows the pod view only through Cow values copied below.
         let d = decide(&RequestFacts::POD_CREATE, &pod, ns, config);
         match d {
-            Decision::Inject(p) => Decision::Inject(Plan { proxy: p.proxy.into_owned(), ..p }),
+            Decision::Inject(p) => Decision::Inject(Plan {
+                proxy: p.proxy.into_owned(),
+                ..p
+            }),
             Decision::Skip(r) => Decision::Skip(r),
         }
     }
@@ -665,8 +840,17 @@ mod tests {
     fn namespace_enabled_injects() {
         let c = Config::default();
         let a = ns_with(&[("linkerd.io/inject", "enabled")]);
-        let d = decide_json(PLAIN, NamespaceInfo::Known { name: "x", annotations: Some(&a) }, &c);
-        let Decision::Inject(p) = d else { panic!("{d:?}") };
+        let d = decide_json(
+            PLAIN,
+            NamespaceInfo::Known {
+                name: "x",
+                annotations: Some(&a),
+            },
+            &c,
+        );
+        let Decision::Inject(p) = d else {
+            panic!("{d:?}")
+        };
         assert_eq!(p.mode, Mode::Enabled);
         assert_eq!(p.source, Source::Namespace);
         assert!(p.defaults_only);
@@ -675,13 +859,29 @@ mod tests {
     #[test]
     fn pod_wins_over_namespace() {
         let c = Config::default();
-        let a = ns_with(&[("linkerd.io/inject", "enabled"), ("config.linkerd.io/proxy-log-level", "debug")]);
+        let a = ns_with(&[
+            ("linkerd.io/inject", "enabled"),
+            ("config.linkerd.io/proxy-log-level", "debug"),
+        ]);
         let pod = r#"{"metadata":{"annotations":{"linkerd.io/inject":"disabled"}},"spec":{"containers":[]}}"#;
-        let d = decide_json(pod, NamespaceInfo::Known { name: "x", annotations: Some(&a) }, &c);
+        let d = decide_json(
+            pod,
+            NamespaceInfo::Known {
+                name: "x",
+                annotations: Some(&a),
+            },
+            &c,
+        );
         assert_eq!(d, Decision::Skip(SkipReason::DisabledOnPod));
         let pod = r#"{"metadata":{"annotations":{"config.linkerd.io/proxy-log-level":"trace"}},"spec":{}}"#;
-        let Decision::Inject(p) = decide_json(pod, NamespaceInfo::Known { name: "x", annotations: Some(&a) }, &c)
-        else {
+        let Decision::Inject(p) = decide_json(
+            pod,
+            NamespaceInfo::Known {
+                name: "x",
+                annotations: Some(&a),
+            },
+            &c,
+        ) else {
             panic!()
         };
         assert_eq!(p.proxy.log_level, "trace");
@@ -693,7 +893,11 @@ mod tests {
         let c = Config::default();
         let d = decide_json(PLAIN, NamespaceInfo::NotCached { name: "ghost" }, &c);
         let Decision::Skip(r) = d else { panic!() };
-        assert!(r.to_string().contains("not in the injector's namespace cache"), "{r}");
+        assert!(
+            r.to_string()
+                .contains("not in the injector's namespace cache"),
+            "{r}"
+        );
     }
 
     #[test]
@@ -701,7 +905,9 @@ mod tests {
         let c = Config::default();
         let pod = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled",
             "config.linkerd.io/proxy-cpu-request":"lots","config.linkerd.io/admin-port":"70000"}},"spec":{}}"#;
-        let Decision::Skip(SkipReason::InvalidOverrides(e)) = decide_json(pod, NamespaceInfo::None, &c) else {
+        let Decision::Skip(SkipReason::InvalidOverrides(e)) =
+            decide_json(pod, NamespaceInfo::None, &c)
+        else {
             panic!()
         };
         assert_eq!(e.len(), 2);
@@ -715,14 +921,28 @@ mod tests {
         let pod = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled",
             "config.linkerd.io/proxy-cpu-request":"2","config.linkerd.io/proxy-cpu-limit":"500m"}},"spec":{}}"#;
         let d = decide_json(pod, NamespaceInfo::None, &c);
-        assert!(matches!(d, Decision::Skip(SkipReason::InvalidOverrides(_))), "{d:?}");
+        assert!(
+            matches!(d, Decision::Skip(SkipReason::InvalidOverrides(_))),
+            "{d:?}"
+        );
     }
 
     #[test]
     fn non_pod_and_non_create() {
-        let facts = RequestFacts { group: "apps", version: "v1", kind: "Deployment", operation: "CREATE" };
+        let facts = RequestFacts {
+            group: "apps",
+            version: "v1",
+            kind: "Deployment",
+            operation: "CREATE",
+        };
         assert!(matches!(precheck(&facts), Some(SkipReason::NotAPod { .. })));
-        let facts = RequestFacts { operation: "UPDATE", ..RequestFacts::POD_CREATE };
-        assert!(matches!(precheck(&facts), Some(SkipReason::NotCreate { .. })));
+        let facts = RequestFacts {
+            operation: "UPDATE",
+            ..RequestFacts::POD_CREATE
+        };
+        assert!(matches!(
+            precheck(&facts),
+            Some(SkipReason::NotCreate { .. })
+        ));
     }
 }

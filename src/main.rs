@@ -14,7 +14,11 @@ use proxy_injector::namespaces::Namespaces;
 use proxy_injector::{certs, offline, server};
 
 #[derive(Parser)]
-#[command(name = "proxy-injector", version, about = "Mutating admission webhook that injects a Linkerd-compatible proxy into pods")]
+#[command(
+    name = "proxy-injector",
+    version,
+    about = "Mutating admission webhook that injects a Linkerd-compatible proxy into pods"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -49,7 +53,12 @@ enum Command {
         /// Multi-document YAML of Namespace objects, instead of watching the cluster.
         #[arg(long)]
         namespaces: Option<PathBuf>,
-        #[arg(long, value_enum, default_value = "plain", env = "PROXY_INJECTOR_LOG_FORMAT")]
+        #[arg(
+            long,
+            value_enum,
+            default_value = "plain",
+            env = "PROXY_INJECTOR_LOG_FORMAT"
+        )]
         log_format: LogFormat,
         /// Per-request timeout, in milliseconds.
         #[arg(long, default_value_t = 10_000)]
@@ -100,7 +109,9 @@ enum Command {
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Plain => builder.init(),
@@ -122,19 +133,33 @@ fn read_input(file: &Path) -> anyhow::Result<String> {
         std::io::stdin().read_to_string(&mut s)?;
         Ok(s)
     } else {
-        std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
+        std::fs::read_to_string(file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, tls_cert, tls_key, config, namespaces, log_format, request_timeout_ms, drain_seconds } => {
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+            config,
+            namespaces,
+            log_format,
+            request_timeout_ms,
+            drain_seconds,
+        } => {
             init_logs(log_format);
             let cfg = Config::load(config.as_deref())?;
             if cfg.trust_anchors_pem.is_none() {
-                tracing::warn!("no trustAnchorsFile in the config: proxies get no LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS");
+                tracing::warn!(
+                    "no trustAnchorsFile in the config: proxies get no LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
+                );
             }
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(async move {
                 let ns = match namespaces {
                     Some(p) => Namespaces::from_file(&p)?,
@@ -160,7 +185,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 server::serve(admission, opts, server::shutdown_signal()).await
             })
         }
-        Command::Inject { file, config, namespaces, namespace, output } => {
+        Command::Inject {
+            file,
+            config,
+            namespaces,
+            namespace,
+            output,
+        } => {
             let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
             let docs = offline::read_documents(&read_input(&file)?)?;
             let mut out = String::new();
@@ -187,7 +218,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{out}");
             Ok(())
         }
-        Command::Explain { file, config, namespaces, namespace } => {
+        Command::Explain {
+            file,
+            config,
+            namespaces,
+            namespace,
+        } => {
             let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
             let docs = offline::read_documents(&read_input(&file)?)?;
             for (i, doc) in docs.iter().enumerate() {
@@ -202,7 +238,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Certs { out, dns, ip, days } => {
             let g = certs::generate(&dns, &ip, days)?;
             certs::write(&out, &g)?;
-            println!("wrote {0}/ca.crt, {0}/ca.key, {0}/tls.crt, {0}/tls.key", out.display());
+            println!(
+                "wrote {0}/ca.crt, {0}/ca.key, {0}/tls.crt, {0}/tls.key",
+                out.display()
+            );
             Ok(())
         }
     }
@@ -210,7 +249,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 
 fn pod_name(doc: &serde_json::Value) -> String {
     let m = &doc["metadata"];
-    let name = m["name"].as_str().or(m["generateName"].as_str()).unwrap_or("(unnamed)");
+    let name = m["name"]
+        .as_str()
+        .or(m["generateName"].as_str())
+        .unwrap_or("(unnamed)");
     format!("pod/{name}")
 }
 

@@ -18,15 +18,25 @@ pub enum Namespaces {
     /// Fixed set, from `--namespaces FILE` (or empty).
     Static(Arc<HashMap<String, Arc<Namespace>>>),
     /// Live reflector cache.
-    Watch { store: Store<Namespace>, synced: Arc<AtomicBool> },
+    Watch {
+        store: Store<Namespace>,
+        synced: Arc<AtomicBool>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NamespacesError {
     #[error("cannot read namespaces file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("namespaces file {path}, document {index}: {message}")]
-    Parse { path: String, index: usize, message: String },
+    Parse {
+        path: String,
+        index: usize,
+        message: String,
+    },
 }
 
 impl Namespaces {
@@ -36,19 +46,22 @@ impl Namespaces {
 
     /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works).
     pub fn from_file(path: &Path) -> Result<Namespaces, NamespacesError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| NamespacesError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| NamespacesError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::from_yaml(&text, &path.display().to_string())
     }
 
     pub fn from_yaml(text: &str, origin: &str) -> Result<Namespaces, NamespacesError> {
         let mut map = HashMap::new();
         for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value = serde_yaml::Value::deserialize(doc).map_err(|e| NamespacesError::Parse {
-                path: origin.to_owned(),
-                index,
-                message: e.to_string(),
-            })?;
+            let value =
+                serde_yaml::Value::deserialize(doc).map_err(|e| NamespacesError::Parse {
+                    path: origin.to_owned(),
+                    index,
+                    message: e.to_string(),
+                })?;
             if value.is_null() {
                 continue;
             }
@@ -57,11 +70,12 @@ impl Namespaces {
                 _ => vec![value],
             };
             for item in items {
-                let ns: Namespace = serde_yaml::from_value(item).map_err(|e| NamespacesError::Parse {
-                    path: origin.to_owned(),
-                    index,
-                    message: format!("not a Namespace: {e}"),
-                })?;
+                let ns: Namespace =
+                    serde_yaml::from_value(item).map_err(|e| NamespacesError::Parse {
+                        path: origin.to_owned(),
+                        index,
+                        message: format!("not a Namespace: {e}"),
+                    })?;
                 let name = ns.name_any();
                 if name.is_empty() {
                     return Err(NamespacesError::Parse {
@@ -158,7 +172,11 @@ mod tests {
 
     #[test]
     fn bad_file_says_which_document() {
-        let err = Namespaces::from_yaml("metadata:\n  name: a\n---\nmetadata: [1]\n", "f.yaml").unwrap_err();
+        let Err(err) =
+            Namespaces::from_yaml("metadata:\n  name: a\n---\nmetadata: [1]\n", "f.yaml")
+        else {
+            panic!("a bad document must fail")
+        };
         assert!(err.to_string().contains("document 1"), "{err}");
     }
 }

@@ -33,8 +33,10 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
     use serde::Deserialize;
     let mut docs = Vec::new();
     for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc)
-            .map_err(|e| OfflineError::Parse { index, message: e.to_string() })?;
+        let v = Value::deserialize(doc).map_err(|e| OfflineError::Parse {
+            index,
+            message: e.to_string(),
+        })?;
         if v.is_null() {
             continue;
         }
@@ -51,34 +53,63 @@ pub fn inject_pod(
     namespace: Option<&str>,
 ) -> Result<Injected, OfflineError> {
     let kind = pod.get("kind").and_then(Value::as_str).unwrap_or("Pod");
-    let api_version = pod.get("apiVersion").and_then(Value::as_str).unwrap_or("v1");
+    let api_version = pod
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("v1");
     if kind != "Pod" || api_version != "v1" {
-        return Err(OfflineError::NotAPod { index, kind: format!("{api_version} {kind}") });
+        return Err(OfflineError::NotAPod {
+            index,
+            kind: format!("{api_version} {kind}"),
+        });
     }
     let text = pod.to_string();
-    let view = PodView::parse(&text).map_err(|e| OfflineError::Parse { index, message: e.to_string() })?;
+    let view = PodView::parse(&text).map_err(|e| OfflineError::Parse {
+        index,
+        message: e.to_string(),
+    })?;
     let namespace = namespace
         .map(str::to_owned)
-        .or_else(|| view.metadata.namespace.as_ref().map(|n| n.as_str().to_owned()))
+        .or_else(|| {
+            view.metadata
+                .namespace
+                .as_ref()
+                .map(|n| n.as_str().to_owned())
+        })
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
     let info = match &ns_obj {
-        Some(o) => NamespaceInfo::Known { name: &namespace, annotations: o.metadata.annotations.as_ref() },
+        Some(o) => NamespaceInfo::Known {
+            name: &namespace,
+            annotations: o.metadata.annotations.as_ref(),
+        },
         None => NamespaceInfo::NotCached { name: &namespace },
     };
     match decision::decide(&RequestFacts::POD_CREATE, &view, info, admission.config()) {
         Decision::Inject(plan) => {
             let mut bytes = Vec::new();
             admission.write_patch(&view, &plan, &mut bytes);
-            let patch: json_patch::Patch = serde_json::from_slice(&bytes)
-                .map_err(|e| OfflineError::Apply { index, message: e.to_string() })?;
+            let patch: json_patch::Patch =
+                serde_json::from_slice(&bytes).map_err(|e| OfflineError::Apply {
+                    index,
+                    message: e.to_string(),
+                })?;
             let mut out = pod.clone();
-            json_patch::patch(&mut out, &patch).map_err(|e| OfflineError::Apply { index, message: e.to_string() })?;
+            json_patch::patch(&mut out, &patch).map_err(|e| OfflineError::Apply {
+                index,
+                message: e.to_string(),
+            })?;
             let patch = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            Ok(Injected { pod: out, skipped: None, patch })
+            Ok(Injected {
+                pod: out,
+                skipped: None,
+                patch,
+            })
         }
-        Decision::Skip(reason) => {
-            Ok(Injected { pod: pod.clone(), skipped: Some(reason), patch: Value::Array(vec![]) })
-        }
+        Decision::Skip(reason) => Ok(Injected {
+            pod: pod.clone(),
+            skipped: Some(reason),
+            patch: Value::Array(vec![]),
+        }),
     }
 }

@@ -68,7 +68,9 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
 pub fn parse_uid(s: &str) -> Result<i64, String> {
     match s.parse::<i64>() {
         Ok(v) if v >= 0 => Ok(v),
-        _ => Err(format!("{s:?} is not a user or group ID (a whole number, 0 or more)")),
+        _ => Err(format!(
+            "{s:?} is not a user or group ID (a whole number, 0 or more)"
+        )),
     }
 }
 
@@ -89,7 +91,9 @@ pub fn parse_quantity(s: &str) -> Result<f64, String> {
     let bad = || format!("{s:?} is not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1G)");
     let body = s.strip_prefix(['+', '-']).unwrap_or(s);
     if s.starts_with('-') {
-        return Err(format!("{s:?} is negative; a resource quantity must be 0 or more"));
+        return Err(format!(
+            "{s:?} is negative; a resource quantity must be 0 or more"
+        ));
     }
     let split = body
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
@@ -139,7 +143,9 @@ pub fn parse_log_level(s: &str) -> Result<(), String> {
         let level = match d.split_once('=') {
             Some((target, level)) => {
                 if target.is_empty()
-                    || !target.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                    || !target
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
                 {
                     return Err(format!("{d:?} has an invalid target before '='"));
                 }
@@ -166,14 +172,20 @@ pub fn parse_log_format(s: &str) -> Result<(), String> {
 pub fn parse_pull_policy(s: &str) -> Result<(), String> {
     match s {
         "Always" | "IfNotPresent" | "Never" => Ok(()),
-        _ => Err(format!("{s:?} is not an image pull policy (Always, IfNotPresent or Never)")),
+        _ => Err(format!(
+            "{s:?} is not an image pull policy (Always, IfNotPresent or Never)"
+        )),
     }
 }
 
 pub fn parse_inbound_policy(s: &str) -> Result<(), String> {
     match s {
-        "all-unauthenticated" | "all-authenticated" | "cluster-unauthenticated"
-        | "cluster-authenticated" | "deny" | "audit" => Ok(()),
+        "all-unauthenticated"
+        | "all-authenticated"
+        | "cluster-unauthenticated"
+        | "cluster-authenticated"
+        | "deny"
+        | "audit" => Ok(()),
         _ => Err(format!(
             "{s:?} is not an inbound policy (all-unauthenticated, all-authenticated, \
              cluster-unauthenticated, cluster-authenticated, deny, audit)"
@@ -184,7 +196,9 @@ pub fn parse_inbound_policy(s: &str) -> Result<(), String> {
 pub fn parse_access_log(s: &str) -> Result<(), String> {
     match s {
         "apache" | "json" => Ok(()),
-        _ => Err(format!("{s:?} is not an access log format (apache or json)")),
+        _ => Err(format!(
+            "{s:?} is not an access log format (apache or json)"
+        )),
     }
 }
 
@@ -199,7 +213,9 @@ pub fn parse_duration(s: &str) -> Result<(), String> {
         return Err(bad());
     }
     while !rest.is_empty() {
-        let n = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let n = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
         if n == 0 {
             return Err(bad());
         }
@@ -220,7 +236,9 @@ pub fn parse_subnets(s: &str) -> Result<(), String> {
         let (ip, len) = item
             .split_once('/')
             .ok_or_else(|| format!("{item:?} is not a CIDR (address/prefix, e.g. 10.0.0.0/8)"))?;
-        let ip: IpAddr = ip.parse().map_err(|_| format!("{item:?} has an invalid address"))?;
+        let ip: IpAddr = ip
+            .parse()
+            .map_err(|_| format!("{item:?} has an invalid address"))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         match len.parse::<u8>() {
             Ok(l) if l <= max => {}
@@ -244,8 +262,13 @@ pub fn parse_tag(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 128
         && !s.starts_with(['.', '-'])
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
-    if ok { Ok(()) } else { Err(format!("{s:?} is not an image tag")) }
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("{s:?} is not an image tag"))
+    }
 }
 
 #[cfg(test)]

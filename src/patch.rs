@@ -18,8 +18,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::config::Config;
 use crate::decision::{
-    DEBUG_CONTAINER, INIT_CONTAINER, INJECT_ANNOTATION, Mode, OPAQUE_PORTS_ANNOTATION, PROXY_CONTAINER,
-    Plan, ProxyValues, Source,
+    DEBUG_CONTAINER, INIT_CONTAINER, INJECT_ANNOTATION, Mode, OPAQUE_PORTS_ANNOTATION,
+    PROXY_CONTAINER, Plan, ProxyValues, Source,
 };
 use crate::view::PodView;
 
@@ -31,7 +31,9 @@ pub const TOKEN_AUDIENCE: &str = "identity.l5d.io";
 pub const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
 pub const CREATED_BY: &str = concat!("proxy-injector/", env!("CARGO_PKG_VERSION"));
 
-/// JSON with holes: `parts[0] slot0 parts[1] slot1 parts[2]`, each slot a JSON string.
+/// JSON with holes: `parts[0] slot0 parts[1] slot1 parts[2]`. Each slot is an optional env
+/// entry of the proxy container: written as `,{"name":..,"value":..}`, or left out when empty
+/// (the API server drops empty env values, so the stored pod and the patch agree).
 #[derive(Debug, Clone)]
 struct Template {
     parts: Vec<Vec<u8>>,
@@ -40,10 +42,17 @@ struct Template {
 const SLOT_INBOUND_PORTS: usize = 0;
 const SLOT_OPAQUE_PORTS: usize = 1;
 const SLOTS: usize = 2;
+const SLOT_ENV: [&str; SLOTS] = [
+    "LINKERD2_PROXY_INBOUND_PORTS",
+    "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+];
 
-fn slot_marker(i: usize) -> String {
+fn slot_marker(i: usize) -> EnvVar {
     // Control characters cannot appear in any validated value, so the marker is unambiguous.
-    format!("\u{1}slot{i}\u{1}")
+    EnvVar {
+        name: format!("\u{1}slot{i}\u{1}"),
+        ..Default::default()
+    }
 }
 
 impl Template {
@@ -51,7 +60,8 @@ impl Template {
         let mut parts = Vec::with_capacity(SLOTS + 1);
         let mut rest: &[u8] = &json;
         for i in 0..SLOTS {
-            let marker = serde_json::to_vec(&slot_marker(i)).unwrap_or_default();
+            let mut marker = b",".to_vec();
+            marker.extend_from_slice(&to_json(&slot_marker(i)));
             match find(rest, &marker) {
                 Some(at) => {
                     parts.push(rest[..at].to_vec());
@@ -67,8 +77,12 @@ impl Template {
     fn write(&self, out: &mut Vec<u8>, slots: [&str; SLOTS]) {
         for (i, part) in self.parts.iter().enumerate() {
             out.extend_from_slice(part);
-            if i < SLOTS {
+            if i < SLOTS && !slots[i].is_empty() {
+                out.extend_from_slice(b",{\"name\":");
+                write_json_str(out, SLOT_ENV[i]);
+                out.extend_from_slice(b",\"value\":");
                 write_json_str(out, slots[i]);
+                out.push(b'}');
             }
         }
     }
@@ -107,14 +121,21 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() }
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
 }
 
 fn env_field(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -165,26 +186,59 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config) -> Container {
     envs.push(env_field("_pod_nodeName", "spec.nodeName"));
     envs.push(env_field("_pod_sa", "spec.serviceAccountName"));
     envs.push(env("_l5d_ns", cp.as_str()));
-    envs.push(env("_l5d_trustdomain", config.identity_trust_domain.as_str()));
+    envs.push(env(
+        "_l5d_trustdomain",
+        config.identity_trust_domain.as_str(),
+    ));
     envs.push(env("LINKERD2_PROXY_LOG", v.log_level.as_ref()));
     envs.push(env("LINKERD2_PROXY_LOG_FORMAT", v.log_format.as_ref()));
     envs.push(env(
         "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
         format!("linkerd-dst-headless.{cp}.svc.{domain}.:8086"),
     ));
-    envs.push(env("LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS", config.proxy.cluster_networks.as_str()));
-    envs.push(env("LINKERD2_PROXY_POLICY_SVC_ADDR", format!("linkerd-policy.{cp}.svc.{domain}.:8090")));
-    envs.push(env("LINKERD2_PROXY_POLICY_WORKLOAD", r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#));
-    envs.push(env("LINKERD2_PROXY_INBOUND_DEFAULT_POLICY", v.default_inbound_policy.as_ref()));
-    envs.push(env("LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS", config.proxy.cluster_networks.as_str()));
-    envs.push(env("LINKERD2_PROXY_CONTROL_LISTEN_ADDR", format!("0.0.0.0:{}", v.control_port)));
-    envs.push(env("LINKERD2_PROXY_ADMIN_LISTEN_ADDR", format!("0.0.0.0:{}", v.admin_port)));
-    envs.push(env("LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR", format!("127.0.0.1:{}", v.outbound_port)));
-    envs.push(env("LINKERD2_PROXY_INBOUND_LISTEN_ADDR", format!("0.0.0.0:{}", v.inbound_port)));
+    envs.push(env(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+        config.proxy.cluster_networks.as_str(),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_POLICY_SVC_ADDR",
+        format!("linkerd-policy.{cp}.svc.{domain}.:8090"),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_POLICY_WORKLOAD",
+        r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#,
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+        v.default_inbound_policy.as_ref(),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+        config.proxy.cluster_networks.as_str(),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.control_port),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.admin_port),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
+        format!("127.0.0.1:{}", v.outbound_port),
+    ));
+    envs.push(env(
+        "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.inbound_port),
+    ));
     envs.push(env_field("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"));
-    envs.push(env("LINKERD2_PROXY_INBOUND_PORTS", slot_marker(SLOT_INBOUND_PORTS)));
-    envs.push(env("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION", slot_marker(SLOT_OPAQUE_PORTS)));
-    envs.push(env("LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES", format!("svc.{domain}.")));
+    envs.push(slot_marker(SLOT_INBOUND_PORTS));
+    envs.push(slot_marker(SLOT_OPAQUE_PORTS));
+    envs.push(env(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+        format!("svc.{domain}."),
+    ));
     envs.push(env("LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE", "10000ms"));
     envs.push(env("LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE", "10000ms"));
     if v.ingress {
@@ -200,7 +254,10 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config) -> Container {
     if let Some(pem) = &config.trust_anchors_pem {
         envs.push(env("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", pem.as_str()));
     }
-    envs.push(env("LINKERD2_PROXY_IDENTITY_TOKEN_FILE", format!("{TOKEN_DIR}/{TOKEN_VOLUME}")));
+    envs.push(env(
+        "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+        format!("{TOKEN_DIR}/{TOKEN_VOLUME}"),
+    ));
     envs.push(env(
         "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
         format!("linkerd-identity-headless.{cp}.svc.{domain}.:8080"),
@@ -262,8 +319,16 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         }),
         resources: resources([
             ("cpu", v.cpu_request.as_deref(), v.cpu_limit.as_deref()),
-            ("memory", v.memory_request.as_deref(), v.memory_limit.as_deref()),
-            ("ephemeral-storage", v.ephemeral_request.as_deref(), v.ephemeral_limit.as_deref()),
+            (
+                "memory",
+                v.memory_request.as_deref(),
+                v.memory_limit.as_deref(),
+            ),
+            (
+                "ephemeral-storage",
+                v.ephemeral_request.as_deref(),
+                v.ephemeral_limit.as_deref(),
+            ),
         ]),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -271,12 +336,19 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             run_as_non_root: Some(true),
             run_as_user: Some(v.uid),
             run_as_group: v.gid,
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(vec![
-            VolumeMount { name: END_ENTITY_VOLUME.into(), mount_path: END_ENTITY_PATH.into(), ..Default::default() },
+            VolumeMount {
+                name: END_ENTITY_VOLUME.into(),
+                mount_path: END_ENTITY_PATH.into(),
+                ..Default::default()
+            },
             VolumeMount {
                 name: TOKEN_VOLUME.into(),
                 mount_path: TOKEN_DIR.into(),
@@ -322,8 +394,16 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args: Some(args),
         resources: resources([
             ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
-            ("memory", r.memory.request.as_deref(), r.memory.limit.as_deref()),
-            ("ephemeral-storage", r.ephemeral_storage.request.as_deref(), r.ephemeral_storage.limit.as_deref()),
+            (
+                "memory",
+                r.memory.request.as_deref(),
+                r.memory.limit.as_deref(),
+            ),
+            (
+                "ephemeral-storage",
+                r.ephemeral_storage.request.as_deref(),
+                r.ephemeral_storage.limit.as_deref(),
+            ),
         ]),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
@@ -335,7 +415,10 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(!root),
             run_as_user: Some(if root { 0 } else { 65534 }),
-            seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -363,7 +446,10 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
     let mut v = vec![
         Volume {
             name: END_ENTITY_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource { medium: Some("Memory".into()), ..Default::default() }),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         Volume {
@@ -426,7 +512,11 @@ struct Ops<'o> {
 
 impl Ops<'_> {
     fn start(&mut self, path: &str, key: Option<&str>) {
-        self.out.extend_from_slice(if self.first { b"{\"op\":\"add\",\"path\":\"" } else { b",{\"op\":\"add\",\"path\":\"" });
+        self.out.extend_from_slice(if self.first {
+            b"{\"op\":\"add\",\"path\":\""
+        } else {
+            b",{\"op\":\"add\",\"path\":\""
+        });
         self.first = false;
         self.out.extend_from_slice(path.as_bytes());
         if let Some(k) = key {
@@ -508,7 +598,10 @@ impl Ops<'_> {
 /// Writes the JSON patch for `plan` applied to `pod` into `out` (as a JSON array).
 pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &mut Vec<u8>) {
     let mut proxy = Vec::with_capacity(frags.proxy.parts.iter().map(Vec::len).sum::<usize>() + 64);
-    frags.proxy.write(&mut proxy, [&plan.pod.inbound_ports, &plan.pod.opaque_ports]);
+    frags.proxy.write(
+        &mut proxy,
+        [&plan.pod.inbound_ports, &plan.pod.opaque_ports],
+    );
 
     out.push(b'[');
     let mut ops = Ops { out, first: true };
@@ -569,10 +662,15 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     if let Some(o) = &opaque_json {
         annotations.push((OPAQUE_PORTS_ANNOTATION, o));
     }
-    ops.map("/metadata/annotations", pod.metadata.annotations.is_some(), &annotations);
+    ops.map(
+        "/metadata/annotations",
+        pod.metadata.annotations.is_some(),
+        &annotations,
+    );
 
     let workload_ns = plan.pod.namespace.as_deref().map(json_string);
-    let mut labels: Vec<(&str, &[u8])> = vec![("linkerd.io/control-plane-ns", &frags.control_plane_ns)];
+    let mut labels: Vec<(&str, &[u8])> =
+        vec![("linkerd.io/control-plane-ns", &frags.control_plane_ns)];
     if let Some(ns) = &workload_ns {
         labels.push(("linkerd.io/workload-ns", ns));
     }
@@ -596,19 +694,41 @@ mod tests {
         let c = Config::default();
         let d = crate::decision::decide(
             &crate::decision::RequestFacts::POD_CREATE,
-            &PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}}}"#).unwrap(),
+            &PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}}}"#)
+                .unwrap(),
             crate::decision::NamespaceInfo::None,
             &c,
         );
-        let crate::decision::Decision::Inject(plan) = d else { panic!() };
+        let crate::decision::Decision::Inject(plan) = d else {
+            panic!()
+        };
         let f = Fragments::new(&plan.proxy, &c);
         assert_eq!(f.proxy.parts.len(), SLOTS + 1);
         let mut out = Vec::new();
         f.proxy.write(&mut out, ["80,443", "3306"]);
         let c: Container = serde_json::from_slice(&out).unwrap();
         let env = c.env.unwrap();
-        let get = |n: &str| env.iter().find(|e| e.name == n).and_then(|e| e.value.clone());
-        assert_eq!(get("LINKERD2_PROXY_INBOUND_PORTS").as_deref(), Some("80,443"));
-        assert_eq!(get("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION").as_deref(), Some("3306"));
+        let get = |n: &str| {
+            env.iter()
+                .find(|e| e.name == n)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            get("LINKERD2_PROXY_INBOUND_PORTS").as_deref(),
+            Some("80,443")
+        );
+        assert_eq!(
+            get("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION").as_deref(),
+            Some("3306")
+        );
+        let mut out = Vec::new();
+        f.proxy.write(&mut out, ["80", ""]);
+        let c: Container = serde_json::from_slice(&out).unwrap();
+        let env = c.env.unwrap();
+        assert!(
+            env.iter()
+                .all(|e| e.name != "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION")
+        );
+        assert!(env.iter().all(|e| !e.name.contains("slot")));
     }
 }

@@ -39,7 +39,10 @@ pub struct ServeOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("{path} holds no PEM certificate")]
     NoCert { path: String },
     #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
@@ -51,7 +54,10 @@ pub enum TlsError {
 /// Builds the rustls config (TLS 1.2 and 1.3, ALPN h2 and http/1.1) from PEM files.
 pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| TlsError::Read { path: p.display().to_string(), source })
+        std::fs::read(p).map_err(|source| TlsError::Read {
+            path: p.display().to_string(),
+            source,
+        })
     };
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
@@ -59,12 +65,16 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError
         .filter_map(Result::ok)
         .collect();
     if certs.is_empty() {
-        return Err(TlsError::NoCert { path: cert.display().to_string() });
+        return Err(TlsError::NoCert {
+            path: cert.display().to_string(),
+        });
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .ok()
         .flatten()
-        .ok_or_else(|| TlsError::NoKey { path: key.display().to_string() })?;
+        .ok_or_else(|| TlsError::NoKey {
+            path: key.display().to_string(),
+        })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
@@ -110,8 +120,15 @@ async fn inject(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
             (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
         Err(_) => {
-            tracing::error!(bytes = body.len(), "the admission handler panicked; answered 500");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error while reviewing the request\n").into_response()
+            tracing::error!(
+                bytes = body.len(),
+                "the admission handler panicked; answered 500"
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while reviewing the request\n",
+            )
+                .into_response()
         }
     }
 }
@@ -124,7 +141,11 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
         (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
     } else if !app.admission.namespaces().is_ready() {
-        (StatusCode::SERVICE_UNAVAILABLE, "namespace cache not synced yet\n").into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "namespace cache not synced yet\n",
+        )
+            .into_response()
     } else {
         "ok\n".into_response()
     }
@@ -136,7 +157,10 @@ fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(state)
 }
 
@@ -160,7 +184,9 @@ async fn watch_certs(config: RustlsConfig, opts: ServeOptions) {
                 config.reload_from_config(c);
                 tracing::info!(cert = %opts.tls_cert.display(), "TLS certificate reloaded");
             }
-            Err(e) => tracing::error!(error = %e, "new TLS certificate not loaded; keeping the previous one"),
+            Err(e) => {
+                tracing::error!(error = %e, "new TLS certificate not loaded; keeping the previous one")
+            }
         }
     }
 }
@@ -172,7 +198,10 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let tls = RustlsConfig::from_config(tls_config(&opts.tls_cert, &opts.tls_key)?);
-    let state = Arc::new(AppState { admission, shutting_down: AtomicBool::new(false) });
+    let state = Arc::new(AppState {
+        admission,
+        shutting_down: AtomicBool::new(false),
+    });
     let app = router(state.clone(), opts.request_timeout);
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
@@ -184,7 +213,10 @@ pub async fn serve(
     tokio::spawn(async move {
         shutdown.await;
         state.shutting_down.store(true, Ordering::Release);
-        tracing::info!(drain_s = drain.as_secs(), "shutting down: finishing in-flight requests");
+        tracing::info!(
+            drain_s = drain.as_secs(),
+            "shutting down: finishing in-flight requests"
+        );
         h.graceful_shutdown(Some(drain));
     });
     tokio::spawn(watch_certs(tls.clone(), opts.clone()));

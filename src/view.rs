@@ -1,8 +1,8 @@
 //! A borrowed, partial view of a Pod: only the fields that decide injection or shape the patch.
 //! Everything else in the pod is skipped by the parser, never copied and never re-serialised.
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::borrow::{Borrow, Cow};
 use std::fmt;
@@ -54,7 +54,9 @@ impl<'a> Annotations<'a> {
     /// The value of `key`, if present and a string.
     pub fn get(&self, key: &str) -> Option<Cow<'a, str>> {
         let raw = self.0.iter().find(|(k, _)| k.as_str() == key)?.1;
-        serde_json::from_str::<BStr<'a>>(raw.get()).ok().map(|b| b.0)
+        serde_json::from_str::<BStr<'a>>(raw.get())
+            .ok()
+            .map(|b| b.0)
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -144,15 +146,24 @@ impl<'a> PodView<'a> {
     }
 
     pub fn has_annotation(&self, key: &str) -> bool {
-        self.metadata.annotations.as_ref().is_some_and(|a| a.contains(key))
+        self.metadata
+            .annotations
+            .as_ref()
+            .is_some_and(|a| a.contains(key))
     }
 
     pub fn containers(&self) -> &[ContainerView<'a>] {
-        self.spec.as_ref().and_then(|s| s.containers.as_deref()).unwrap_or(&[])
+        self.spec
+            .as_ref()
+            .and_then(|s| s.containers.as_deref())
+            .unwrap_or(&[])
     }
 
     pub fn init_containers(&self) -> &[ContainerView<'a>] {
-        self.spec.as_ref().and_then(|s| s.init_containers.as_deref()).unwrap_or(&[])
+        self.spec
+            .as_ref()
+            .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or(&[])
     }
 
     /// A name to show in logs and messages: name, else generateName, else "(unnamed)".
@@ -176,18 +187,26 @@ mod tests {
             "labels":{"app":"web"}},"spec":{"containers":[{"name":"app","image":"nginx",
             "ports":[{"containerPort":80}]}],"volumes":[],"hostNetwork":false},"status":{}}"#;
         let pod = PodView::parse(json).unwrap();
-        assert!(matches!(pod.metadata.name.as_ref().unwrap().0, Cow::Borrowed("web")));
+        assert!(matches!(
+            pod.metadata.name.as_ref().unwrap().0,
+            Cow::Borrowed("web")
+        ));
         assert_eq!(pod.annotation("a/b").as_deref(), Some("x"));
         assert_eq!(pod.annotation("big").as_deref(), Some("{\"q\":1}"));
         assert!(pod.metadata.labels.is_some());
-        assert_eq!(pod.containers()[0].ports.as_ref().unwrap()[0].container_port, 80);
+        assert_eq!(
+            pod.containers()[0].ports.as_ref().unwrap()[0].container_port,
+            80
+        );
         assert!(pod.spec.as_ref().unwrap().volumes.is_some());
     }
 
     #[test]
     fn nulls_are_absent() {
-        let pod = PodView::parse(r#"{"metadata":{"annotations":null,"labels":null},
-            "spec":{"containers":[],"volumes":null,"initContainers":null}}"#)
+        let pod = PodView::parse(
+            r#"{"metadata":{"annotations":null,"labels":null},
+            "spec":{"containers":[],"volumes":null,"initContainers":null}}"#,
+        )
         .unwrap();
         assert!(pod.metadata.annotations.is_none());
         assert!(pod.metadata.labels.is_none());

@@ -42,7 +42,11 @@ fn admission_for(dir: &Path) -> Admission {
     let config = Config::load(config_path.exists().then_some(config_path.as_path()))
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let ns_path = dir.join("namespace.yaml");
-    let ns = if ns_path.exists() { Namespaces::from_file(&ns_path).unwrap() } else { Namespaces::empty() };
+    let ns = if ns_path.exists() {
+        Namespaces::from_file(&ns_path).unwrap()
+    } else {
+        Namespaces::empty()
+    };
     Admission::new(Arc::new(config), ns)
 }
 
@@ -67,7 +71,9 @@ fn review_for(pod: &Value, case: &Case, uid: &str) -> Value {
 fn decode_patch(resp: &Value) -> Option<json_patch::Patch> {
     let b64 = resp["patch"].as_str()?;
     assert_eq!(resp["patchType"], "JSONPatch");
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64).expect("patch is base64");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .expect("patch is base64");
     Some(serde_json::from_slice(&bytes).expect("patch is an RFC 6902 patch"))
 }
 
@@ -84,14 +90,18 @@ fn case_dirs() -> Vec<PathBuf> {
 }
 
 fn run_case(dir: &Path, update: bool) -> Result<(), String> {
-    let case: Case = serde_yaml::from_value(serde_yaml::to_value(read_yaml(&dir.join("case.yaml"))).unwrap())
-        .map_err(|e| format!("case.yaml: {e}"))?;
+    let case: Case =
+        serde_yaml::from_value(serde_yaml::to_value(read_yaml(&dir.join("case.yaml"))).unwrap())
+            .map_err(|e| format!("case.yaml: {e}"))?;
     let pod = read_yaml(&dir.join("pod.yaml"));
     let admission = admission_for(dir);
     let uid = format!("uid-{}", dir.file_name().unwrap().to_string_lossy());
     let body = serde_json::to_vec(&review_for(&pod, &case, &uid)).unwrap();
-    let answer = admission.review(&body).map_err(|e| format!("review failed: {e}"))?;
-    let out: Value = serde_json::from_slice(&answer.body).map_err(|e| format!("response is not JSON: {e}"))?;
+    let answer = admission
+        .review(&body)
+        .map_err(|e| format!("review failed: {e}"))?;
+    let out: Value =
+        serde_json::from_slice(&answer.body).map_err(|e| format!("response is not JSON: {e}"))?;
     let resp = &out["response"];
     if out["apiVersion"] != "admission.k8s.io/v1" || out["kind"] != "AdmissionReview" {
         return Err(format!("response envelope wrong: {out}"));
@@ -105,18 +115,25 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
     };
     let warnings: Vec<String> = resp["warnings"]
         .as_array()
-        .map(|a| a.iter().filter_map(|w| w.as_str().map(String::from)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| w.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     if let Some(want) = &case.reason {
-        let text = format!("{reason_text} {}", resp["status"]["message"].as_str().unwrap_or(""));
+        let text = format!(
+            "{reason_text} {}",
+            resp["status"]["message"].as_str().unwrap_or("")
+        );
         if !text.contains(want.as_str()) {
             return Err(format!("reason {reason_text:?} does not contain {want:?}"));
         }
     }
-    if let Some(want) = &case.warning {
-        if !warnings.iter().any(|w| w.contains(want.as_str())) {
-            return Err(format!("warnings {warnings:?} do not contain {want:?}"));
-        }
+    if let Some(want) = &case.warning
+        && !warnings.iter().any(|w| w.contains(want.as_str()))
+    {
+        return Err(format!("warnings {warnings:?} do not contain {want:?}"));
     }
     match case.expect.as_str() {
         "skipped" => {
@@ -141,7 +158,8 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
             }
             let patch = decode_patch(resp).ok_or("expected a patch, got none")?;
             let mut patched = pod.clone();
-            json_patch::patch(&mut patched, &patch).map_err(|e| format!("patch does not apply: {e}"))?;
+            json_patch::patch(&mut patched, &patch)
+                .map_err(|e| format!("patch does not apply: {e}"))?;
             // The user's containers, volumes and annotations are never changed or removed.
             check_preserved(&pod, &patched)?;
             let expected_path = dir.join("expected.yaml");
@@ -178,7 +196,10 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
 fn check_preserved(before: &Value, after: &Value) -> Result<(), String> {
     for path in ["/spec/containers", "/spec/initContainers", "/spec/volumes"] {
         if let Some(items) = before.pointer(path).and_then(Value::as_array) {
-            let now = after.pointer(path).and_then(Value::as_array).ok_or(format!("{path} disappeared"))?;
+            let now = after
+                .pointer(path)
+                .and_then(Value::as_array)
+                .ok_or(format!("{path} disappeared"))?;
             for item in items {
                 if !now.contains(item) {
                     return Err(format!("{path} item changed or removed: {item}"));
@@ -202,12 +223,25 @@ fn check_preserved(before: &Value, after: &Value) -> Result<(), String> {
 fn golden_fixtures() {
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let dirs = case_dirs();
-    assert!(dirs.len() >= 25, "expected at least 25 golden cases, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 25,
+        "expected at least 25 golden cases, found {}",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for dir in &dirs {
         if let Err(e) = run_case(dir, update) {
-            failures.push(format!("{}: {e}", dir.file_name().unwrap().to_string_lossy()));
+            failures.push(format!(
+                "{}: {e}",
+                dir.file_name().unwrap().to_string_lossy()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} golden cases failed:\n{}", failures.len(), dirs.len(), failures.join("\n\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} golden cases failed:\n{}",
+        failures.len(),
+        dirs.len(),
+        failures.join("\n\n")
+    );
 }

@@ -1,6 +1,7 @@
 //! The webhook over real HTTPS: `proxy-injector serve` on 127.0.0.1 with certificates from
 //! `proxy-injector certs`, called by a client that trusts only the generated CA.
 
+#[path = "support/mod.rs"]
 mod support;
 
 use base64::Engine;
@@ -33,7 +34,12 @@ fn web_pod() -> Value {
 async fn injects_over_https_and_answers_health() {
     let (inj, _d) = start();
     let c = client(&inj.ca_pem());
-    let resp = c.post(inj.url("/inject")).json(&pod_review("abc-123", "shop", web_pod())).send().await.unwrap();
+    let resp = c
+        .post(inj.url("/inject"))
+        .json(&pod_review("abc-123", "shop", web_pod()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let body: Value = resp.json().await.unwrap();
@@ -49,8 +55,14 @@ async fn injects_over_https_and_answers_health() {
     assert_eq!(pod["spec"]["containers"][0]["name"], "linkerd-proxy");
     assert_eq!(pod["spec"]["initContainers"][0]["name"], "linkerd-init");
 
-    assert_eq!(c.get(inj.url("/healthz")).send().await.unwrap().status(), 200);
-    assert_eq!(c.get(inj.url("/readyz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(inj.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(inj.url("/readyz")).send().await.unwrap().status(),
+        200
+    );
 }
 
 #[tokio::test]
@@ -59,10 +71,22 @@ async fn garbage_gets_400_with_a_message() {
     let c = client(&inj.ca_pem());
     for (body, needle) in [
         ("not json at all", "not an AdmissionReview"),
-        (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRevi"#, "not an AdmissionReview"),
-        (r#"{"apiVersion":"v1","kind":"Pod"}"#, "expected apiVersion admission.k8s.io/v1"),
-        (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#, "has no request"),
-        (r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#, "empty uid"),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionRevi"#,
+            "not an AdmissionReview",
+        ),
+        (
+            r#"{"apiVersion":"v1","kind":"Pod"}"#,
+            "expected apiVersion admission.k8s.io/v1",
+        ),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview"}"#,
+            "has no request",
+        ),
+        (
+            r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":""}}"#,
+            "empty uid",
+        ),
         (r#"[1,2,3]"#, "not an AdmissionReview"),
     ] {
         let resp = c.post(inj.url("/inject")).body(body).send().await.unwrap();
@@ -71,7 +95,12 @@ async fn garbage_gets_400_with_a_message() {
         assert!(text.contains(needle), "{body} -> {text}");
     }
     // The server is still fine afterwards.
-    let ok = c.post(inj.url("/inject")).json(&pod_review("u", "shop", web_pod())).send().await.unwrap();
+    let ok = c
+        .post(inj.url("/inject"))
+        .json(&pod_review("u", "shop", web_pod()))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ok.status(), 200);
 }
 
@@ -108,12 +137,28 @@ async fn non_pod_and_update_are_allowed_unchanged() {
     let c = client(&inj.ca_pem());
     let mut review = pod_review("u1", "shop", web_pod());
     review["request"]["operation"] = json!("UPDATE");
-    let body: Value = c.post(inj.url("/inject")).json(&review).send().await.unwrap().json().await.unwrap();
+    let body: Value = c
+        .post(inj.url("/inject"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["response"]["allowed"], true);
     assert!(body["response"]["patch"].is_null());
     let mut review = pod_review("u2", "shop", json!({"kind": "ConfigMap", "data": {}}));
     review["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
-    let body: Value = c.post(inj.url("/inject")).json(&review).send().await.unwrap().json().await.unwrap();
+    let body: Value = c
+        .post(inj.url("/inject"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["response"]["uid"], "u2");
     assert_eq!(body["response"]["allowed"], true);
     assert!(body["response"]["patch"].is_null());
@@ -135,14 +180,25 @@ async fn untrusted_client_fails_and_tls12_works() {
         .max_tls_version(reqwest::tls::Version::TLS_1_2)
         .build()
         .unwrap();
-    assert_eq!(tls12.get(inj.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        tls12
+            .get(inj.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn sigterm_stops_cleanly() {
     let (mut inj, _d) = start();
     let c = client(&inj.ca_pem());
-    assert_eq!(c.get(inj.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(inj.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
     let st = inj.terminate();
     assert!(st.success(), "exit status {st}; logs:\n{}", inj.logs());
     assert!(inj.logs().contains("shutting down"), "{}", inj.logs());

@@ -17,7 +17,11 @@ pub fn repo() -> PathBuf {
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Runs `proxy-injector certs` into `dir` for 127.0.0.1 and localhost.
@@ -75,7 +79,13 @@ impl Injector {
             cmd.env(k, v);
         }
         let child = cmd.spawn().unwrap();
-        let mut inj = Injector { child: Some(child), port, certs, log, _dir: dir };
+        let mut inj = Injector {
+            child: Some(child),
+            port,
+            certs,
+            log,
+            _dir: dir,
+        };
         inj.wait_healthy();
         inj
     }
@@ -83,17 +93,20 @@ impl Injector {
     fn wait_healthy(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(st)) = c.try_wait() {
-                    panic!("proxy-injector serve exited with {st}:\n{}", self.logs());
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(st)) = c.try_wait()
+            {
+                panic!("proxy-injector serve exited with {st}:\n{}", self.logs());
             }
             if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("proxy-injector serve did not listen within 20s:\n{}", self.logs());
+        panic!(
+            "proxy-injector serve did not listen within 20s:\n{}",
+            self.logs()
+        );
     }
 
     pub fn logs(&self) -> String {
@@ -111,7 +124,10 @@ impl Injector {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(st)) = child.try_wait() {
@@ -160,3 +176,4 @@ pub fn pod_review(uid: &str, namespace: &str, pod: serde_json::Value) -> serde_j
         }
     })
 }
+pub mod cluster;

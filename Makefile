@@ -1,0 +1,55 @@
+# proxy-injector — see README.md
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+## Everything CI runs: formatting, lints (warnings are errors), unit + golden + HTTPS + e2e tests.
+test: fmt-check lint controlplane
+	$(CARGO) test --all-targets -- --test-threads=2
+
+## Only the fast tests (no control plane).
+unit:
+	$(CARGO) test --lib --test golden --test https
+
+## Only the tests through the real kube-apiserver.
+e2e: controlplane
+	$(CARGO) test --test e2e_controlplane
+
+## Build (or reuse from ~/.cache/proxy-injector) etcd, kube-apiserver, kube-controller-manager, kubectl.
+controlplane:
+	@tests/controlplane/build.sh >/dev/null
+
+up:
+	tests/controlplane/cluster.sh up
+
+down:
+	scripts/demo.sh down
+
+## The main job: control plane + injector + webhook + annotated namespace + injected pod.
+demo:
+	scripts/demo.sh
+
+certs: build
+	$(CARGO) run --quiet -- certs --out certs/out --dns localhost --ip 127.0.0.1
+
+run: certs
+	$(CARGO) run -- serve --listen 127.0.0.1:8443 --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
+
+fmt:
+	$(CARGO) fmt
+
+fmt-check:
+	$(CARGO) fmt --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

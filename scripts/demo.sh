@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The main job, on one machine: local control plane up, injector serving, webhook registered,
+# a namespace annotated, a Deployment created, and its pod shown injected.
+#   scripts/demo.sh        run the demo (leaves everything running)
+#   scripts/demo.sh down   stop the injector and the control plane
+set -euo pipefail
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+state="$repo/.local"
+cluster="$repo/tests/controlplane/cluster.sh"
+port="${DEMO_PORT:-18443}"
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+stop_injector() {
+  if [[ -f "$state/injector.pid" ]]; then
+    kill "$(cat "$state/injector.pid")" 2>/dev/null || true
+    rm -f "$state/injector.pid"
+  fi
+}
+
+if [[ "${1:-}" == "down" ]]; then
+  stop_injector
+  "$cluster" down
+  exit 0
+fi
+
+say "building proxy-injector"
+cargo build --quiet --bin proxy-injector
+injector="$repo/target/debug/proxy-injector"
+
+say "starting the local control plane (etcd, kube-apiserver, kube-controller-manager)"
+"$cluster" up
+bin="$("$repo/tests/controlplane/build.sh" 2>/dev/null | tail -n 1)"
+export KUBECONFIG="$state/kubeconfig"
+kubectl() { "$bin/kubectl" "$@"; }
+
+say "making the webhook's certificates (proxy-injector certs)"
+"$injector" certs --out "$state/certs" --dns localhost --ip 127.0.0.1
+
+say "starting proxy-injector serve on https://127.0.0.1:${port}"
+stop_injector
+"$injector" serve --listen "127.0.0.1:${port}" --tls-cert "$state/certs/tls.crt" --tls-key "$state/certs/tls.key" \
+  > "$state/injector.log" 2>&1 &
+echo $! > "$state/injector.pid"
+for _ in $(seq 1 100); do
+  curl -sf --cacert "$state/certs/ca.crt" "https://127.0.0.1:${port}/readyz" >/dev/null && break
+  sleep 0.2
+done
+curl -sf --cacert "$state/certs/ca.crt" "https://127.0.0.1:${port}/readyz" >/dev/null \
+  || { echo "the injector did not become ready; its log:"; cat "$state/injector.log"; exit 1; }
+
+say "registering the MutatingWebhookConfiguration"
+kubectl apply -f - <<YAML
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata:
+  name: proxy-injector-demo
+webhooks:
+- name: inject.proxy-injector.dev
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Ignore
+  timeoutSeconds: 10
+  reinvocationPolicy: Never
+  clientConfig:
+    url: https://127.0.0.1:${port}/inject
+    caBundle: $(base64 -w0 "$state/certs/ca.crt")
+  namespaceSelector:
+    matchExpressions:
+    - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}
+    - {key: config.linkerd.io/admission-webhooks, operator: NotIn, values: [disabled]}
+  rules:
+  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods], scope: Namespaced}
+YAML
+sleep 1
+
+say "creating namespace demo, annotated linkerd.io/inject=enabled"
+kubectl create namespace demo --dry-run=client -o yaml | kubectl apply -f -
+kubectl annotate namespace demo linkerd.io/inject=enabled --overwrite
+for _ in $(seq 1 100); do kubectl -n demo get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
+
+say "creating Deployment demo/hello (the controller-manager makes its pod)"
+kubectl -n demo delete deployment hello --ignore-not-found >/dev/null
+kubectl -n demo create deployment hello --image=nginx:1.27 --port=8080
+for _ in $(seq 1 150); do
+  [[ -n "$(kubectl -n demo get pods -l app=hello -o name 2>/dev/null)" ]] && break
+  sleep 0.2
+done
+
+say "the pod, as the API server stored it"
+kubectl -n demo get pods -l app=hello \
+  -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name,PROXY-IMAGE:.spec.containers[0].image'
+echo
+echo "injector log: $state/injector.log"
+echo "use kubectl:  export KUBECONFIG=$state/kubeconfig; $bin/kubectl get pods -A"
+echo "stop it all:  make down"

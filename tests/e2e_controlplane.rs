@@ -1,0 +1,429 @@
+//! End to end through a real kube-apiserver (with etcd and kube-controller-manager) built from
+//! source: the API server calls `proxy-injector serve` and we check what it stores.
+//!
+//! Each test has its own namespaces and its own webhook registration (selected by a label on
+//! the test's namespaces), so tests are independent and can run in parallel.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::{Value, json};
+use support::Injector;
+use support::cluster::{self, control_plane, create_namespace, delete_namespace, register_webhook};
+
+/// An injector watching the control plane's namespaces, registered for `test`'s namespaces.
+async fn injector_for(test: &str, client: &Client) -> (Injector, String) {
+    let cp = control_plane();
+    let inj = Injector::start(&[], &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())]);
+    // Ready only once the namespace cache has synced.
+    let c = support::client(&inj.ca_pem());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = c.get(inj.url("/readyz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "injector not ready within 30s:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wh = register_webhook(client, test, inj.port, &inj.ca_pem(), "Fail").await;
+    (inj, wh)
+}
+
+fn pod(name: &str, annotations: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": name}, "annotations": annotations},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 8080, "name": "http"}]}]}
+    }))
+    .unwrap()
+}
+
+fn container_names(p: &Pod) -> (Vec<String>, Vec<String>) {
+    let spec = p.spec.as_ref().unwrap();
+    (
+        spec.init_containers
+            .iter()
+            .flatten()
+            .map(|c| c.name.clone())
+            .collect(),
+        spec.containers.iter().map(|c| c.name.clone()).collect(),
+    )
+}
+
+/// `expected` is contained in `actual`: the API server adds defaults (e.g. protocol: TCP) and
+/// its ServiceAccount admission appends the kube-api-access mount to every container.
+fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (k, v) in e {
+                subset(v, a.get(k).unwrap_or(&Value::Null), &format!("{path}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(e), Value::Array(a)) if e.len() <= a.len() => {
+            for (i, (ev, av)) in e.iter().zip(a).enumerate() {
+                subset(ev, av, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ if expected == actual => Ok(()),
+        _ => Err(format!(
+            "{path}: expected {expected}, API server stored {actual}"
+        )),
+    }
+}
+
+fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
+    list.as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {list}"))
+}
+
+#[tokio::test]
+async fn pod_in_enabled_namespace_is_stored_as_the_golden_fixture_says() {
+    let test = "golden";
+    let ns = "e2e-golden";
+    let client = control_plane().client().await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let (_inj, wh) = injector_for(test, &client).await;
+
+    let fixture = support::repo().join("tests/fixtures/01-namespace-enabled");
+    let read = |f: &str| -> Value {
+        let text = std::fs::read_to_string(fixture.join(f))
+            .unwrap()
+            .replace("namespace: shop", &format!("namespace: {ns}"));
+        serde_yaml::from_str(&text).unwrap()
+    };
+    let input: Pod = serde_json::from_value(read("pod.yaml")).unwrap();
+    let mut expected = read("expected.yaml");
+    expected["metadata"]["labels"]["linkerd.io/workload-ns"] = json!(ns);
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    pods.create(&PostParams::default(), &input).await.unwrap();
+    let stored = serde_json::to_value(pods.get("web").await.unwrap()).unwrap();
+
+    for c in ["linkerd-proxy", "app"] {
+        subset(
+            find(&expected["spec"]["containers"], c),
+            find(&stored["spec"]["containers"], c),
+            c,
+        )
+        .unwrap();
+    }
+    subset(
+        find(&expected["spec"]["initContainers"], "linkerd-init"),
+        find(&stored["spec"]["initContainers"], "linkerd-init"),
+        "linkerd-init",
+    )
+    .unwrap();
+    assert_eq!(
+        stored["spec"]["containers"][0]["name"], "linkerd-proxy",
+        "the proxy goes first"
+    );
+    for v in [
+        "linkerd-identity-end-entity",
+        "linkerd-identity-token",
+        "linkerd-proxy-init-xtables-lock",
+    ] {
+        subset(
+            find(&expected["spec"]["volumes"], v),
+            find(&stored["spec"]["volumes"], v),
+            v,
+        )
+        .unwrap();
+    }
+    subset(
+        &expected["metadata"]["annotations"],
+        &stored["metadata"]["annotations"],
+        "annotations",
+    )
+    .unwrap();
+    subset(
+        &expected["metadata"]["labels"],
+        &stored["metadata"]["labels"],
+        "labels",
+    )
+    .unwrap();
+
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
+
+#[tokio::test]
+async fn deployment_pods_from_the_controller_manager_are_injected() {
+    let test = "deploy";
+    let ns = "e2e-deploy";
+    let client = control_plane().client().await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let (_inj, wh) = injector_for(test, &client).await;
+
+    let deploy: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "shop"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "shop"}},
+            "template": {
+                "metadata": {"labels": {"app": "shop"}},
+                "spec": {"containers": [{"name": "shop", "image": "nginx:1.27"}]}
+            }
+        }
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let list = loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=shop"))
+            .await
+            .unwrap();
+        if list.items.len() == 2 {
+            break list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controller-manager made {} of 2 pods in 60s",
+            list.items.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for p in &list.items {
+        let (init, containers) = container_names(p);
+        assert_eq!(
+            init,
+            ["linkerd-init"],
+            "{}",
+            p.metadata.name.as_deref().unwrap_or("")
+        );
+        assert_eq!(containers, ["linkerd-proxy", "shop"]);
+        assert!(
+            p.metadata.owner_references.is_some(),
+            "made by the ReplicaSet"
+        );
+    }
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
+
+#[tokio::test]
+async fn decisions_and_namespace_overrides() {
+    let test = "decide";
+    let client = control_plane().client().await;
+    create_namespace(&client, "e2e-decide-plain", test, &[]).await;
+    create_namespace(
+        &client,
+        "e2e-decide-on",
+        test,
+        &[
+            ("linkerd.io/inject", "enabled"),
+            ("config.linkerd.io/proxy-cpu-request", "150m"),
+            ("config.linkerd.io/proxy-log-level", "debug"),
+        ],
+    )
+    .await;
+    let (_inj, wh) = injector_for(test, &client).await;
+    let plain: Api<Pod> = Api::namespaced(client.clone(), "e2e-decide-plain");
+    let on: Api<Pod> = Api::namespaced(client.clone(), "e2e-decide-on");
+    let pp = PostParams::default();
+
+    // Plain namespace, no annotation: untouched.
+    let p = plain
+        .create(&pp, &pod("untouched", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(container_names(&p), (vec![], vec!["app".to_string()]));
+    // Pod-level enabled in a plain namespace: injected.
+    let p = plain
+        .create(&pp, &pod("opt-in", json!({"linkerd.io/inject": "enabled"})))
+        .await
+        .unwrap();
+    assert_eq!(container_names(&p).1, ["linkerd-proxy", "app"]);
+    // Pod-level disabled in an enabled namespace: untouched.
+    let p = on
+        .create(
+            &pp,
+            &pod("opt-out", json!({"linkerd.io/inject": "disabled"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(container_names(&p), (vec![], vec!["app".to_string()]));
+    // Namespace overrides apply to the proxy.
+    let p = on.create(&pp, &pod("tuned", json!({}))).await.unwrap();
+    let proxy = &p.spec.as_ref().unwrap().containers[0];
+    assert_eq!(proxy.name, "linkerd-proxy");
+    let requests = proxy.resources.as_ref().unwrap().requests.as_ref().unwrap();
+    assert_eq!(requests["cpu"].0, "150m");
+    let log = proxy
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "LINKERD2_PROXY_LOG")
+        .unwrap();
+    assert_eq!(log.value.as_deref(), Some("debug"));
+    // A bad override: admitted uninjected, with the warning on the response.
+    let out = control_plane().kubectl(
+        &[
+            "-n",
+            "e2e-decide-on",
+            "run",
+            "bad",
+            "--image=nginx",
+            "--annotations=config.linkerd.io/proxy-memory-limit=huge",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("config.linkerd.io/proxy-memory-limit"),
+        "kubectl stderr: {stderr}"
+    );
+    let p = on.get("bad").await.unwrap();
+    assert_eq!(container_names(&p).1, ["bad"]);
+
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, "e2e-decide-plain").await;
+    delete_namespace(&client, "e2e-decide-on").await;
+}
+
+#[tokio::test]
+async fn server_side_dry_run_is_injected_and_not_stored() {
+    let test = "dryrun";
+    let ns = "e2e-dryrun";
+    let client = control_plane().client().await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let (_inj, wh) = injector_for(test, &client).await;
+    let manifest = serde_json::to_string(&json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "preview", "namespace": ns},
+        "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+    }))
+    .unwrap();
+    let out = control_plane().kubectl(
+        &["create", "--dry-run=server", "-o", "json", "-f", "-"],
+        Some(&manifest),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let returned: Pod = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(container_names(&returned).1, ["linkerd-proxy", "app"]);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    assert!(
+        pods.get_opt("preview").await.unwrap().is_none(),
+        "a dry run must store nothing"
+    );
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
+
+#[tokio::test]
+async fn injector_down_fail_blocks_and_ignore_admits_uninjected() {
+    let client = control_plane().client().await;
+    // A stopped injector: its certs exist, nothing listens on its port.
+    let dir = tempfile::tempdir().unwrap();
+    support::make_certs(dir.path());
+    let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    let port = support::free_port();
+
+    create_namespace(
+        &client,
+        "e2e-down-fail",
+        "down-fail",
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let wh = register_webhook(&client, "down-fail", port, &ca, "Fail").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-down-fail");
+    let err = pods
+        .create(&PostParams::default(), &pod("blocked", json!({})))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        msg.contains("failed calling webhook") && msg.contains("inject.proxy-injector.dev"),
+        "{msg}"
+    );
+    cluster::unregister_webhook(&client, &wh).await;
+
+    create_namespace(
+        &client,
+        "e2e-down-ignore",
+        "down-ignore",
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let wh = register_webhook(&client, "down-ignore", port, &ca, "Ignore").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-down-ignore");
+    let p = pods
+        .create(&PostParams::default(), &pod("through", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(container_names(&p), (vec![], vec!["app".to_string()]));
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, "e2e-down-fail").await;
+    delete_namespace(&client, "e2e-down-ignore").await;
+}
+
+#[tokio::test]
+async fn namespace_annotated_after_start_is_seen_within_2s() {
+    let test = "late";
+    let ns = "e2e-late";
+    let client = control_plane().client().await;
+    create_namespace(&client, ns, test, &[]).await;
+    let (_inj, wh) = injector_for(test, &client).await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let p = pods.create(&dry, &pod("before", json!({}))).await.unwrap();
+    assert_eq!(
+        container_names(&p).1,
+        ["app"],
+        "not injected before the annotation"
+    );
+
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}});
+    nss.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let p = pods.create(&dry, &pod("after", json!({}))).await.unwrap();
+        if container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy") {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(2),
+            "the annotation was not seen within 2s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = t0.elapsed();
+    eprintln!("namespace annotation seen by the injector after {seen:?}");
+    assert!(seen < Duration::from_secs(2));
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
