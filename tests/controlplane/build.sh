@@ -21,9 +21,12 @@ mkdir -p "$cache"
 tmp="$cache/bin.partial"
 rm -rf "$tmp"; mkdir -p "$tmp"
 start=$(date +%s)
+echo "  fetching Go modules if needed (first time: a few hundred MB, 1-2 min)..." >&2
+go mod download
+echo "  modules ready ($(( $(date +%s) - start ))s); compiling" >&2
 # -v prints each package as it is compiled; show a count every 100 so the terminal is never silent.
 go build -trimpath -v -o "$tmp/" ./cmd/... 2>&1 | awk -v start="$start" '
-  /^#|error|cannot|undefined/ { print > "/dev/stderr"; next }
+  /^#|\.go:[0-9]+:/ { print > "/dev/stderr"; next }
   { n++; if (n % 100 == 0) { printf("  ... %d packages compiled (%ds)\n", n, systime()-start) > "/dev/stderr" } }
   END { printf("  ... %d packages compiled\n", n) > "/dev/stderr" }'
 for b in "${want[@]}"; do
