@@ -17,8 +17,9 @@ use serde_json::{Value, json};
 use support::Injector;
 use support::cluster::{self, control_plane, create_namespace, delete_namespace, register_webhook};
 
-/// An injector watching the control plane's namespaces, registered for `test`'s namespaces.
-async fn injector_for(test: &str, client: &Client) -> (Injector, String) {
+/// An injector watching the control plane's namespaces, registered for `test`'s namespaces;
+/// returns once the API server is seen calling it for pods in `probe_ns`.
+async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector, String) {
     let cp = control_plane();
     let inj = Injector::start(&[], &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())]);
     // Ready only once the namespace cache has synced.
@@ -38,6 +39,26 @@ async fn injector_for(test: &str, client: &Client) -> (Injector, String) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let wh = register_webhook(client, test, inj.port, &inj.ca_pem(), "Fail").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), probe_ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let probe = pod("probe", json!({"linkerd.io/inject": "enabled"}));
+        if let Ok(p) = pods.create(&dry, &probe).await
+            && container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API server did not call the webhook within 30s:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     (inj, wh)
 }
 
@@ -96,7 +117,7 @@ async fn pod_in_enabled_namespace_is_stored_as_the_golden_fixture_says() {
     let ns = "e2e-golden";
     let client = control_plane().client().await;
     create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    let (_inj, wh) = injector_for(test, &client).await;
+    let (_inj, wh) = injector_for(test, ns, &client).await;
 
     let fixture = support::repo().join("tests/fixtures/01-namespace-enabled");
     let read = |f: &str| -> Value {
@@ -166,7 +187,7 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
     let ns = "e2e-deploy";
     let client = control_plane().client().await;
     create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    let (_inj, wh) = injector_for(test, &client).await;
+    let (_inj, wh) = injector_for(test, ns, &client).await;
 
     let deploy: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "shop"},
@@ -235,7 +256,7 @@ async fn decisions_and_namespace_overrides() {
         ],
     )
     .await;
-    let (_inj, wh) = injector_for(test, &client).await;
+    let (_inj, wh) = injector_for(test, "e2e-decide-plain", &client).await;
     let plain: Api<Pod> = Api::namespaced(client.clone(), "e2e-decide-plain");
     let on: Api<Pod> = Api::namespaced(client.clone(), "e2e-decide-on");
     let pp = PostParams::default();
@@ -310,7 +331,7 @@ async fn server_side_dry_run_is_injected_and_not_stored() {
     let ns = "e2e-dryrun";
     let client = control_plane().client().await;
     create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    let (_inj, wh) = injector_for(test, &client).await;
+    let (_inj, wh) = injector_for(test, ns, &client).await;
     let manifest = serde_json::to_string(&json!({
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": "preview", "namespace": ns},
@@ -355,10 +376,25 @@ async fn injector_down_fail_blocks_and_ignore_admits_uninjected() {
     .await;
     let wh = register_webhook(&client, "down-fail", port, &ca, "Fail").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-down-fail");
-    let err = pods
-        .create(&PostParams::default(), &pod("blocked", json!({})))
-        .await
-        .unwrap_err();
+    // Until the API server's webhook informer has the new registration, creation succeeds:
+    // retry with fresh names until it is refused (it must be, within 10 s).
+    let t0 = Instant::now();
+    let err = loop {
+        let name = format!("blocked-{}", t0.elapsed().as_millis());
+        match pods
+            .create(&PostParams::default(), &pod(&name, json!({})))
+            .await
+        {
+            Err(e) => break e,
+            Ok(_) => {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(10),
+                    "creation was never refused"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
     let msg = err.to_string();
     assert!(
         msg.contains("failed calling webhook") && msg.contains("inject.proxy-injector.dev"),
@@ -391,7 +427,7 @@ async fn namespace_annotated_after_start_is_seen_within_2s() {
     let ns = "e2e-late";
     let client = control_plane().client().await;
     create_namespace(&client, ns, test, &[]).await;
-    let (_inj, wh) = injector_for(test, &client).await;
+    let (_inj, wh) = injector_for(test, ns, &client).await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     let dry = PostParams {
         dry_run: true,
