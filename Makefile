@@ -2,7 +2,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean
+.PHONY: build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
 
 build:
 	$(CARGO) build
@@ -13,6 +13,7 @@ release:
 ## Everything CI runs: formatting, lints (warnings are errors), unit + golden + HTTPS + e2e tests.
 test: fmt-check lint controlplane
 	$(CARGO) test --all-targets -- --test-threads=2
+	scripts/e2e-kind.sh
 
 ## Only the fast tests (no control plane).
 unit:
@@ -53,3 +54,18 @@ lint:
 
 clean:
 	$(CARGO) clean
+
+KUBECTL ?= kubectl
+## In-cluster certificates: TLS Secret + caBundle of the webhook configuration (after kubectl apply -k manifests/).
+deploy-certs: build
+	$(CARGO) run --quiet -- certs --out certs/out --kubernetes --namespace proxy-injector
+	$(KUBECTL) apply -f certs/out/secret.yaml
+	$(KUBECTL) patch mutatingwebhookconfiguration proxy-injector --type=json --patch-file certs/out/webhook-patch.json
+
+## Container image (needs a Docker engine).
+image:
+	docker build -t proxy-injector:0.1.0 .
+
+## kind cluster end to end (skipped with a message where docker or kind is missing; E2E_KIND=required fails instead).
+e2e-kind:
+	scripts/e2e-kind.sh

@@ -100,3 +100,43 @@ pub fn write(dir: &Path, g: &Generated) -> Result<(), CertsError> {
     }
     Ok(())
 }
+
+/// The DNS names of the in-cluster Service `proxy-injector` in `namespace`.
+pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
+    vec![
+        format!("{service}.{namespace}.svc"),
+        format!("{service}.{namespace}.svc.cluster.local"),
+    ]
+}
+
+/// A `kubernetes.io/tls` Secret (YAML) holding the serving certificate, and a JSON patch
+/// (`kubectl patch --type=json`) that sets the webhook configuration's caBundle.
+pub fn kubernetes_objects(g: &Generated, namespace: &str, secret_name: &str) -> (String, String) {
+    use base64::Engine;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+    use std::collections::BTreeMap;
+    let data: BTreeMap<String, ByteString> = [
+        ("tls.crt", &g.tls_cert),
+        ("tls.key", &g.tls_key),
+        ("ca.crt", &g.ca_cert),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), ByteString(v.as_bytes().to_vec())))
+    .collect();
+    let secret = Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(secret_name.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            ..Default::default()
+        },
+        type_: Some("kubernetes.io/tls".into()),
+        data: Some(data),
+        ..Default::default()
+    };
+    // k8s-openapi writes apiVersion and kind itself.
+    let yaml = serde_yaml::to_string(&secret).unwrap_or_default();
+    let ca = base64::engine::general_purpose::STANDARD.encode(&g.ca_cert);
+    let patch = serde_json::json!([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca}]);
+    (yaml, patch.to_string())
+}

@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod certs;
 pub mod config;
+pub mod corpus;
 pub mod decision;
 pub mod namespaces;
 pub mod offline;

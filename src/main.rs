@@ -96,13 +96,21 @@ enum Command {
     Certs {
         #[arg(long, default_value = "certs/out")]
         out: PathBuf,
-        /// DNS names for the serving certificate (e.g. proxy-injector.linkerd.svc).
+        /// DNS names for the serving certificate (default with --kubernetes: the Service's names).
         #[arg(long)]
         dns: Vec<String>,
         #[arg(long)]
         ip: Vec<IpAddr>,
         #[arg(long, default_value_t = 365)]
         days: i64,
+        /// Also write secret.yaml (the TLS Secret) and webhook-patch.json (sets the caBundle).
+        #[arg(long)]
+        kubernetes: bool,
+        /// Namespace of the injector's Service and Secret (with --kubernetes).
+        #[arg(long, default_value = "proxy-injector")]
+        namespace: String,
+        #[arg(long, default_value = "proxy-injector-tls")]
+        secret_name: String,
     },
 }
 
@@ -235,13 +243,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Certs { out, dns, ip, days } => {
+        Command::Certs {
+            out,
+            mut dns,
+            ip,
+            days,
+            kubernetes,
+            namespace,
+            secret_name,
+        } => {
+            if kubernetes && dns.is_empty() {
+                dns = certs::service_dns_names("proxy-injector", &namespace);
+            }
             let g = certs::generate(&dns, &ip, days)?;
             certs::write(&out, &g)?;
             println!(
                 "wrote {0}/ca.crt, {0}/ca.key, {0}/tls.crt, {0}/tls.key",
                 out.display()
             );
+            if kubernetes {
+                let (secret, patch) = certs::kubernetes_objects(&g, &namespace, &secret_name);
+                std::fs::write(out.join("secret.yaml"), secret)?;
+                std::fs::write(out.join("webhook-patch.json"), patch)?;
+                println!(
+                    "wrote {0}/secret.yaml (Secret {namespace}/{secret_name}) and {0}/webhook-patch.json (caBundle)",
+                    out.display()
+                );
+            }
             Ok(())
         }
     }

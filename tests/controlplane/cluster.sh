@@ -115,8 +115,14 @@ up() {
   local until_pid=""
   if [[ "${1:-}" == "--until-exit" ]]; then until_pid="${2:?--until-exit needs a PID}"; fi
   if alive kube-apiserver && alive etcd && [[ -f "$kubeconfig" ]]; then
-    log "already running (kubeconfig $kubeconfig)"
-    return 0
+    # A control plane owned by a process that has exited is being torn down by its
+    # watchdog: wait for that and start afresh rather than reuse it.
+    if [[ -f "$cp/owner" ]] && ! kill -0 "$(cat "$cp/owner")" 2>/dev/null; then
+      log "previous owner exited; restarting"
+    else
+      log "already running (kubeconfig $kubeconfig)"
+      return 0
+    fi
   fi
   down >/dev/null 2>&1 || true
   bin="$("$here/build.sh" | tail -n 1)"
@@ -139,7 +145,8 @@ up() {
     --client-ca-file "$d/ca.crt" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 --authorization-mode RBAC --allow-privileged=true \
+    --service-cluster-ip-range 127.1.0.0/24 --enable-aggregator-routing=true \
+    --authorization-mode RBAC --allow-privileged=true \
     --enable-admission-plugins MutatingAdmissionWebhook,ValidatingAdmissionWebhook
   wait_for kube-apiserver 120 curl -sf --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
     "https://127.0.0.1:${api_port}/readyz"
@@ -154,6 +161,7 @@ up() {
 
   write_kubeconfig "$kubeconfig.tmp" && mv "$kubeconfig.tmp" "$kubeconfig"
   if [[ -n "$until_pid" ]]; then
+    echo "$until_pid" > "$cp/owner"
     setsid bash -c "while kill -0 $until_pid 2>/dev/null; do sleep 0.5; done; exec '$here/cluster.sh' down" \
       > /dev/null 2>&1 < /dev/null &
     echo $! > "$cp/watchdog.pid"

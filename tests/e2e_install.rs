@@ -1,0 +1,317 @@
+//! The install path against the real control plane: the kustomize manifests render, apply
+//! (server dry-run, then for real), carry the expected webhook configuration, RBAC and Secret,
+//! and the service account's RBAC is enough for `serve` and no more.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Secret};
+use k8s_openapi::api::rbac::v1::ClusterRole;
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
+use serde_json::Value;
+use support::Injector;
+use support::cluster::control_plane;
+
+fn ok(out: &std::process::Output, what: &str) -> String {
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn manifests_render_apply_and_grant_least_privilege() {
+    let cp = control_plane();
+    let client = cp.client().await;
+    let manifests = support::repo().join("manifests");
+    let m = manifests.to_str().unwrap();
+
+    // Renders, with every object the install needs.
+    let rendered = ok(
+        &cp.kubectl(&["kustomize", m], None),
+        "kubectl kustomize manifests/",
+    );
+    let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&rendered)
+        .map(|d| {
+            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+            format!(
+                "{}/{}",
+                v["kind"].as_str().unwrap(),
+                v["metadata"]["name"].as_str().unwrap()
+            )
+        })
+        .collect();
+    for want in [
+        "Namespace/proxy-injector",
+        "ServiceAccount/proxy-injector",
+        "ClusterRole/proxy-injector",
+        "ClusterRoleBinding/proxy-injector",
+        "ConfigMap/proxy-injector-config",
+        "Deployment/proxy-injector",
+        "Service/proxy-injector",
+        "PodDisruptionBudget/proxy-injector",
+        "MutatingWebhookConfiguration/proxy-injector",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == want),
+            "{want} missing from {kinds:?}"
+        );
+    }
+    let rendered_cm = ok(
+        &cp.kubectl(
+            &[
+                "kustomize",
+                manifests.join("overlays/cert-manager").to_str().unwrap(),
+            ],
+            None,
+        ),
+        "kubectl kustomize overlays/cert-manager",
+    );
+    assert!(rendered_cm.contains("cert-manager.io/inject-ca-from: proxy-injector/proxy-injector"));
+    assert!(rendered_cm.contains("kind: Certificate"));
+
+    // Server-side dry run: accepted, nothing stored. (A dry run creates no namespace, so the
+    // namespaced objects need it to exist: create it first, as `kubectl apply` users do.)
+    let ns_file = manifests.join("base/namespace.yaml");
+    ok(
+        &cp.kubectl(&["apply", "-f", ns_file.to_str().unwrap()], None),
+        "apply namespace",
+    );
+    ok(
+        &cp.kubectl(&["apply", "--dry-run=server", "-k", m], None),
+        "apply --dry-run=server",
+    );
+    let mwcs: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
+    assert!(
+        mwcs.get_opt("proxy-injector").await.unwrap().is_none(),
+        "dry run stored the webhook"
+    );
+
+    // For real, then the certificates the way `make deploy-certs` does it.
+    ok(&cp.kubectl(&["apply", "-k", m], None), "apply -k manifests");
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new(support::bin())
+        .args(["certs", "--kubernetes", "--out"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    ok(&st, "proxy-injector certs --kubernetes");
+    let secret_file = dir.path().join("secret.yaml");
+    ok(
+        &cp.kubectl(&["apply", "-f", secret_file.to_str().unwrap()], None),
+        "apply secret.yaml",
+    );
+    let patch = dir.path().join("webhook-patch.json");
+    ok(
+        &cp.kubectl(
+            &[
+                "patch",
+                "mutatingwebhookconfiguration",
+                "proxy-injector",
+                "--type=json",
+                "--patch-file",
+                patch.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "patch caBundle",
+    );
+
+    // The webhook configuration.
+    let mwc = mwcs.get("proxy-injector").await.unwrap();
+    let wh = &mwc.webhooks.as_ref().unwrap()[0];
+    let ca = std::fs::read(dir.path().join("ca.crt")).unwrap();
+    assert_eq!(
+        wh.client_config.ca_bundle.as_ref().unwrap().0,
+        ca,
+        "caBundle is the generated CA"
+    );
+    let svc = wh.client_config.service.as_ref().unwrap();
+    assert_eq!(
+        (
+            svc.namespace.as_str(),
+            svc.name.as_str(),
+            svc.path.as_deref(),
+            svc.port
+        ),
+        (
+            "proxy-injector",
+            "proxy-injector",
+            Some("/inject"),
+            Some(443)
+        )
+    );
+    assert_eq!(wh.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(wh.side_effects, "None");
+    assert_eq!(wh.admission_review_versions, ["v1"]);
+    assert!(wh.timeout_seconds.unwrap() <= 10);
+    let rule = &wh.rules.as_ref().unwrap()[0];
+    assert_eq!(
+        rule.operations.as_deref(),
+        Some(&["CREATE".to_string()][..])
+    );
+    assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string()][..]));
+    let sel = serde_json::to_value(&wh.namespace_selector)
+        .unwrap()
+        .to_string();
+    for needle in [
+        "kube-system",
+        "\"proxy-injector\"",
+        "config.linkerd.io/admission-webhooks",
+        "disabled",
+    ] {
+        assert!(
+            sel.contains(needle),
+            "namespaceSelector lacks {needle}: {sel}"
+        );
+    }
+
+    // RBAC: exactly namespaces get/list/watch and events create/patch.
+    let role = Api::<ClusterRole>::all(client.clone())
+        .get("proxy-injector")
+        .await
+        .unwrap();
+    let mut rules: Vec<String> = role
+        .rules
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{:?} {:?} {:?}",
+                r.api_groups.clone().unwrap_or_default(),
+                r.resources.clone().unwrap_or_default(),
+                r.verbs
+            )
+        })
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        [
+            r#"[""] ["events"] ["create", "patch"]"#,
+            r#"[""] ["namespaces"] ["get", "list", "watch"]"#,
+            r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
+        ]
+    );
+
+    // The TLS Secret.
+    let secret = Api::<Secret>::namespaced(client.clone(), "proxy-injector")
+        .get("proxy-injector-tls")
+        .await
+        .unwrap();
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let data = secret.data.unwrap();
+    assert!(data.contains_key("tls.crt") && data.contains_key("tls.key"));
+
+    // The Deployment is accepted, and its pods pass the namespace's `restricted` Pod Security
+    // level (the controller-manager could create them; no kubelet runs them here).
+    let deploy = Api::<Deployment>::namespaced(client.clone(), "proxy-injector")
+        .get("proxy-injector")
+        .await
+        .unwrap();
+    assert_eq!(deploy.spec.as_ref().unwrap().replicas, Some(2));
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "proxy-injector");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pods.list(&ListParams::default()).await.unwrap().items.len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the Deployment's pods were not created (Pod Security?)"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Run `serve` as the manifests' service account: enough to become ready (namespace watch)...
+    let token = ok(
+        &cp.kubectl(
+            &["-n", "proxy-injector", "create", "token", "proxy-injector"],
+            None,
+        ),
+        "create token",
+    );
+    let admin: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cp.kubeconfig).unwrap()).unwrap();
+    let cluster = &admin["clusters"][0]["cluster"];
+    let sa_kubeconfig = dir.path().join("sa.kubeconfig");
+    std::fs::write(
+        &sa_kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: local\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
+             users:\n- name: sa\n  user:\n    token: {}\ncontexts:\n- name: sa\n  context: {{cluster: local, user: sa}}\ncurrent-context: sa\n",
+            cluster["server"].as_str().unwrap(),
+            cluster["certificate-authority"].as_str().unwrap(),
+            token.trim()
+        ),
+    )
+    .unwrap();
+    let inj = Injector::start(&[], &[("KUBECONFIG", sa_kubeconfig.to_str().unwrap())]);
+    let c = support::client(&inj.ca_pem());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = c.get(inj.url("/readyz")).send().await
+            && r.status() == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve as the service account never became ready:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // ...and no more.
+    let sa = sa_kubeconfig.to_str().unwrap();
+    let can = |verb: &str, what: &str| {
+        let out = cp.kubectl(
+            &["--kubeconfig", sa, "auth", "can-i", verb, what, "-A"],
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(can("watch", "namespaces"), "yes");
+    assert_eq!(can("create", "events"), "yes");
+    for (verb, what) in [
+        ("list", "secrets"),
+        ("get", "secrets"),
+        ("create", "pods"),
+        ("list", "pods"),
+        ("delete", "namespaces"),
+        ("update", "mutatingwebhookconfigurations"),
+    ] {
+        assert_eq!(
+            can(verb, what),
+            "no",
+            "the service account may {verb} {what}"
+        );
+    }
+    let denied = cp.kubectl(
+        &["--kubeconfig", sa, "get", "secrets", "-n", "proxy-injector"],
+        None,
+    );
+    assert!(!denied.status.success());
+    assert!(
+        String::from_utf8_lossy(&denied.stderr).contains("Forbidden"),
+        "{}",
+        String::from_utf8_lossy(&denied.stderr)
+    );
+
+    // Clean up: the webhook first (it would otherwise be called for every pod).
+    let _ = mwcs
+        .delete("proxy-injector", &DeleteParams::default())
+        .await;
+    ok(
+        &cp.kubectl(
+            &["delete", "-k", m, "--wait=false", "--ignore-not-found"],
+            None,
+        ),
+        "delete -k manifests",
+    );
+}
