@@ -2,7 +2,9 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
+BENCH_ARGS ?=
+
+.PHONY: bench bench-long bench-apiserver build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
 
 build:
 	$(CARGO) build
@@ -69,3 +71,21 @@ image:
 ## kind cluster end to end (skipped with a message where docker or kind is missing; E2E_KIND=required fails instead).
 e2e-kind:
 	scripts/e2e-kind.sh
+
+## Benchmarks (not tests): criterion micro-benchmarks as ratios to a parse-only floor, then the
+## injector against the constant-answer floor server under load (127.0.0.1, bounded runs).
+bench:
+	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 5
+	python3 scripts/criterion-ratios.py
+	$(CARGO) build --release --bins
+	target/release/loadgen --server-bin target/release/proxy-injector $(BENCH_ARGS)
+
+## One million requests of the mixed corpus: RSS must stay flat.
+bench-long:
+	$(CARGO) build --release --bins
+	target/release/loadgen --server-bin target/release/proxy-injector --corpus mixed --requests 1000000 --max-seconds 300 --rate 0
+
+## Through the real kube-apiserver: 10,000 namespaces in the reflector (RSS), and the latency
+## the webhook adds to pod creation (injected vs plain namespace).
+bench-apiserver: controlplane
+	$(CARGO) bench --bench apiserver

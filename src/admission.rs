@@ -24,9 +24,11 @@ struct GvkView<'a> {
     kind: BStr<'a>,
 }
 
+/// The request, with `object` parsed as `O`: the pod view directly (one pass over the body),
+/// or raw JSON on the slow path.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RequestView<'a> {
+struct RequestView<'a, O> {
     #[serde(borrow)]
     uid: BStr<'a>,
     #[serde(borrow, default)]
@@ -37,19 +39,23 @@ struct RequestView<'a> {
     namespace: Option<BStr<'a>>,
     #[serde(default)]
     dry_run: Option<bool>,
-    #[serde(borrow, default)]
-    object: Option<&'a RawValue>,
+    #[serde(default = "none")]
+    object: Option<O>,
+}
+
+fn none<O>() -> Option<O> {
+    None
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ReviewView<'a> {
+struct ReviewView<'a, O> {
     #[serde(borrow, default)]
     api_version: Option<BStr<'a>>,
     #[serde(borrow, default)]
     kind: Option<BStr<'a>>,
-    #[serde(borrow, default)]
-    request: Option<RequestView<'a>>,
+    #[serde(borrow, default = "none")]
+    request: Option<RequestView<'a, O>>,
 }
 
 /// Why a body is answered with HTTP 400 instead of an AdmissionReview.
@@ -116,8 +122,22 @@ impl Admission {
     /// Answers one AdmissionReview body.
     pub fn review(&self, body: &[u8]) -> Result<Answer, ReviewError> {
         let text = std::str::from_utf8(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
-        let review: ReviewView<'_> =
+        // Fast path: the object goes straight into the pod view, in one pass over the body.
+        if let Ok(review) = serde_json::from_str::<ReviewView<'_, PodView<'_>>>(text) {
+            return self.answer(review, Ok);
+        }
+        // Slow path, for what the view cannot read (an object of another shape, or not JSON at
+        // all): the object kept raw, so that the error names what is wrong.
+        let review: ReviewView<'_, &RawValue> =
             serde_json::from_str(text).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+        self.answer(review, |raw| PodView::parse(raw.get()))
+    }
+
+    fn answer<'a, O>(
+        &self,
+        review: ReviewView<'a, O>,
+        to_pod: impl FnOnce(O) -> Result<PodView<'a>, serde_json::Error>,
+    ) -> Result<Answer, ReviewError> {
         let api_version = review.api_version.as_ref().map(BStr::as_str).unwrap_or("");
         let kind = review.kind.as_ref().map(BStr::as_str).unwrap_or("");
         let api_version = match api_version {
@@ -173,7 +193,7 @@ impl Admission {
             out.body = response(api_version, uid, None, None, &[]);
             return Ok(out);
         };
-        let pod = match PodView::parse(object.get()) {
+        let pod = match to_pod(object) {
             Ok(p) => p,
             Err(e) => {
                 let reason = SkipReason::UnreadablePod {

@@ -66,6 +66,9 @@ enum Command {
         /// Time given to in-flight requests after SIGTERM, in seconds.
         #[arg(long, default_value_t = 10)]
         drain_seconds: u64,
+        /// Benchmark floor: answer every review with a constant response (never in a cluster).
+        #[arg(long, hide = true)]
+        constant_response: bool,
     },
     /// Print pods as the webhook would admit them (files of Pod objects, or - for stdin).
     Inject {
@@ -157,6 +160,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             log_format,
             request_timeout_ms,
             drain_seconds,
+            constant_response,
         } => {
             init_logs(log_format);
             let cfg = Config::load(config.as_deref())?;
@@ -189,6 +193,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     request_timeout: Duration::from_millis(request_timeout_ms),
                     drain: Duration::from_secs(drain_seconds),
                     cert_poll: Duration::from_secs(5),
+                    constant_response,
                 };
                 server::serve(admission, opts, server::shutdown_signal()).await
             })

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -37,6 +38,36 @@ pub enum NamespacesError {
         index: usize,
         message: String,
     },
+}
+
+/// Whether the injector reads this namespace annotation (everything else is dropped from the cache).
+pub fn is_mesh_annotation(key: &str) -> bool {
+    key.starts_with("linkerd.io/")
+        || key.starts_with("config.linkerd.io/")
+        || key.starts_with("config.alpha.linkerd.io/")
+}
+
+/// Keeps only what the decision reads: the name and the mesh annotations. A cluster's
+/// namespaces often carry large annotations (kubectl's last-applied-configuration) and
+/// managed fields; with 10,000 namespaces that would be most of the injector's memory.
+fn slim(ns: &mut Namespace) {
+    let annotations = ns
+        .metadata
+        .annotations
+        .take()
+        .map(|a| {
+            a.into_iter()
+                .filter(|(k, _)| is_mesh_annotation(k))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        })
+        .filter(|a| !a.is_empty());
+    ns.metadata = ObjectMeta {
+        name: ns.metadata.name.take(),
+        annotations,
+        ..Default::default()
+    };
+    ns.spec = None;
+    ns.status = None;
 }
 
 impl Namespaces {
@@ -98,12 +129,7 @@ impl Namespaces {
         let synced = Arc::new(AtomicBool::new(false));
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
-            .modify(|ns| {
-                // Only annotations are used: drop the rest to keep the cache small.
-                ns.managed_fields_mut().clear();
-                ns.spec = None;
-                ns.status = None;
-            })
+            .modify(slim)
             .reflect(writer)
             .applied_objects();
         tokio::spawn(async move {
@@ -168,6 +194,30 @@ mod tests {
         assert_eq!(a.annotations()["linkerd.io/inject"], "enabled");
         assert!(ns.get("b").unwrap().metadata.annotations.is_none());
         assert!(ns.get("c").is_none());
+    }
+
+    #[test]
+    fn cache_keeps_only_name_and_mesh_annotations() {
+        let mut ns: Namespace = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "shop", "uid": "u", "labels": {"a": "b"},
+                "annotations": {"linkerd.io/inject": "enabled", "config.linkerd.io/proxy-cpu-request": "1",
+                    "config.alpha.linkerd.io/proxy-enable-native-sidecar": "true",
+                    "kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+                "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}
+        }))
+        .unwrap();
+        slim(&mut ns);
+        assert_eq!(ns.metadata.name.as_deref(), Some("shop"));
+        let a = ns.metadata.annotations.unwrap();
+        assert_eq!(a.len(), 3);
+        assert!(!a.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
+        assert!(
+            ns.metadata.uid.is_none()
+                && ns.metadata.labels.is_none()
+                && ns.metadata.managed_fields.is_none()
+        );
+        assert!(ns.spec.is_none() && ns.status.is_none());
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub struct ServeOptions {
     pub drain: Duration,
     /// How often the certificate files are checked for a change.
     pub cert_poll: Duration,
+    /// Benchmark floor: answer every `POST /inject` with one constant, pre-serialised
+    /// AdmissionReview, through the same stack (TLS, limits, timeout) without reviewing.
+    pub constant_response: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,9 +154,24 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
-fn router(state: Arc<AppState>, timeout: Duration) -> Router {
+static CONSTANT_RESPONSE: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-4000-8000-000000000000","allowed":true}}"#;
+
+async fn constant(_body: Bytes) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        Bytes::from_static(CONSTANT_RESPONSE),
+    )
+        .into_response()
+}
+
+fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> Router {
+    let inject_route = if constant_response {
+        post(constant)
+    } else {
+        post(inject)
+    };
     Router::new()
-        .route("/inject", post(inject))
+        .route("/inject", inject_route)
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -202,7 +220,7 @@ pub async fn serve(
         admission,
         shutting_down: AtomicBool::new(false),
     });
-    let app = router(state.clone(), opts.request_timeout);
+    let app = router(state.clone(), opts.request_timeout, opts.constant_response);
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
     listener.set_nonblocking(true)?;
