@@ -35,8 +35,12 @@ enum CorpusKind {
 )]
 struct Args {
     /// The proxy-injector binary to start (release build for real numbers).
+    #[arg(long, required_unless_present = "dump_corpus")]
+    server_bin: Option<PathBuf>,
+    /// Write the corpus bodies (AdmissionReview JSON) into this directory and exit, e.g. to
+    /// drive another load tool (wrk) with the same requests.
     #[arg(long)]
-    server_bin: PathBuf,
+    dump_corpus: Option<PathBuf>,
     /// Corpora to run, in order.
     #[arg(long, value_delimiter = ',', default_value = "10kb,mixed")]
     corpus: Vec<CorpusKind>,
@@ -356,9 +360,26 @@ fn row(name: &str, server: &str, r: &RunResult, rss: (f64, f64)) -> String {
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    if let Some(dir) = &args.dump_corpus {
+        std::fs::create_dir_all(dir)?;
+        for size in Size::ALL {
+            std::fs::write(
+                dir.join(format!("review-{}.json", size.name())),
+                corpus::injected_review_bytes(size),
+            )?;
+        }
+        for (name, body) in corpus::mixed() {
+            std::fs::write(dir.join(format!("mixed-{name}.json")), body)?;
+        }
+        println!("corpus written to {}", dir.display());
+        return Ok(());
+    }
+    let Some(server_bin) = args.server_bin.clone() else {
+        anyhow::bail!("--server-bin is required");
+    };
     let dir = tempfile::tempdir()?;
     let certs = dir.path().join("certs");
-    let st = Command::new(&args.server_bin)
+    let st = Command::new(&server_bin)
         .args(["certs", "--dns", "localhost", "--ip", "127.0.0.1", "--out"])
         .arg(&certs)
         .stdout(Stdio::null())
@@ -371,8 +392,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let ca = std::fs::read(certs.join("ca.crt"))?;
 
-    let injector = start_server(&args.server_bin, &certs, &ns_file, false)?;
-    let floor = start_server(&args.server_bin, &certs, &ns_file, true)?;
+    let injector = start_server(&server_bin, &certs, &ns_file, false)?;
+    let floor = start_server(&server_bin, &certs, &ns_file, true)?;
     let max = Duration::from_secs(args.max_seconds);
     println!(
         "closed loop: {} connections, up to {} requests or {}s per run; open loop: {} req/s for {}s; 127.0.0.1 only",
