@@ -63,6 +63,7 @@ deploy-certs: build
 	$(CARGO) run --quiet -- certs --out certs/out --kubernetes --namespace proxy-injector
 	$(KUBECTL) apply -f certs/out/secret.yaml
 	$(KUBECTL) patch mutatingwebhookconfiguration proxy-injector --type=json --patch-file certs/out/webhook-patch.json
+	$(KUBECTL) patch validatingwebhookconfiguration proxy-injector-warnings --type=json --patch-file certs/out/webhook-patch.json
 
 ## Container image (needs a Docker engine).
 image:

@@ -70,6 +70,23 @@ webhooks:
     - {key: config.linkerd.io/admission-webhooks, operator: NotIn, values: [disabled]}
   rules:
   - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods], scope: Namespaced}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingWebhookConfiguration
+metadata:
+  name: proxy-injector-demo-warnings
+webhooks:
+- name: warn.proxy-injector.dev
+  admissionReviewVersions: [v1]
+  sideEffects: None
+  failurePolicy: Ignore
+  timeoutSeconds: 3
+  clientConfig:
+    url: https://127.0.0.1:${port}/warn
+    caBundle: $(base64 -w0 "$state/certs/ca.crt")
+  rules:
+  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}
+  - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments, statefulsets, daemonsets], scope: Namespaced}
 YAML
 sleep 1
 
@@ -89,6 +106,24 @@ done
 say "the pod, as the API server stored it"
 kubectl -n demo get pods -l app=hello \
   -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name,PROXY-IMAGE:.spec.containers[0].image'
+say "a classic mistake: opting out on the Deployment instead of its pod template"
+kubectl -n demo delete deployment oops --ignore-not-found >/dev/null
+kubectl apply -f - <<YAML
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: oops
+  namespace: demo
+  annotations:
+    linkerd.io/inject: disabled
+spec:
+  selector: {matchLabels: {app: oops}}
+  template:
+    metadata: {labels: {app: oops}}
+    spec:
+      containers: [{name: oops, image: nginx:1.27}]
+YAML
+
 echo
 echo "injector log: $state/injector.log"
 echo "use kubectl:  export KUBECONFIG=$state/kubeconfig; $bin/kubectl get pods -A"

@@ -101,6 +101,8 @@ pub struct Config {
     /// The mesh CNI plugin sets up the redirect: no `linkerd-init` container.
     pub cni_enabled: bool,
     pub bad_override: BadOverridePolicy,
+    /// `POST /warn`: deny (instead of only warning about) objects with mesh mistakes.
+    pub strict_warnings: bool,
     pub proxy: ProxyConfig,
     pub proxy_init: ProxyInitConfig,
     pub debug: DebugConfig,
@@ -198,6 +200,7 @@ impl Default for Config {
             trust_anchors_file: None,
             cni_enabled: false,
             bad_override: BadOverridePolicy::AdmitUninjected,
+            strict_warnings: false,
             proxy: ProxyConfig::default(),
             proxy_init: ProxyInitConfig::default(),
             debug: DebugConfig::default(),

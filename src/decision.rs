@@ -16,6 +16,72 @@ pub const DEBUG_CONTAINER: &str = "linkerd-debug";
 pub const ISTIO_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
 pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 
+/// Every `config.*` override key the injector reads (Linkerd's names, then accepted aliases).
+pub const OVERRIDE_KEYS: &[&str] = &[
+    "config.linkerd.io/proxy-image",
+    "config.linkerd.io/proxy-version",
+    "config.linkerd.io/init-image",
+    "config.linkerd.io/init-image-version",
+    "config.linkerd.io/debug-image",
+    "config.linkerd.io/debug-image-version",
+    "config.linkerd.io/image-pull-policy",
+    "config.linkerd.io/proxy-cpu-request",
+    "config.linkerd.io/proxy-cpu-limit",
+    "config.linkerd.io/proxy-memory-request",
+    "config.linkerd.io/proxy-memory-limit",
+    "config.linkerd.io/proxy-ephemeral-storage-request",
+    "config.linkerd.io/proxy-ephemeral-storage-limit",
+    "config.linkerd.io/proxy-log-level",
+    "config.linkerd.io/proxy-log-format",
+    "config.linkerd.io/proxy-uid",
+    "config.linkerd.io/proxy-gid",
+    "config.linkerd.io/inbound-port",
+    "config.linkerd.io/outbound-port",
+    "config.linkerd.io/admin-port",
+    "config.linkerd.io/control-port",
+    "config.linkerd.io/skip-inbound-ports",
+    "config.linkerd.io/skip-outbound-ports",
+    "config.linkerd.io/skip-subnets",
+    "config.linkerd.io/proxy-await",
+    "config.linkerd.io/enable-debug-sidecar",
+    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+    "config.linkerd.io/shutdown-grace-period",
+    "config.linkerd.io/default-inbound-policy",
+    "config.linkerd.io/access-log",
+    OPAQUE_PORTS_ANNOTATION,
+    "config.linkerd.io/proxy-inbound-port",
+    "config.linkerd.io/proxy-outbound-port",
+    "config.linkerd.io/proxy-admin-port",
+    "config.linkerd.io/proxy-control-port",
+];
+
+/// Linkerd settings this injector does not support yet (they have no effect here).
+pub const UNSUPPORTED_KEYS: &[&str] = &[
+    "config.linkerd.io/enable-external-profiles",
+    "config.linkerd.io/close-wait-timeout",
+    "config.linkerd.io/proxy-outbound-connect-timeout",
+    "config.linkerd.io/proxy-inbound-connect-timeout",
+    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
+    "config.linkerd.io/trace-collector",
+    "config.alpha.linkerd.io/trace-collector-service-account",
+    "config.linkerd.io/proxy-require-identity-inbound-ports",
+    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
+    "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
+];
+
+/// `linkerd.io/*` keys that are not settings: the inject switch and what injection writes.
+pub const STATUS_KEYS: &[&str] = &[
+    INJECT_ANNOTATION,
+    "linkerd.io/created-by",
+    "linkerd.io/proxy-version",
+    "linkerd.io/identity-mode",
+    "linkerd.io/control-plane-ns",
+    "linkerd.io/workload-ns",
+    "linkerd.io/trust-root-sha256",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
     /// `linkerd.io/inject: enabled`
@@ -925,6 +991,21 @@ mod tests {
             matches!(d, Decision::Skip(SkipReason::InvalidOverrides(_))),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn every_listed_override_key_is_parsed() {
+        let c = Config::default();
+        for key in OVERRIDE_KEYS {
+            let pod = serde_json::json!({"metadata": {"annotations": {
+                "linkerd.io/inject": "enabled", *key: "\u{1} not valid"}}, "spec": {}})
+            .to_string();
+            let d = decide_json(&pod, NamespaceInfo::None, &c);
+            let Decision::Skip(SkipReason::InvalidOverrides(e)) = d else {
+                panic!("{key}: a bad value was not reported: {d:?}")
+            };
+            assert_eq!(e[0].key, *key);
+        }
     }
 
     #[test]

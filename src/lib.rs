@@ -13,3 +13,4 @@ pub mod overrides;
 pub mod patch;
 pub mod server;
 pub mod view;
+pub mod warnings;

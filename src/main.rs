@@ -84,7 +84,8 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "yaml")]
         output: Output,
     },
-    /// Say whether each pod would be injected, and why.
+    /// Say whether each pod would be injected, and why; and the mesh mistakes in any workload
+    /// or namespace (the same warnings the webhook's /warn gives).
     Explain {
         #[arg(default_value = "-")]
         file: PathBuf,
@@ -240,10 +241,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
             let docs = offline::read_documents(&read_input(&file)?)?;
             for (i, doc) in docs.iter().enumerate() {
-                let r = offline::inject_pod(&admission, i, doc, namespace.as_deref())?;
-                match &r.skipped {
-                    None => println!("{}: injected", pod_name(doc)),
-                    Some(reason) => println!("{}: not injected: {reason}", pod_name(doc)),
+                for line in offline::explain(&admission, i, doc, namespace.as_deref())? {
+                    println!("{line}");
                 }
             }
             Ok(())

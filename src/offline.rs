@@ -113,3 +113,47 @@ pub fn inject_pod(
         }),
     }
 }
+
+/// `explain` for one document: the decision (for pods), and the same warnings `POST /warn` gives.
+pub fn explain(
+    admission: &Admission,
+    index: usize,
+    doc: &Value,
+    namespace: Option<&str>,
+) -> Result<Vec<String>, OfflineError> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("Pod");
+    let meta = &doc["metadata"];
+    let name = meta["name"]
+        .as_str()
+        .or(meta["generateName"].as_str())
+        .unwrap_or("(unnamed)");
+    let mut lines = Vec::new();
+    if kind == "Pod" {
+        let r = inject_pod(admission, index, doc, namespace)?;
+        lines.push(match &r.skipped {
+            None => format!("pod/{name}: injected"),
+            Some(reason) => format!("pod/{name}: not injected: {reason}"),
+        });
+    } else {
+        lines.push(format!("{}/{name}:", kind.to_ascii_lowercase()));
+    }
+    let ns_name = namespace
+        .map(str::to_owned)
+        .or_else(|| meta["namespace"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "default".to_owned());
+    let ns_obj = admission.namespaces().get(&ns_name);
+    let info = match (&ns_obj, kind) {
+        (_, "Namespace") => NamespaceInfo::None,
+        (Some(o), _) => NamespaceInfo::Known {
+            name: &ns_name,
+            annotations: o.metadata.annotations.as_ref(),
+        },
+        (None, _) => NamespaceInfo::NotCached { name: &ns_name },
+    };
+    let warnings = crate::warnings::check(kind, doc, None, info, admission.config());
+    if warnings.is_empty() && kind != "Pod" {
+        lines.push("  no mistakes found".to_owned());
+    }
+    lines.extend(warnings.into_iter().map(|w| format!("  warning: {w}")));
+    Ok(lines)
+}

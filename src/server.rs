@@ -92,6 +92,30 @@ struct AppState {
     shutting_down: AtomicBool,
 }
 
+async fn warn(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.warn(&body))) {
+        Ok(Ok(answer)) => {
+            if !answer.warnings.is_empty() {
+                tracing::info!(object = %answer.pod, namespace = %answer.namespace,
+                    warnings = ?answer.warnings, "mesh mistakes reported");
+            }
+            ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response()
+        }
+        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
+        Err(_) => {
+            tracing::error!(
+                bytes = body.len(),
+                "the warnings handler panicked; answered 500"
+            );
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error while reviewing the request\n",
+            )
+                .into_response()
+        }
+    }
+}
+
 async fn inject(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let started = std::time::Instant::now();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.review(&body)));
@@ -172,6 +196,7 @@ fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> R
     };
     Router::new()
         .route("/inject", inject_route)
+        .route("/warn", post(warn))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -463,3 +463,69 @@ async fn namespace_annotated_after_start_is_seen_within_2s() {
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
 }
+
+#[tokio::test]
+async fn kubectl_prints_the_warning_for_an_annotation_on_the_wrong_level() {
+    let test = "warn";
+    let ns = "e2e-warn";
+    let client = control_plane().client().await;
+    create_namespace(&client, ns, test, &[]).await;
+    let (inj, wh) = injector_for(test, ns, &client).await;
+    let vwh = cluster::register_warn_webhook(&client, test, inj.port, &inj.ca_pem()).await;
+    let manifest = |name: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  namespace: {ns}\n  annotations:\n    linkerd.io/inject: enabled\n\
+             spec:\n  selector:\n    matchLabels: {{app: web}}\n  template:\n    metadata:\n      labels: {{app: web}}\n    spec:\n      containers:\n      - {{name: web, image: nginx:1.27}}\n"
+        )
+    };
+    // Wait until the API server calls the new registration (server-side dry runs store nothing).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = control_plane().kubectl(
+            &["apply", "--dry-run=server", "-f", "-"],
+            Some(&manifest("probe")),
+        );
+        if String::from_utf8_lossy(&out.stderr).contains("Warning:") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the warnings webhook was never called:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let out = control_plane().kubectl(&["apply", "-f", "-"], Some(&manifest("web")));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "Warning: metadata.annotations[linkerd.io/inject] on Deployment web has no effect: \
+             the injector reads the pod template; move it to spec.template.metadata.annotations"
+        ),
+        "kubectl stderr: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("deployment.apps/web created"));
+    let deploy = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt("web")
+        .await
+        .unwrap();
+    assert!(deploy.is_some(), "the object is still created");
+
+    // Turning injection on for the namespace says how to restart what already runs.
+    let out = control_plane().kubectl(
+        &["annotate", "namespace", ns, "linkerd.io/inject=enabled"],
+        None,
+    );
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "kubectl rollout restart deployment,statefulset,daemonset -n {ns}"
+        )),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster::unregister_warn_webhook(&client, &vwh).await;
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}

@@ -7,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
@@ -59,6 +61,7 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         "Service/proxy-injector",
         "PodDisruptionBudget/proxy-injector",
         "MutatingWebhookConfiguration/proxy-injector",
+        "ValidatingWebhookConfiguration/proxy-injector-warnings",
     ] {
         assert!(
             kinds.iter().any(|k| k == want),
@@ -123,6 +126,35 @@ async fn manifests_render_apply_and_grant_least_privilege() {
             None,
         ),
         "patch caBundle",
+    );
+    ok(
+        &cp.kubectl(
+            &[
+                "patch",
+                "validatingwebhookconfiguration",
+                "proxy-injector-warnings",
+                "--type=json",
+                "--patch-file",
+                patch.to_str().unwrap(),
+            ],
+            None,
+        ),
+        "patch caBundle (warnings)",
+    );
+    // The warnings webhook: /warn, never blocking, the same CA.
+    let vwc = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get("proxy-injector-warnings")
+        .await
+        .unwrap();
+    let vw = &vwc.webhooks.as_ref().unwrap()[0];
+    assert_eq!(vw.failure_policy.as_deref(), Some("Ignore"));
+    assert_eq!(
+        vw.client_config.service.as_ref().unwrap().path.as_deref(),
+        Some("/warn")
+    );
+    assert_eq!(
+        vw.client_config.ca_bundle.as_ref().unwrap().0,
+        std::fs::read(dir.path().join("ca.crt")).unwrap()
     );
 
     // The webhook configuration.

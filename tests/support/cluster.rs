@@ -172,3 +172,50 @@ pub async fn unregister_webhook(client: &Client, name: &str) {
     let api: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let _ = api.delete(name, &DeleteParams::default()).await;
 }
+
+/// Registers a ValidatingWebhookConfiguration sending `test`'s namespaces' workloads (and
+/// namespaces labelled for `test`) to https://127.0.0.1:PORT/warn.
+pub async fn register_warn_webhook(
+    client: &Client,
+    test: &str,
+    port: u16,
+    ca_pem: &[u8],
+) -> String {
+    use base64::Engine;
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let name = format!("e2e-warn-{test}");
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let wh: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "webhooks": [{
+            "name": "warn.proxy-injector.dev",
+            "admissionReviewVersions": ["v1"],
+            "sideEffects": "None",
+            "failurePolicy": "Ignore",
+            "timeoutSeconds": 3,
+            "clientConfig": {
+                "url": format!("https://127.0.0.1:{port}/warn"),
+                "caBundle": base64::engine::general_purpose::STANDARD.encode(ca_pem),
+            },
+            "namespaceSelector": {"matchLabels": {TEST_LABEL: test}},
+            "rules": [
+                {"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                 "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "scope": "Namespaced"},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                 "resources": ["namespaces"], "scope": "*"},
+            ],
+        }]
+    }))
+    .unwrap();
+    let _ = api.delete(&name, &DeleteParams::default()).await;
+    api.create(&PostParams::default(), &wh)
+        .await
+        .unwrap_or_else(|e| panic!("register warnings webhook: {e}"));
+    name
+}
+
+pub async fn unregister_warn_webhook(client: &Client, name: &str) {
+    use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+    let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+    let _ = api.delete(name, &DeleteParams::default()).await;
+}

@@ -1,0 +1,342 @@
+//! Pure: the classic mesh mistakes, found in a Namespace or a workload as it is created or
+//! updated, each as one sentence that names the field and the fix. Served by `POST /warn`
+//! (kubectl prints the warnings) and used by `explain`, so both always say the same.
+//!
+//! Override values are checked by the injector's own decision code (never a second parser).
+
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::decision::{
+    self, Decision, INJECT_ANNOTATION, NamespaceInfo, OVERRIDE_KEYS, RequestFacts, STATUS_KEYS,
+    SkipReason, UNSUPPORTED_KEYS,
+};
+use crate::overrides::PortList;
+use crate::view::PodView;
+
+/// Where a workload kind keeps its pod template.
+fn template_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        "Pod" => Some(""),
+        _ => None,
+    }
+}
+
+/// The kinds `POST /warn` looks at.
+pub fn is_checked_kind(kind: &str) -> bool {
+    kind == "Namespace" || template_path(kind).is_some()
+}
+
+fn map<'v>(v: &'v Value, pointer: &str) -> Vec<(&'v str, &'v str)> {
+    v.pointer(pointer)
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|s| (k.as_str(), s)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn field(template: &str, rest: &str) -> String {
+    let t = template.trim_start_matches('/').replace('/', ".");
+    if t.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{t}.{rest}")
+    }
+}
+
+fn closest<'k>(word: &str, candidates: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
+    candidates
+        .into_iter()
+        .map(|c| {
+            (
+                strsim::levenshtein(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
+        .filter(|(d, c)| *d <= 3.max(c.len() / 5))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn is_mesh_key(k: &str) -> bool {
+    k.starts_with("linkerd.io/")
+        || k.starts_with("config.linkerd.io/")
+        || k.starts_with("config.alpha.linkerd.io/")
+}
+
+/// Unknown keys and values among mesh annotations, with a "did you mean" when one is close.
+fn check_keys(annotations: &[(&str, &str)], at: &str, out: &mut Vec<String>) {
+    let known = || OVERRIDE_KEYS.iter().chain(STATUS_KEYS).copied();
+    for (k, v) in annotations {
+        if *k == INJECT_ANNOTATION {
+            if !matches!(*v, "enabled" | "disabled" | "ingress") {
+                let hint = closest(v, ["enabled", "disabled", "ingress"])
+                    .map(|c| format!(" (did you mean {c:?}?)"))
+                    .unwrap_or_default();
+                out.push(format!(
+                    "{at}[{INJECT_ANNOTATION}] is {v:?}, which is not understood{hint}: use enabled, disabled or ingress"
+                ));
+            }
+            continue;
+        }
+        if UNSUPPORTED_KEYS.contains(k) {
+            out.push(format!("{at}[{k}] is a Linkerd setting this injector does not support yet; it has no effect"));
+            continue;
+        }
+        let near_miss = !is_mesh_key(k) && closest(k, known()).is_some() && k.contains("linkerd");
+        if (is_mesh_key(k) && !known().any(|n| n == *k)) || near_miss {
+            let hint = closest(k, known())
+                .map(|c| format!("; did you mean {c}?"))
+                .unwrap_or_default();
+            out.push(format!(
+                "{at}[{k}] is not an annotation the injector knows, so it has no effect{hint}"
+            ));
+        }
+    }
+}
+
+/// Values that do not parse, checked by the injector's own decision: the pod is decided as if
+/// injection were on, and every invalid override is reported.
+fn check_values(
+    template: &Value,
+    ns: NamespaceInfo<'_>,
+    config: &Config,
+    at: &str,
+    out: &mut Vec<String>,
+) {
+    let mut pod = json!({"metadata": template.get("metadata").cloned().unwrap_or(json!({})),
+                         "spec": template.get("spec").cloned().unwrap_or(json!({}))});
+    pod["metadata"]["annotations"][INJECT_ANNOTATION] = json!("enabled");
+    // A pod view never fails on a real template; if it did, there is nothing to check.
+    let text = pod.to_string();
+    let Ok(view) = PodView::parse(&text) else {
+        return;
+    };
+    let mut view = view;
+    if let Some(spec) = view.spec.as_mut() {
+        // Decide the overrides even for hostNetwork pods (reported separately).
+        spec.host_network = None;
+    }
+    if let Decision::Skip(SkipReason::InvalidOverrides(errors)) =
+        decision::decide(&RequestFacts::POD_CREATE, &view, ns, config)
+    {
+        for e in errors {
+            let place = match e.source {
+                decision::Source::Pod => format!("{at}[{}]", e.key),
+                decision::Source::Namespace => format!("the namespace's annotation {}", e.key),
+            };
+            out.push(format!(
+                "{place} = {:?} is not valid ({}); pods would be admitted without the proxy",
+                e.value, e.reason
+            ));
+        }
+    }
+}
+
+/// Skip-port lists that include the proxy's own listener for that direction: skipping the
+/// inbound port (4143) inbound or the outbound port (4140) outbound would send traffic around
+/// the proxy's own listener. (Admin and control are always skipped inbound, by design.)
+fn check_skip_ports(
+    annotations: &[(&str, &str)],
+    config: &Config,
+    at: &str,
+    out: &mut Vec<String>,
+) {
+    let p = &config.proxy.ports;
+    for (key, port, name) in [
+        ("config.linkerd.io/skip-inbound-ports", p.inbound, "inbound"),
+        (
+            "config.linkerd.io/skip-outbound-ports",
+            p.outbound,
+            "outbound",
+        ),
+    ] {
+        let Some((_, v)) = annotations.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        let Ok(list) = PortList::parse(v) else {
+            continue;
+        };
+        if list.contains(port) {
+            out.push(format!(
+                "{at}[{key}] includes {port}, the proxy's own {name} port; traffic on it would bypass or break the proxy: remove it"
+            ));
+        }
+    }
+}
+
+/// Warnings for one object. `old` is the object before an UPDATE; `ns` what the injector knows
+/// of the object's namespace.
+pub fn check(
+    kind: &str,
+    obj: &Value,
+    old: Option<&Value>,
+    ns: NamespaceInfo<'_>,
+    config: &Config,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let name = obj
+        .pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if kind == "Namespace" {
+        check_namespace(name, obj, old, config, &mut out);
+        return out;
+    }
+    let Some(tpath) = template_path(kind) else {
+        return out;
+    };
+    let Some(template) = obj.pointer(tpath) else {
+        return out;
+    };
+    let own = map(obj, "/metadata/annotations");
+    let tann = map(template, "/metadata/annotations");
+    let t_at = field(tpath, "metadata.annotations");
+
+    if !tpath.is_empty() {
+        // Mesh annotations on the workload's own metadata: the injector never sees them.
+        for (k, _) in own
+            .iter()
+            .filter(|(k, _)| is_mesh_key(k) && !STATUS_KEYS[1..].contains(k))
+        {
+            if !tann.iter().any(|(tk, _)| tk == k) {
+                out.push(format!(
+                    "metadata.annotations[{k}] on {kind} {name} has no effect: the injector reads the pod template; \
+                     move it to {t_at}"
+                ));
+            }
+        }
+        for (k, _) in map(obj, "/metadata/labels")
+            .iter()
+            .filter(|(k, _)| *k == INJECT_ANNOTATION)
+        {
+            out.push(format!(
+                "metadata.labels[{k}] on {kind} {name} is a label, and labels are not read: set it as an annotation in {t_at}"
+            ));
+        }
+    }
+    for (k, _) in map(template, "/metadata/labels")
+        .iter()
+        .filter(|(k, _)| *k == INJECT_ANNOTATION)
+    {
+        out.push(format!(
+            "{}[{k}] is a label, and labels are not read: make it an annotation ({t_at})",
+            field(tpath, "metadata.labels")
+        ));
+    }
+    check_keys(&tann, &t_at, &mut out);
+    check_skip_ports(&tann, config, &t_at, &mut out);
+
+    let pod_value = tann
+        .iter()
+        .find(|(k, _)| *k == INJECT_ANNOTATION)
+        .map(|(_, v)| *v);
+    let ns_value = match ns {
+        NamespaceInfo::Known {
+            annotations: Some(a),
+            ..
+        } => a.get(INJECT_ANNOTATION).map(String::as_str),
+        _ => None,
+    };
+    let enabled = matches!(pod_value.or(ns_value), Some("enabled" | "ingress"));
+    if enabled {
+        check_values(template, ns, config, &t_at, &mut out);
+        if template.pointer("/spec/hostNetwork") == Some(&Value::Bool(true)) {
+            out.push(format!(
+                "{} is true, so pods of {kind} {name} will not be injected although {INJECT_ANNOTATION} is enabled",
+                field(tpath, "spec.hostNetwork")
+            ));
+        }
+    }
+    out
+}
+
+fn check_namespace(
+    name: &str,
+    obj: &Value,
+    old: Option<&Value>,
+    config: &Config,
+    out: &mut Vec<String>,
+) {
+    let ann = map(obj, "/metadata/annotations");
+    for (k, v) in map(obj, "/metadata/labels")
+        .iter()
+        .filter(|(k, _)| *k == INJECT_ANNOTATION)
+    {
+        if !ann.iter().any(|(ak, _)| ak == k) {
+            out.push(format!(
+                "metadata.labels[{k}] on namespace {name} is a label, and labels are not read: \
+                 kubectl annotate namespace {name} {k}={v}"
+            ));
+        }
+    }
+    check_keys(&ann, "metadata.annotations", out);
+    check_skip_ports(&ann, config, "metadata.annotations", out);
+    let before = old.map(|o| map(o, "/metadata/annotations")).and_then(|a| {
+        a.iter()
+            .find(|(k, _)| *k == INJECT_ANNOTATION)
+            .map(|(_, v)| v.to_string())
+    });
+    let after = ann
+        .iter()
+        .find(|(k, _)| *k == INJECT_ANNOTATION)
+        .map(|(_, v)| v.to_string());
+    let on = |v: &Option<String>| matches!(v.as_deref(), Some("enabled" | "ingress"));
+    if old.is_some() && on(&before) != on(&after) {
+        let state = if on(&after) {
+            "turned on"
+        } else {
+            "turned off"
+        };
+        out.push(format!(
+            "injection was {state} for namespace {name}: pods already running keep their current state until restarted: \
+             kubectl rollout restart deployment,statefulset,daemonset -n {name}"
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warn(yaml: &str) -> Vec<String> {
+        let v: Value = serde_yaml::from_str(yaml).unwrap();
+        let kind = v["kind"].as_str().unwrap().to_owned();
+        check(&kind, &v, None, NamespaceInfo::None, &Config::default())
+    }
+
+    #[test]
+    fn closest_suggests_near_words() {
+        assert_eq!(
+            closest("enable", ["enabled", "disabled", "ingress"]),
+            Some("enabled")
+        );
+        assert_eq!(
+            closest("Enabled", ["enabled", "disabled", "ingress"]),
+            Some("enabled")
+        );
+        assert_eq!(closest("banana", ["enabled", "disabled", "ingress"]), None);
+    }
+
+    #[test]
+    fn annotation_on_workload_metadata() {
+        let w = warn(
+            "kind: Deployment\nmetadata:\n  name: web\n  annotations:\n    linkerd.io/inject: enabled\nspec:\n  template:\n    spec:\n      containers: []\n",
+        );
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("has no effect") && w[0].contains("spec.template.metadata.annotations"),
+            "{w:?}"
+        );
+    }
+}

@@ -1,0 +1,166 @@
+//! The mistakes `POST /warn` reports: every file under tests/warnings/bad/ must produce the
+//! warnings in its `# expect:` lines; every realistic workload under tests/warnings/ok/ must
+//! produce none (no false alarms). Both through `Admission::warn`, as the API server calls it.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use proxy_injector::admission::Admission;
+use proxy_injector::config::Config;
+use proxy_injector::namespaces::Namespaces;
+use serde_json::{Value, json};
+
+fn review(obj: &Value, old: Option<&Value>, operation: &str) -> Vec<u8> {
+    let kind = obj["kind"].as_str().unwrap();
+    let group = obj["apiVersion"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('/')
+        .map(|(g, _)| g)
+        .unwrap_or("");
+    serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "w", "kind": {"group": group, "version": "v1", "kind": kind},
+                    "operation": operation, "namespace": if kind == "Namespace" { "" } else { "shop" },
+                    "object": obj, "oldObject": old}
+    }))
+    .unwrap()
+}
+
+fn warnings_of(admission: &Admission, obj: &Value, old: Option<&Value>, op: &str) -> Vec<String> {
+    let a = admission.warn(&review(obj, old, op)).unwrap();
+    let resp: Value = serde_json::from_slice(&a.body).unwrap();
+    assert_eq!(resp["response"]["allowed"], true);
+    assert!(
+        resp["response"]["patch"].is_null(),
+        "the warnings path never patches"
+    );
+    resp["response"]["warnings"]
+        .as_array()
+        .map(|w| w.iter().map(|s| s.as_str().unwrap().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn files(dir: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/warnings")
+        .join(dir);
+    let mut out: Vec<(String, String)> = std::fs::read_dir(root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn admission() -> Admission {
+    Admission::new(Arc::new(Config::default()), Namespaces::empty())
+}
+
+#[test]
+fn no_false_alarms_on_ordinary_workloads() {
+    let a = admission();
+    let ok = files("ok");
+    assert!(
+        ok.len() >= 15,
+        "at least 15 realistic workloads, found {}",
+        ok.len()
+    );
+    for (name, text) in ok {
+        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        let w = warnings_of(&a, &obj, None, "CREATE");
+        assert!(w.is_empty(), "{name}: unexpected warnings {w:?}");
+    }
+}
+
+#[test]
+fn every_mistake_is_named_with_its_fix() {
+    let a = admission();
+    let bad = files("bad");
+    for (name, text) in bad {
+        let expects: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(!expects.is_empty(), "{name} has no # expect: line");
+        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        let w = warnings_of(&a, &obj, None, "CREATE");
+        for e in expects {
+            assert!(
+                w.iter().any(|x| x.contains(e)),
+                "{name}: no warning contains {e:?}; got {w:?}"
+            );
+        }
+        assert_eq!(
+            w.len(),
+            text.lines().filter(|l| l.starts_with("# expect: ")).count(),
+            "{name}: {w:?}"
+        );
+    }
+}
+
+#[test]
+fn namespace_update_that_switches_injection_says_how_to_restart() {
+    let a = admission();
+    let before = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}});
+    let after = json!({"apiVersion": "v1", "kind": "Namespace",
+                       "metadata": {"name": "shop", "annotations": {"linkerd.io/inject": "enabled"}}});
+    let w = warnings_of(&a, &after, Some(&before), "UPDATE");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("injection was turned on for namespace shop"),
+        "{w:?}"
+    );
+    assert!(
+        w[0].contains("kubectl rollout restart deployment,statefulset,daemonset -n shop"),
+        "{w:?}"
+    );
+    let w = warnings_of(&a, &before, Some(&after), "UPDATE");
+    assert!(w[0].contains("turned off"), "{w:?}");
+    // An update that keeps the state says nothing; neither does a CREATE.
+    assert!(warnings_of(&a, &after, Some(&after), "UPDATE").is_empty());
+    assert!(warnings_of(&a, &after, None, "CREATE").is_empty());
+}
+
+#[test]
+fn namespace_override_errors_reach_workloads_in_it() {
+    let ns = Namespaces::from_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n    config.linkerd.io/proxy-uid: root\n",
+        "t",
+    )
+    .unwrap();
+    let a = Admission::new(Arc::new(Config::default()), ns);
+    let deploy: Value = serde_yaml::from_str(&files("ok")[1].1).unwrap(); // the plain StatefulSet
+    let w = warnings_of(&a, &deploy, None, "CREATE");
+    assert!(
+        w.iter().any(|x| x.contains(
+            "the namespace's annotation config.linkerd.io/proxy-uid = \"root\" is not valid"
+        )),
+        "{w:?}"
+    );
+}
+
+#[test]
+fn strict_mode_denies() {
+    let config = Config {
+        strict_warnings: true,
+        ..Config::default()
+    };
+    let a = Admission::new(Arc::new(config), Namespaces::empty());
+    let obj: Value = serde_yaml::from_str(&files("bad")[0].1).unwrap();
+    let resp: Value =
+        serde_json::from_slice(&a.warn(&review(&obj, None, "CREATE")).unwrap().body).unwrap();
+    assert_eq!(resp["response"]["allowed"], false);
+    assert!(
+        resp["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("has no effect")
+    );
+}
