@@ -14,12 +14,12 @@ release:
 
 ## Everything CI runs: formatting, lints (warnings are errors), unit + golden + HTTPS + e2e tests.
 test: fmt-check lint controlplane
-	$(CARGO) test --all-targets -- --test-threads=2
+	$(CARGO) test --lib --bins --tests -- --test-threads=2
 	scripts/e2e-kind.sh
 
 ## Only the fast tests (no control plane).
 unit:
-	$(CARGO) test --lib --test golden --test https
+	$(CARGO) test --lib --test golden --test https --test warnings --test cli
 
 ## Only the tests through the real kube-apiserver.
 e2e: controlplane
