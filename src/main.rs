@@ -34,7 +34,6 @@ enum LogFormat {
 enum Output {
     Yaml,
     Json,
-    Patch,
 }
 
 #[derive(Subcommand)]
@@ -70,17 +69,36 @@ enum Command {
         #[arg(long, hide = true)]
         constant_response: bool,
     },
-    /// Print pods as the webhook would admit them (files of Pod objects, or - for stdin).
+    /// Print manifests with the proxy added to their pods, exactly as the webhook would.
+    ///
+    /// Reads YAML or JSON (multi-document, `List`), injects Pods and the pod templates of
+    /// Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
+    /// CronJobs, and passes every other object through unchanged.
+    ///
+    /// Examples:
+    ///   proxy-injector inject -f app.yaml | kubectl apply -f -
+    ///   kubectl get deploy web -o yaml | proxy-injector inject -f - --manual
+    ///   proxy-injector inject -f app.yaml --namespaces namespaces.yaml
+    ///   proxy-injector inject -f injected.yaml --uninject
+    #[command(verbatim_doc_comment)]
     Inject {
-        #[arg(default_value = "-")]
+        /// Manifest file, or - for standard input.
+        #[arg(short = 'f', long = "filename", default_value = "-")]
         file: PathBuf,
         #[arg(long)]
         config: Option<PathBuf>,
-        #[arg(long)]
+        /// Namespace objects to decide with, instead of reading them from the cluster.
+        #[arg(long, conflicts_with = "manual")]
         namespaces: Option<PathBuf>,
-        /// Namespace to decide in (default: the pod's metadata.namespace, else "default").
+        /// Namespace for documents that name none (default: "default").
         #[arg(long, short)]
         namespace: Option<String>,
+        /// Inject regardless of annotations (like `linkerd inject --manual`); no cluster access.
+        #[arg(long)]
+        manual: bool,
+        /// Remove what injection added instead.
+        #[arg(long, conflicts_with_all = ["manual", "namespaces"])]
+        uninject: bool,
         #[arg(long, short, value_enum, default_value = "yaml")]
         output: Output,
     },
@@ -204,27 +222,38 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             config,
             namespaces,
             namespace,
+            manual,
+            uninject,
             output,
         } => {
-            let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
             let docs = offline::read_documents(&read_input(&file)?)?;
+            let cfg = Config::load(config.as_deref())?;
+            let ns = match (&namespaces, manual || uninject) {
+                (Some(p), _) => Namespaces::from_file(p)?,
+                (None, true) => Namespaces::empty(),
+                (None, false) => namespaces_from_cluster(&docs, namespace.as_deref())?,
+            };
+            let admission = Admission::new(Arc::new(cfg), ns);
+            let mode = if uninject {
+                offline::InjectMode::Uninject
+            } else if manual {
+                offline::InjectMode::Manual
+            } else {
+                offline::InjectMode::Webhook
+            };
             let mut out = String::new();
             for (i, doc) in docs.iter().enumerate() {
-                let r = offline::inject_pod(&admission, i, doc, namespace.as_deref())?;
-                if let Some(reason) = &r.skipped {
-                    eprintln!("{}: not injected: {reason}", pod_name(doc));
+                let r = offline::inject_document(&admission, i, doc, namespace.as_deref(), mode)?;
+                for note in &r.notes {
+                    eprintln!("{note}");
                 }
                 match output {
                     Output::Yaml => {
                         out.push_str("---\n");
-                        out.push_str(&serde_yaml::to_string(&r.pod)?);
+                        out.push_str(&serde_yaml::to_string(&r.doc)?);
                     }
                     Output::Json => {
-                        out.push_str(&serde_json::to_string_pretty(&r.pod)?);
-                        out.push('\n');
-                    }
-                    Output::Patch => {
-                        out.push_str(&serde_json::to_string_pretty(&r.patch)?);
+                        out.push_str(&serde_json::to_string_pretty(&r.doc)?);
                         out.push('\n');
                     }
                 }
@@ -279,13 +308,46 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn pod_name(doc: &serde_json::Value) -> String {
-    let m = &doc["metadata"];
-    let name = m["name"]
-        .as_str()
-        .or(m["generateName"].as_str())
-        .unwrap_or("(unnamed)");
-    format!("pod/{name}")
+/// Reads, once, the namespaces the documents live in, from the cluster (kubeconfig or
+/// in-cluster), for `inject`'s default mode.
+fn namespaces_from_cluster(
+    docs: &[serde_json::Value],
+    default_ns: Option<&str>,
+) -> anyhow::Result<Namespaces> {
+    use k8s_openapi::api::core::v1::Namespace;
+    let mut names: Vec<String> = docs
+        .iter()
+        .map(|d| {
+            d["metadata"]["namespace"]
+                .as_str()
+                .or(default_ns)
+                .unwrap_or("default")
+                .to_owned()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!(
+                "cannot reach the cluster to read namespace annotations ({e}); \
+                 pass --namespaces FILE, or --manual to inject regardless of annotations"
+            )
+        })?;
+        let api: kube::Api<Namespace> = kube::Api::all(client);
+        let mut found = Vec::new();
+        for n in &names {
+            match api.get_opt(n).await {
+                Ok(Some(ns)) => found.push(ns),
+                Ok(None) => eprintln!("namespace {n} does not exist in the cluster; deciding on the pods' own annotations"),
+                Err(e) => anyhow::bail!("cannot read namespace {n} from the cluster: {e}"),
+            }
+        }
+        Ok(Namespaces::from_objects(found))
+    })
 }
 
 fn main() -> ExitCode {

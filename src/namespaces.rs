@@ -75,6 +75,16 @@ impl Namespaces {
         Namespaces::Static(Arc::new(HashMap::new()))
     }
 
+    /// A fixed set of Namespace objects (e.g. fetched once by the CLI).
+    pub fn from_objects(objects: impl IntoIterator<Item = Namespace>) -> Namespaces {
+        Namespaces::Static(Arc::new(
+            objects
+                .into_iter()
+                .map(|ns| (ns.name_any(), Arc::new(ns)))
+                .collect(),
+        ))
+    }
+
     /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works).
     pub fn from_file(path: &Path) -> Result<Namespaces, NamespacesError> {
         let text = std::fs::read_to_string(path).map_err(|source| NamespacesError::Read {

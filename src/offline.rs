@@ -157,3 +157,212 @@ pub fn explain(
     lines.extend(warnings.into_iter().map(|w| format!("  warning: {w}")));
     Ok(lines)
 }
+
+/// Where a kind keeps its pod template (JSON pointer), `Some("")` for a Pod itself.
+pub fn pod_template_path(kind: &str) -> Option<&'static str> {
+    match kind {
+        "Pod" => Some(""),
+        "Deployment"
+        | "StatefulSet"
+        | "DaemonSet"
+        | "ReplicaSet"
+        | "ReplicationController"
+        | "Job" => Some("/spec/template"),
+        "CronJob" => Some("/spec/jobTemplate/spec/template"),
+        _ => None,
+    }
+}
+
+/// How `inject` treats each document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectMode {
+    /// Decide as the webhook would (pod and namespace annotations).
+    Webhook,
+    /// Inject regardless of annotations (`--manual`); `ingress` on the pod is kept.
+    Manual,
+    /// Remove what injection added (`--uninject`).
+    Uninject,
+}
+
+/// One document after `inject`: the new document, and a note per pod template not injected.
+pub struct DocumentResult {
+    pub doc: Value,
+    pub notes: Vec<String>,
+}
+
+fn describe(doc: &Value) -> String {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("object");
+    let m = &doc["metadata"];
+    let name = m["name"]
+        .as_str()
+        .or(m["generateName"].as_str())
+        .unwrap_or("(unnamed)");
+    format!("{}/{name}", kind.to_ascii_lowercase())
+}
+
+/// Injects (or un-injects) a document: a Pod, the pod template of a workload, every item of a
+/// `List`; any other object passes through unchanged.
+pub fn inject_document(
+    admission: &Admission,
+    index: usize,
+    doc: &Value,
+    namespace: Option<&str>,
+    mode: InjectMode,
+) -> Result<DocumentResult, OfflineError> {
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    if kind == "List" || kind.ends_with("List") && doc.get("items").is_some() {
+        let mut out = doc.clone();
+        let mut notes = Vec::new();
+        if let Some(items) = out.get_mut("items").and_then(Value::as_array_mut) {
+            for item in items.iter_mut() {
+                let r = inject_document(admission, index, item, namespace, mode)?;
+                *item = r.doc;
+                notes.extend(r.notes);
+            }
+        }
+        return Ok(DocumentResult { doc: out, notes });
+    }
+    let Some(tpath) = pod_template_path(kind) else {
+        return Ok(DocumentResult {
+            doc: doc.clone(),
+            notes: Vec::new(),
+        });
+    };
+    let Some(template) = doc.pointer(tpath) else {
+        return Ok(DocumentResult {
+            doc: doc.clone(),
+            notes: vec![format!("{}: has no pod template", describe(doc))],
+        });
+    };
+    let ns = namespace
+        .map(str::to_owned)
+        .or_else(|| doc["metadata"]["namespace"].as_str().map(str::to_owned));
+    let mut pod = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": template.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+        "spec": template.get("spec").cloned().unwrap_or_else(|| serde_json::json!({})),
+    });
+    let had_ns = pod["metadata"].get("namespace").is_some();
+    if let (Some(n), false) = (&ns, had_ns) {
+        pod["metadata"]["namespace"] = Value::String(n.clone());
+    }
+    let mut notes = Vec::new();
+    let new_pod = match mode {
+        InjectMode::Uninject => uninject_pod(&pod),
+        InjectMode::Webhook | InjectMode::Manual => {
+            if mode == InjectMode::Manual {
+                let current = pod["metadata"]["annotations"][decision::INJECT_ANNOTATION].as_str();
+                if current != Some("ingress") {
+                    pod["metadata"]["annotations"][decision::INJECT_ANNOTATION] =
+                        Value::String("enabled".into());
+                }
+            }
+            let r = inject_pod(admission, index, &pod, ns.as_deref())?;
+            if let Some(reason) = &r.skipped {
+                notes.push(format!("{}: not injected: {reason}", describe(doc)));
+            }
+            r.pod
+        }
+    };
+    let mut new_pod = new_pod;
+    // The namespace was only borrowed for the decision: the document keeps what it had.
+    if !had_ns && let Some(m) = new_pod["metadata"].as_object_mut() {
+        m.remove("namespace");
+    }
+    let mut out = doc.clone();
+    if tpath.is_empty() {
+        if let (Some(o), Some(p)) = (out.as_object_mut(), new_pod.as_object()) {
+            o.insert(
+                "metadata".into(),
+                p.get("metadata").cloned().unwrap_or(Value::Null),
+            );
+            o.insert("spec".into(), p.get("spec").cloned().unwrap_or(Value::Null));
+        }
+    } else if let Some(t) = out.pointer_mut(tpath).and_then(Value::as_object_mut) {
+        t.insert("metadata".into(), new_pod["metadata"].clone());
+        t.insert("spec".into(), new_pod["spec"].clone());
+    }
+    Ok(DocumentResult { doc: out, notes })
+}
+
+/// What injection adds, removed: the proxy, init and debug containers, the injector's volumes,
+/// its status annotations and labels. The user's own fields are left as they are.
+pub fn uninject_pod(pod: &Value) -> Value {
+    use crate::decision::{DEBUG_CONTAINER, INIT_CONTAINER, PROXY_CONTAINER};
+    let mut out = pod.clone();
+    for list in ["/spec/containers", "/spec/initContainers"] {
+        if let Some(items) = out.pointer_mut(list).and_then(Value::as_array_mut) {
+            items.retain(|c| {
+                !matches!(
+                    c["name"].as_str(),
+                    Some(PROXY_CONTAINER | INIT_CONTAINER | DEBUG_CONTAINER)
+                )
+            });
+        }
+    }
+    if out
+        .pointer("/spec/initContainers")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("initContainers");
+        }
+    }
+    let injected_volumes = [
+        crate::patch::END_ENTITY_VOLUME,
+        crate::patch::TOKEN_VOLUME,
+        crate::patch::XTABLES_VOLUME,
+    ];
+    if let Some(items) = out
+        .pointer_mut("/spec/volumes")
+        .and_then(Value::as_array_mut)
+    {
+        items.retain(|v| {
+            !v["name"]
+                .as_str()
+                .is_some_and(|n| injected_volumes.contains(&n))
+        });
+    }
+    if out
+        .pointer("/spec/volumes")
+        .and_then(Value::as_array)
+        .is_some_and(Vec::is_empty)
+    {
+        if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.remove("volumes");
+        }
+    }
+    for (path, keys) in [
+        (
+            "/metadata/annotations",
+            &[
+                "linkerd.io/created-by",
+                "linkerd.io/proxy-version",
+                "linkerd.io/identity-mode",
+                "linkerd.io/trust-root-sha256",
+            ][..],
+        ),
+        (
+            "/metadata/labels",
+            &["linkerd.io/control-plane-ns", "linkerd.io/workload-ns"][..],
+        ),
+    ] {
+        if let Some(m) = out.pointer_mut(path).and_then(Value::as_object_mut) {
+            for k in keys {
+                m.remove(*k);
+            }
+        }
+        if out
+            .pointer(path)
+            .and_then(Value::as_object)
+            .is_some_and(serde_json::Map::is_empty)
+        {
+            if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.remove(path.rsplit('/').next().unwrap_or(""));
+            }
+        }
+    }
+    out
+}

@@ -52,6 +52,7 @@ fn inject_prints_the_patched_pod() {
     let dir = "tests/fixtures/01-namespace-enabled";
     let (ok, out, err) = run(&[
         "inject",
+        "-f",
         &format!("{dir}/pod.yaml"),
         "--namespaces",
         &format!("{dir}/namespace.yaml"),
@@ -67,4 +68,162 @@ fn inject_prints_the_patched_pod() {
     )
     .unwrap();
     assert_eq!(got, want);
+}
+
+fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
+    use serde::Deserialize;
+    serde_yaml::Deserializer::from_str(text)
+        .map(|d| serde_json::Value::deserialize(d).unwrap())
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn template<'v>(doc: &'v serde_json::Value) -> &'v serde_json::Value {
+    let kind = doc["kind"].as_str().unwrap();
+    let path = proxy_injector::offline::pod_template_path(kind).unwrap();
+    doc.pointer(path).unwrap()
+}
+
+fn first_container(doc: &serde_json::Value) -> String {
+    template(doc)["spec"]["containers"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Golden test of `inject` over a multi-document file with every workload kind, a List, and
+/// objects that pass through. UPDATE_GOLDEN=1 rewrites tests/inject/expected.yaml.
+#[test]
+fn inject_every_workload_kind() {
+    let (ok, out, err) = run(&[
+        "inject",
+        "-f",
+        "tests/inject/workloads.yaml",
+        "--namespaces",
+        "tests/inject/namespaces.yaml",
+    ]);
+    assert!(ok, "{err}");
+    let expected_path = format!("{}/tests/inject/expected.yaml", env!("CARGO_MANIFEST_DIR"));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&expected_path, &out).unwrap();
+    }
+    let got = yaml_docs(&out);
+    assert_eq!(
+        got,
+        yaml_docs(&std::fs::read_to_string(&expected_path).unwrap())
+    );
+    let by_name = |n: &str| got.iter().find(|d| d["metadata"]["name"] == n).unwrap();
+    for injected in ["web", "db", "cache", "legacy", "migrate", "report", "shell"] {
+        assert_eq!(
+            first_container(by_name(injected)),
+            "linkerd-proxy",
+            "{injected}"
+        );
+    }
+    assert_eq!(first_container(by_name("agent")), "agent", "opted out");
+    assert!(
+        err.contains("daemonset/agent: not injected: the pod has linkerd.io/inject: disabled"),
+        "{err}"
+    );
+    let list = got.iter().find(|d| d["kind"] == "List").unwrap();
+    assert_eq!(
+        first_container(&list["items"][0]),
+        "l",
+        "plain namespace, no annotation"
+    );
+    assert_eq!(list["items"][1]["data"]["a"], "b");
+    let input = yaml_docs(
+        &std::fs::read_to_string(format!(
+            "{}/tests/inject/workloads.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    );
+    assert_eq!(by_name("web").get("spec").unwrap().get("ports"), None);
+    let svc_in = input.iter().find(|d| d["kind"] == "Service").unwrap();
+    let svc_out = got.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(svc_in, svc_out, "other objects pass through unchanged");
+    let report = by_name("report");
+    let env = template(report)["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "LINKERD2_PROXY_INGRESS_MODE"),
+        "ingress mode for the CronJob"
+    );
+}
+
+#[test]
+fn uninject_removes_what_inject_added() {
+    let (ok, injected, err) = run(&[
+        "inject",
+        "-f",
+        "tests/inject/workloads.yaml",
+        "--namespaces",
+        "tests/inject/namespaces.yaml",
+    ]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("injected.yaml");
+    std::fs::write(&file, injected).unwrap();
+    let (ok, out, err) = run(&["inject", "-f", file.to_str().unwrap(), "--uninject"]);
+    assert!(ok, "{err}");
+    let input = yaml_docs(
+        &std::fs::read_to_string(format!(
+            "{}/tests/inject/workloads.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    );
+    let mut back = yaml_docs(&out);
+    // Annotations that injection writes and that a user may also set are kept by --uninject.
+    for (orig, new) in input.iter().zip(back.iter_mut()) {
+        if orig["kind"] == "List" {
+            continue;
+        }
+        let path = proxy_injector::offline::pod_template_path(orig["kind"].as_str().unwrap());
+        let Some(path) = path else { continue };
+        let had = orig
+            .pointer(&format!("{path}/metadata/annotations"))
+            .cloned();
+        if let Some(ann) = new
+            .pointer_mut(&format!("{path}/metadata/annotations"))
+            .and_then(|a| a.as_object_mut())
+        {
+            for k in ["linkerd.io/inject", "config.linkerd.io/opaque-ports"] {
+                if had.as_ref().and_then(|h| h.get(k)).is_none() {
+                    ann.remove(k);
+                }
+            }
+            if ann.is_empty() && had.is_none() {
+                new.pointer_mut(&format!("{path}/metadata"))
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("annotations");
+            }
+        }
+    }
+    for (a, b) in input.iter().zip(&back) {
+        assert_eq!(
+            a, b,
+            "uninject(inject(x)) != x for {}",
+            a["metadata"]["name"]
+        );
+    }
+}
+
+#[test]
+fn manual_injects_regardless_of_annotations() {
+    let (ok, out, err) = run(&["inject", "-f", "tests/inject/workloads.yaml", "--manual"]);
+    assert!(ok, "{err}");
+    let got = yaml_docs(&out);
+    let agent = got
+        .iter()
+        .find(|d| d["metadata"]["name"] == "agent")
+        .unwrap();
+    assert_eq!(first_container(agent), "linkerd-proxy");
+    let list = got.iter().find(|d| d["kind"] == "List").unwrap();
+    assert_eq!(first_container(&list["items"][0]), "linkerd-proxy");
 }
