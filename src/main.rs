@@ -102,13 +102,23 @@ enum Command {
         #[arg(long, short, value_enum, default_value = "yaml")]
         output: Output,
     },
-    /// Say whether each pod would be injected, and why; and the mesh mistakes in any workload
-    /// or namespace (the same warnings the webhook's /warn gives).
+    /// Say whether a pod is (or would be) injected, by which rule, with which values and
+    /// where each value comes from; and the mesh mistakes in any workload or namespace (the
+    /// same warnings the webhook's /warn gives).
+    ///
+    /// Examples:
+    ///   proxy-injector explain web-7d9c6b8f5-x2x7q -n shop     (a running pod, from the cluster)
+    ///   proxy-injector explain -f deployment.yaml --namespaces namespaces.yaml
+    #[command(verbatim_doc_comment)]
     Explain {
-        #[arg(default_value = "-")]
-        file: PathBuf,
+        /// A pod in the cluster.
+        pod: Option<String>,
+        /// Manifest file, or - for standard input.
+        #[arg(short = 'f', long = "filename", conflicts_with = "pod")]
+        file: Option<PathBuf>,
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Namespace objects to decide with, instead of reading them from the cluster.
         #[arg(long)]
         namespaces: Option<PathBuf>,
         #[arg(long, short)]
@@ -146,15 +156,6 @@ fn init_logs(format: LogFormat) {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Plain => builder.init(),
     }
-}
-
-fn admission_from(config: Option<&Path>, namespaces: Option<&Path>) -> anyhow::Result<Admission> {
-    let config = Config::load(config)?;
-    let ns = match namespaces {
-        Some(p) => Namespaces::from_file(p)?,
-        None => Namespaces::empty(),
-    };
-    Ok(Admission::new(Arc::new(config), ns))
 }
 
 fn read_input(file: &Path) -> anyhow::Result<String> {
@@ -262,13 +263,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Explain {
+            pod,
             file,
             config,
             namespaces,
             namespace,
         } => {
-            let admission = admission_from(config.as_deref(), namespaces.as_deref())?;
+            let cfg = Arc::new(Config::load(config.as_deref())?);
+            if let Some(pod_name) = pod {
+                let ns = namespace.clone().unwrap_or_else(|| "default".to_owned());
+                let pod = fetch_pod(&pod_name, &ns)?;
+                let nss = match &namespaces {
+                    Some(p) => Namespaces::from_file(p)?,
+                    None => namespaces_from_cluster(std::slice::from_ref(&pod), Some(&ns))?,
+                };
+                let admission = Admission::new(cfg, nss);
+                for line in offline::explain_pod(&admission, &pod, Some(&ns), true) {
+                    println!("{line}");
+                }
+                return Ok(());
+            }
+            let file = file.unwrap_or_else(|| PathBuf::from("-"));
             let docs = offline::read_documents(&read_input(&file)?)?;
+            let nss = match &namespaces {
+                Some(p) => Namespaces::from_file(p)?,
+                None => namespaces_from_cluster(&docs, namespace.as_deref()).unwrap_or_else(|e| {
+                    eprintln!("note: {e}; deciding without namespace annotations");
+                    Namespaces::empty()
+                }),
+            };
+            let admission = Admission::new(cfg, nss);
             for (i, doc) in docs.iter().enumerate() {
                 for line in offline::explain(&admission, i, doc, namespace.as_deref())? {
                     println!("{line}");
@@ -306,6 +330,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Reads one pod from the cluster.
+fn fetch_pod(name: &str, namespace: &str) -> anyhow::Result<serde_json::Value> {
+    use k8s_openapi::api::core::v1::Pod;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| {
+            anyhow::anyhow!("cannot reach the cluster ({e}); use -f FILE to explain a manifest")
+        })?;
+        let pod = kube::Api::<Pod>::namespaced(client, namespace)
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("pod {name} not found in namespace {namespace}"))?;
+        let mut v = serde_json::to_value(pod)?;
+        v["apiVersion"] = "v1".into();
+        v["kind"] = "Pod".into();
+        Ok(v)
+    })
 }
 
 /// Reads, once, the namespaces the documents live in, from the cluster (kubeconfig or

@@ -114,33 +114,40 @@ pub fn inject_pod(
     }
 }
 
-/// `explain` for one document: the decision (for pods), and the same warnings `POST /warn` gives.
+/// `explain` for one document: the decision for its pod (a Pod, or a workload's pod template),
+/// and the same warnings `POST /warn` gives.
 pub fn explain(
     admission: &Admission,
-    index: usize,
+    _index: usize,
     doc: &Value,
     namespace: Option<&str>,
 ) -> Result<Vec<String>, OfflineError> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("Pod");
     let meta = &doc["metadata"];
-    let name = meta["name"]
-        .as_str()
-        .or(meta["generateName"].as_str())
-        .unwrap_or("(unnamed)");
-    let mut lines = Vec::new();
-    if kind == "Pod" {
-        let r = inject_pod(admission, index, doc, namespace)?;
-        lines.push(match &r.skipped {
-            None => format!("pod/{name}: injected"),
-            Some(reason) => format!("pod/{name}: not injected: {reason}"),
-        });
-    } else {
-        lines.push(format!("{}/{name}:", kind.to_ascii_lowercase()));
-    }
     let ns_name = namespace
-        .map(str::to_owned)
-        .or_else(|| meta["namespace"].as_str().map(str::to_owned))
-        .unwrap_or_else(|| "default".to_owned());
+        .or(meta["namespace"].as_str())
+        .unwrap_or("default")
+        .to_owned();
+    if kind == "Pod" {
+        return Ok(explain_pod(admission, doc, Some(&ns_name), false));
+    }
+    let mut lines = vec![format!("{}:", describe(doc))];
+    if let Some(template) = pod_template_path(kind).and_then(|p| doc.pointer(p)) {
+        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": template.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
+            "spec": template.get("spec").cloned().unwrap_or_else(|| serde_json::json!({}))});
+        pod["metadata"]["name"] = Value::String(format!(
+            "{} (template)",
+            meta["name"].as_str().unwrap_or("")
+        ));
+        // Its own warnings are reported below for the workload, with the workload's field names.
+        lines.extend(
+            explain_pod(admission, &pod, Some(&ns_name), false)
+                .into_iter()
+                .filter(|l| !l.starts_with("  warning:"))
+                .map(|l| format!("  {l}")),
+        );
+    }
     let ns_obj = admission.namespaces().get(&ns_name);
     let info = match (&ns_obj, kind) {
         (_, "Namespace") => NamespaceInfo::None,
@@ -151,7 +158,7 @@ pub fn explain(
         (None, _) => NamespaceInfo::NotCached { name: &ns_name },
     };
     let warnings = crate::warnings::check(kind, doc, None, info, admission.config());
-    if warnings.is_empty() && kind != "Pod" {
+    if warnings.is_empty() {
         lines.push("  no mistakes found".to_owned());
     }
     lines.extend(warnings.into_iter().map(|w| format!("  warning: {w}")));
@@ -365,4 +372,249 @@ pub fn uninject_pod(pod: &Value) -> Value {
         }
     }
     out
+}
+
+type Field = (
+    &'static str,
+    &'static [&'static str],
+    fn(&decision::ProxyValues<'_>) -> String,
+);
+
+fn opt(v: &Option<std::borrow::Cow<'_, str>>) -> String {
+    v.as_deref().unwrap_or("(none)").to_owned()
+}
+
+/// The effective values `explain` shows, with the annotation keys that can set them.
+const FIELDS: &[Field] = &[
+    (
+        "proxy image",
+        &[
+            "config.linkerd.io/proxy-image",
+            "config.linkerd.io/proxy-version",
+        ],
+        |v| format!("{}:{}", v.proxy_image, v.proxy_version),
+    ),
+    (
+        "init image",
+        &[
+            "config.linkerd.io/init-image",
+            "config.linkerd.io/init-image-version",
+        ],
+        |v| format!("{}:{}", v.init_image, v.init_version),
+    ),
+    (
+        "image pull policy",
+        &["config.linkerd.io/image-pull-policy"],
+        |v| v.pull_policy.to_string(),
+    ),
+    (
+        "proxy cpu request",
+        &["config.linkerd.io/proxy-cpu-request"],
+        |v| opt(&v.cpu_request),
+    ),
+    (
+        "proxy cpu limit",
+        &["config.linkerd.io/proxy-cpu-limit"],
+        |v| opt(&v.cpu_limit),
+    ),
+    (
+        "proxy memory request",
+        &["config.linkerd.io/proxy-memory-request"],
+        |v| opt(&v.memory_request),
+    ),
+    (
+        "proxy memory limit",
+        &["config.linkerd.io/proxy-memory-limit"],
+        |v| opt(&v.memory_limit),
+    ),
+    (
+        "proxy log level",
+        &["config.linkerd.io/proxy-log-level"],
+        |v| v.log_level.to_string(),
+    ),
+    (
+        "proxy log format",
+        &["config.linkerd.io/proxy-log-format"],
+        |v| v.log_format.to_string(),
+    ),
+    ("proxy uid", &["config.linkerd.io/proxy-uid"], |v| {
+        v.uid.to_string()
+    }),
+    (
+        "ports in/out/admin/control",
+        &[
+            "config.linkerd.io/inbound-port",
+            "config.linkerd.io/outbound-port",
+            "config.linkerd.io/admin-port",
+            "config.linkerd.io/control-port",
+            "config.linkerd.io/proxy-inbound-port",
+            "config.linkerd.io/proxy-outbound-port",
+            "config.linkerd.io/proxy-admin-port",
+            "config.linkerd.io/proxy-control-port",
+        ],
+        |v| {
+            format!(
+                "{}/{}/{}/{}",
+                v.inbound_port, v.outbound_port, v.admin_port, v.control_port
+            )
+        },
+    ),
+    (
+        "skip inbound ports",
+        &["config.linkerd.io/skip-inbound-ports"],
+        |v| v.skip_inbound_ports.clone(),
+    ),
+    (
+        "skip outbound ports",
+        &["config.linkerd.io/skip-outbound-ports"],
+        |v| v.skip_outbound_ports.clone(),
+    ),
+    ("skip subnets", &["config.linkerd.io/skip-subnets"], |v| {
+        v.skip_subnets.to_string()
+    }),
+    ("proxy await", &["config.linkerd.io/proxy-await"], |v| {
+        v.await_ready.to_string()
+    }),
+    (
+        "native sidecar",
+        &["config.alpha.linkerd.io/proxy-enable-native-sidecar"],
+        |v| v.native_sidecar.to_string(),
+    ),
+    (
+        "debug sidecar",
+        &["config.linkerd.io/enable-debug-sidecar"],
+        |v| v.debug_sidecar.to_string(),
+    ),
+    (
+        "shutdown grace period",
+        &["config.linkerd.io/shutdown-grace-period"],
+        |v| opt(&v.shutdown_grace_period),
+    ),
+    (
+        "default inbound policy",
+        &["config.linkerd.io/default-inbound-policy"],
+        |v| v.default_inbound_policy.to_string(),
+    ),
+];
+
+fn values_with_no_overrides(
+    config: &crate::config::Config,
+) -> Option<decision::ProxyValues<'static>> {
+    let json = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}}}"#;
+    let view = PodView::parse(json).ok()?;
+    match decision::decide(
+        &RequestFacts::POD_CREATE,
+        &view,
+        NamespaceInfo::None,
+        config,
+    ) {
+        Decision::Inject(p) => Some(p.proxy.into_owned()),
+        Decision::Skip(_) => None,
+    }
+}
+
+/// The full explanation of one pod: decision, the rule that made it, every effective value
+/// with where it came from, the warnings, and (for a running pod) whether its proxy is stale.
+pub fn explain_pod(
+    admission: &Admission,
+    pod: &Value,
+    namespace: Option<&str>,
+    running: bool,
+) -> Vec<String> {
+    let meta = &pod["metadata"];
+    let name = meta["name"]
+        .as_str()
+        .or(meta["generateName"].as_str())
+        .unwrap_or("(unnamed)");
+    let ns_name = namespace
+        .or(meta["namespace"].as_str())
+        .unwrap_or("default")
+        .to_owned();
+    let text = pod.to_string();
+    let Ok(view) = PodView::parse(&text) else {
+        return vec![format!("pod/{name}: cannot be read as a pod")];
+    };
+    let ns_obj = admission.namespaces().get(&ns_name);
+    let ns_ann = ns_obj
+        .as_ref()
+        .and_then(|o| o.metadata.annotations.as_ref());
+    let info = match &ns_obj {
+        Some(_) => NamespaceInfo::Known {
+            name: &ns_name,
+            annotations: ns_ann,
+        },
+        None => NamespaceInfo::NotCached { name: &ns_name },
+    };
+    let mut lines = Vec::new();
+    // A running pod is judged as if it were created now (minus the proxy it may already have).
+    let fresh = uninject_pod(pod);
+    let fresh_text = fresh.to_string();
+    let fresh_view = PodView::parse(&fresh_text).unwrap_or_default();
+    let decided_view = if running { &fresh_view } else { &view };
+    match decision::decide(
+        &RequestFacts::POD_CREATE,
+        decided_view,
+        info,
+        admission.config(),
+    ) {
+        Decision::Inject(plan) => {
+            let rule = match plan.source {
+                decision::Source::Pod => format!(
+                    "the pod's own {}: {}",
+                    decision::INJECT_ANNOTATION,
+                    plan.mode.as_str()
+                ),
+                decision::Source::Namespace => format!(
+                    "namespace {ns_name}'s {}: {} (the pod does not set it)",
+                    decision::INJECT_ANNOTATION,
+                    plan.mode.as_str()
+                ),
+            };
+            lines.push(format!(
+                "pod/{name} in namespace {ns_name}: injected ({})",
+                plan.mode.as_str()
+            ));
+            lines.push(format!("  rule: {rule}"));
+            lines.push("  values:".to_owned());
+            let builtin = values_with_no_overrides(&crate::config::Config::default());
+            for (label, keys, get) in FIELDS {
+                let value = get(&plan.proxy);
+                let pod_key = keys.iter().find(|k| decided_view.has_annotation(k));
+                let ns_key = keys
+                    .iter()
+                    .find(|k| ns_ann.is_some_and(|a| a.contains_key(**k)));
+                let source = match (pod_key, ns_key) {
+                    (Some(k), _) => format!("pod annotation {k}"),
+                    (None, Some(k)) => format!("namespace annotation {k}"),
+                    _ if builtin.as_ref().map(|b| get(b)) == Some(value.clone()) => {
+                        "default".to_owned()
+                    }
+                    _ => "config file".to_owned(),
+                };
+                lines.push(format!("    {label:<27} {value:<45} ({source})"));
+            }
+            if running {
+                let want = format!("{}:{}", plan.proxy.proxy_image, plan.proxy.proxy_version);
+                let proxy = ["containers", "initContainers"].iter().find_map(|l| {
+                    pod["spec"][l]
+                        .as_array()
+                        .and_then(|cs| cs.iter().find(|c| c["name"] == decision::PROXY_CONTAINER))
+                        .and_then(|c| c["image"].as_str())
+                });
+                lines.push(match proxy {
+                    None => format!("  running pod: has NO proxy; restart it (or its owner) to get one"),
+                    Some(img) if img == want => format!("  running pod: proxy {img} is current"),
+                    Some(img) => format!("  running pod: proxy {img} is stale: a new pod would get {want}; restart it"),
+                });
+            }
+        }
+        Decision::Skip(reason) => {
+            lines.push(format!("pod/{name} in namespace {ns_name}: not injected"));
+            lines.push(format!("  rule: {} ({reason})", reason.code()));
+        }
+    }
+    for w in crate::warnings::check("Pod", pod, None, info, admission.config()) {
+        lines.push(format!("  warning: {w}"));
+    }
+    lines
 }

@@ -20,6 +20,7 @@ fn run(args: &[&str]) -> (bool, String, String) {
 fn explain_gives_the_webhooks_warnings_and_decisions() {
     let (ok, out, err) = run(&[
         "explain",
+        "-f",
         "tests/warnings/bad/01-annotation-on-workload-metadata.yaml",
     ]);
     assert!(ok, "{err}");
@@ -32,6 +33,7 @@ fn explain_gives_the_webhooks_warnings_and_decisions() {
     );
     let (ok, out, _) = run(&[
         "explain",
+        "-f",
         "tests/warnings/ok/01-deployment-template-annotated.yaml",
     ]);
     assert!(ok);
@@ -39,12 +41,47 @@ fn explain_gives_the_webhooks_warnings_and_decisions() {
     let dir = "tests/fixtures/05-not-annotated";
     let (ok, out, _) = run(&[
         "explain",
+        "-f",
         &format!("{dir}/pod.yaml"),
         "--namespaces",
         &format!("{dir}/namespace.yaml"),
     ]);
     assert!(ok);
-    assert!(out.contains("pod/web: not injected: neither the pod nor namespace shop has the linkerd.io/inject annotation"), "{out}");
+    assert!(
+        out.contains("pod/web in namespace shop: not injected"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rule: not_annotated (neither the pod nor namespace shop has the linkerd.io/inject annotation"),
+        "{out}"
+    );
+    // Every effective value says where it comes from.
+    let dir = "tests/fixtures/22-namespace-overrides";
+    let (ok, out, _) = run(&[
+        "explain",
+        "-f",
+        &format!("{dir}/pod.yaml"),
+        "--namespaces",
+        &format!("{dir}/namespace.yaml"),
+    ]);
+    assert!(ok);
+    assert!(
+        out.contains("rule: namespace shop's linkerd.io/inject: enabled (the pod does not set it)"),
+        "{out}"
+    );
+    for needle in [
+        "200m",
+        "(namespace annotation config.linkerd.io/proxy-cpu-request)",
+        "(pod annotation config.linkerd.io/proxy-log-level)",
+        "cr.l5d.io/linkerd/proxy:edge-25.4.4",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    let log_line = out.lines().find(|l| l.contains("proxy log level")).unwrap();
+    assert!(
+        log_line.contains("debug"),
+        "the pod's value wins: {log_line}"
+    );
 }
 
 #[test]
