@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod certs;
+pub mod check;
 pub mod config;
 pub mod corpus;
 pub mod decision;

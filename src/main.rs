@@ -31,6 +31,12 @@ enum LogFormat {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum CheckOutput {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Output {
     Yaml,
     Json,
@@ -38,7 +44,13 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTPS admission webhook.
+    /// Run the HTTPS admission webhook (POST /inject, POST /warn, GET /healthz, GET /readyz).
+    ///
+    /// Examples:
+    ///   proxy-injector serve --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
+    ///   proxy-injector serve --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key \
+    ///       --config config.yaml --namespaces namespaces.yaml --log-format json
+    #[command(verbatim_doc_comment)]
     Serve {
         #[arg(long, default_value = "0.0.0.0:8443")]
         listen: SocketAddr,
@@ -124,7 +136,37 @@ enum Command {
         #[arg(long, short)]
         namespace: Option<String>,
     },
+    /// Check a cluster for pods missing the proxy, outdated proxies, and the webhook's health.
+    ///
+    /// Lists pods that injection is enabled for but that run without the proxy (grouped by
+    /// owner, with the command that fixes each), pods with an outdated proxy, and whether the
+    /// MutatingWebhookConfiguration exists, has a caBundle, points at a live endpoint whose
+    /// certificate the caBundle verifies, and how long that certificate has left.
+    /// Exits with 1 when a problem was found.
+    ///
+    /// Examples:
+    ///   proxy-injector check
+    ///   proxy-injector check -o json | jq '.missing_proxy[].fix'
+    #[command(verbatim_doc_comment)]
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Name of the MutatingWebhookConfiguration.
+        #[arg(long, default_value = "proxy-injector")]
+        webhook: String,
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: CheckOutput,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: proxy-injector completions bash > /etc/bash_completion.d/proxy-injector
+    Completions { shell: clap_complete::Shell },
     /// Write a CA and a serving certificate for the webhook (ca.crt, ca.key, tls.crt, tls.key).
+    ///
+    /// Examples:
+    ///   proxy-injector certs --out certs/out --dns localhost --ip 127.0.0.1
+    ///   proxy-injector certs --out certs/out --kubernetes --namespace proxy-injector
+    #[command(verbatim_doc_comment)]
     Certs {
         #[arg(long, default_value = "certs/out")]
         out: PathBuf,
@@ -298,6 +340,40 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("{line}");
                 }
             }
+            Ok(())
+        }
+        Command::Check {
+            config,
+            webhook,
+            output,
+        } => {
+            let cfg = Config::load(config.as_deref())?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let report = rt.block_on(async {
+                let client = kube::Client::try_default().await.map_err(|e| {
+                    anyhow::anyhow!("cannot reach the cluster ({e}); set KUBECONFIG")
+                })?;
+                proxy_injector::check::run(client, &cfg, &webhook).await
+            })?;
+            match output {
+                CheckOutput::Text => print!("{}", report.render()),
+                CheckOutput::Json => println!("{}", serde_json::to_string_pretty(&report)?),
+            }
+            if report.problems > 0 {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "proxy-injector",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Certs {

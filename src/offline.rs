@@ -308,15 +308,6 @@ pub fn uninject_pod(pod: &Value) -> Value {
             });
         }
     }
-    if out
-        .pointer("/spec/initContainers")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-    {
-        if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("initContainers");
-        }
-    }
     let injected_volumes = [
         crate::patch::END_ENTITY_VOLUME,
         crate::patch::TOKEN_VOLUME,
@@ -331,15 +322,6 @@ pub fn uninject_pod(pod: &Value) -> Value {
                 .as_str()
                 .is_some_and(|n| injected_volumes.contains(&n))
         });
-    }
-    if out
-        .pointer("/spec/volumes")
-        .and_then(Value::as_array)
-        .is_some_and(Vec::is_empty)
-    {
-        if let Some(spec) = out.get_mut("spec").and_then(Value::as_object_mut) {
-            spec.remove("volumes");
-        }
     }
     for (path, keys) in [
         (
@@ -361,14 +343,21 @@ pub fn uninject_pod(pod: &Value) -> Value {
                 m.remove(*k);
             }
         }
-        if out
-            .pointer(path)
-            .and_then(Value::as_object)
-            .is_some_and(serde_json::Map::is_empty)
-        {
-            if let Some(meta) = out.get_mut("metadata").and_then(Value::as_object_mut) {
-                meta.remove(path.rsplit('/').next().unwrap_or(""));
-            }
+    }
+    // Arrays and maps that only held what injection added go away with it.
+    for (parent, key) in [
+        ("/spec", "initContainers"),
+        ("/spec", "volumes"),
+        ("/metadata", "annotations"),
+        ("/metadata", "labels"),
+    ] {
+        let empty = match out.pointer(parent).and_then(|p| p.get(key)) {
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if empty && let Some(p) = out.pointer_mut(parent).and_then(Value::as_object_mut) {
+            p.remove(key);
         }
     }
     out
@@ -602,7 +591,7 @@ pub fn explain_pod(
                         .and_then(|c| c["image"].as_str())
                 });
                 lines.push(match proxy {
-                    None => format!("  running pod: has NO proxy; restart it (or its owner) to get one"),
+                    None => "  running pod: has NO proxy; restart it (or its owner) to get one".to_owned(),
                     Some(img) if img == want => format!("  running pod: proxy {img} is current"),
                     Some(img) => format!("  running pod: proxy {img} is stale: a new pod would get {want}; restart it"),
                 });

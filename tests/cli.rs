@@ -115,7 +115,7 @@ fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
-fn template<'v>(doc: &'v serde_json::Value) -> &'v serde_json::Value {
+fn template(doc: &serde_json::Value) -> &serde_json::Value {
     let kind = doc["kind"].as_str().unwrap();
     let path = proxy_injector::offline::pod_template_path(kind).unwrap();
     doc.pointer(path).unwrap()

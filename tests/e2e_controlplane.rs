@@ -529,3 +529,109 @@ async fn kubectl_prints_the_warning_for_an_annotation_on_the_wrong_level() {
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
 }
+
+#[tokio::test]
+async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix_works() {
+    let test = "check";
+    let ns = "e2e-check";
+    let cp = control_plane();
+    let client = cp.client().await;
+    create_namespace(&client, ns, test, &[]).await;
+    let (inj, wh) = injector_for(test, ns, &client).await;
+    // A Deployment whose pods start while the namespace is not annotated: no proxy.
+    let deploy: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline, "no pod from the Deployment");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let nss: Api<Namespace> = Api::all(client.clone());
+    let patch = json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}});
+    nss.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+
+    let run_check = |format: &str| {
+        std::process::Command::new(support::bin())
+            .args(["check", "--webhook", &wh, "-o", format])
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .output()
+            .unwrap()
+    };
+    let out = run_check("text");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "problems found means exit 1:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains(&format!("{ns}/deployment web (1 pod:")),
+        "{text}"
+    );
+    let fix = format!("kubectl rollout restart deployment/web -n {ns}");
+    assert!(text.contains(&format!("fix: {fix}")), "{text}");
+    assert!(text.contains("[ok  ] registered"), "{text}");
+    assert!(
+        text.contains("serving certificate verified by the caBundle"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_slice(&run_check("json").stdout).unwrap();
+    let entry = json["missing_proxy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["namespace"] == ns)
+        .unwrap();
+    assert_eq!(entry["fix"], fix.as_str());
+    assert!(json["webhook"]["cert_days_left"].as_i64().unwrap() > 300);
+
+    // Run the printed fix: the restarted Deployment's new pods get the proxy.
+    let args: Vec<&str> = fix.split_whitespace().skip(1).collect();
+    let out = cp.kubectl(&args, None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let list = pods
+            .list(&ListParams::default().labels("app=web"))
+            .await
+            .unwrap();
+        if list
+            .items
+            .iter()
+            .any(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted Deployment's pods were not injected:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
