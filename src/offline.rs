@@ -559,8 +559,13 @@ pub fn explain_pod(
                     plan.mode.as_str()
                 ),
             };
+            let verdict = if running {
+                "a pod created now is injected"
+            } else {
+                "injected"
+            };
             lines.push(format!(
-                "pod/{name} in namespace {ns_name}: injected ({})",
+                "pod/{name} in namespace {ns_name}: {verdict} ({})",
                 plan.mode.as_str()
             ));
             lines.push(format!("  rule: {rule}"));
@@ -598,7 +603,12 @@ pub fn explain_pod(
             }
         }
         Decision::Skip(reason) => {
-            lines.push(format!("pod/{name} in namespace {ns_name}: not injected"));
+            let verdict = if running {
+                "a pod created now is not injected"
+            } else {
+                "not injected"
+            };
+            lines.push(format!("pod/{name} in namespace {ns_name}: {verdict}"));
             lines.push(format!("  rule: {} ({reason})", reason.code()));
         }
     }
