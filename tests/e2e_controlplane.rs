@@ -604,6 +604,44 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
     assert_eq!(entry["fix"], fix.as_str());
     assert!(json["webhook"]["cert_days_left"].as_i64().unwrap() > 300);
 
+    // explain, on the running pod: it would be injected today, and it has no proxy.
+    let old_pod = pods
+        .list(&ListParams::default().labels("app=web"))
+        .await
+        .unwrap()
+        .items[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap();
+    let explain = |pod: &str| {
+        let out = std::process::Command::new(support::bin())
+            .args(["explain", pod, "-n", ns])
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = explain(&old_pod);
+    assert!(
+        text.contains(&format!(
+            "pod/{old_pod} in namespace {ns}: a pod created now is injected (enabled)"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "rule: namespace {ns}'s linkerd.io/inject: enabled"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("running pod: has NO proxy"), "{text}");
+
     // Run the printed fix: the restarted Deployment's new pods get the proxy.
     let args: Vec<&str> = fix.split_whitespace().skip(1).collect();
     let out = cp.kubectl(&args, None);
@@ -618,11 +656,16 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
             .list(&ListParams::default().labels("app=web"))
             .await
             .unwrap();
-        if list
+        if let Some(p) = list
             .items
             .iter()
-            .any(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
+            .find(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
         {
+            let text = explain(p.metadata.name.as_deref().unwrap());
+            assert!(
+                text.contains("running pod: proxy cr.l5d.io/linkerd/proxy:edge-25.4.4 is current"),
+                "{text}"
+            );
             break;
         }
         assert!(
