@@ -1,3 +1,4 @@
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 //! proxy-injector: a mutating admission webhook that adds a Linkerd-compatible proxy sidecar
 //! to pods. Pure logic (`decision`, `patch`, `overrides`, `view`) is kept apart from I/O
 //! (`server`, `namespaces`).
