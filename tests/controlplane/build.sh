@@ -16,7 +16,7 @@ if [[ $ok == 1 ]]; then
   exit 0
 fi
 echo "building the control plane (kubernetes ${K8S_VERSION}, etcd ${ETCD_VERSION}) into $bin" >&2
-echo "the first build on 2 cores takes a long time (about 15-30 min); progress follows" >&2
+echo "the first build takes a while (about 6-10 min on 2 cores, measured 6m18s); progress follows" >&2
 mkdir -p "$cache"
 tmp="$cache/bin.partial"
 rm -rf "$tmp"; mkdir -p "$tmp"
