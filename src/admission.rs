@@ -205,6 +205,16 @@ impl Admission {
             }
         };
         out.pod = pod.display_name().to_owned();
+        if pod.spec.is_none() {
+            // The API server never sends one; a patch under /spec could not apply to it.
+            let reason = SkipReason::UnreadablePod {
+                error: "the pod has no spec".into(),
+            };
+            out.warnings.push(format!("proxy-injector: {reason}"));
+            out.body = response(api_version, uid, None, None, &out.warnings);
+            out.outcome = Outcome::Skipped(reason);
+            return Ok(out);
+        }
         match decision::decide(&facts, &pod, ns_info, &self.config) {
             Decision::Inject(plan) => {
                 let mut patch = Vec::with_capacity(8 * 1024);

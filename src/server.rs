@@ -92,7 +92,14 @@ struct AppState {
     shutting_down: AtomicBool,
 }
 
-async fn warn(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+async fn warn(
+    State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = json_content_type(&headers) {
+        return *r;
+    }
     match std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.warn(&body))) {
         Ok(Ok(answer)) => {
             if !answer.warnings.is_empty() {
@@ -116,7 +123,29 @@ async fn warn(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     }
 }
 
-async fn inject(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+/// The API server always sends `application/json`; anything else is a client mistake.
+fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), Box<Response>> {
+    match headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("")) {
+        None => Ok(()),
+        Some(ct) if ct.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")) => Ok(()),
+        Some(ct) => Err(Box::new(
+            (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("Content-Type {ct:?} is not supported: send an AdmissionReview as application/json\n"),
+            )
+                .into_response(),
+        )),
+    }
+}
+
+async fn inject(
+    State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = json_content_type(&headers) {
+        return *r;
+    }
     let started = std::time::Instant::now();
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.review(&body)));
     match result {
