@@ -110,9 +110,13 @@ fn fix_for(kind: &str, name: &str, ns: &str, pods: &[String]) -> String {
                 kind.to_ascii_lowercase()
             )
         }
-        "CronJob" | "Job" => format!(
-            "the next run of {} {name} is injected; delete running pods to restart them now",
-            kind.to_ascii_lowercase()
+        "CronJob" => format!(
+            "the next run of cronjob {name} gets the proxy; to restart running pods now: kubectl delete pod -n {ns} {}",
+            pods.join(" ")
+        ),
+        "Job" => format!(
+            "kubectl delete pod -n {ns} {} (job {name} creates them again while it runs)",
+            pods.join(" ")
         ),
         _ => format!(
             "kubectl delete pod -n {ns} {} (and create it again, or let its owner do it)",
