@@ -111,18 +111,9 @@ async fn main() {
         &["--namespaces", empty.to_str().unwrap()],
         &[("RUST_LOG", "warn")],
     );
-    let c = support::client(&watched.ca_pem());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while c
-        .get(watched.url("/readyz"))
-        .send()
-        .await
-        .map(|r| r.status() != 200)
-        .unwrap_or(true)
-    {
-        assert!(Instant::now() < deadline, "not ready:\n{}", watched.logs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    watched
+        .wait_ready(Duration::from_secs(120), "injector watching 10k namespaces")
+        .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_watched = rss_mib(watched.child.as_ref().unwrap().id());
     let rss_base = rss_mib(baseline.child.as_ref().unwrap().id());

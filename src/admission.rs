@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{BadOverridePolicy, Config};
-use crate::decision::{self, Decision, Mode, NamespaceInfo, Plan, RequestFacts, SkipReason};
+use crate::decision::{self, Decision, Mode, Plan, RequestFacts, SkipReason};
 use crate::namespaces::Namespaces;
 use crate::patch::{self, Fragments};
 use crate::view::{BStr, PodView};
@@ -166,14 +166,7 @@ impl Admission {
             .map(BStr::as_str)
             .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
-        let ns_info = match (namespace, &ns_obj) {
-            (Some(name), Some(obj)) => NamespaceInfo::Known {
-                name,
-                annotations: obj.metadata.annotations.as_ref(),
-            },
-            (Some(name), None) => NamespaceInfo::NotCached { name },
-            (None, _) => NamespaceInfo::None,
-        };
+        let ns_info = crate::namespaces::info(namespace, ns_obj.as_deref());
         let mut out = Answer {
             body: Vec::new(),
             outcome: Outcome::Skipped(SkipReason::NoObject),
@@ -276,14 +269,7 @@ impl Admission {
             .unwrap_or("")
             .to_owned();
         let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
-        let ns_info = match (namespace, &ns_obj) {
-            (Some(name), Some(obj)) => NamespaceInfo::Known {
-                name,
-                annotations: obj.metadata.annotations.as_ref(),
-            },
-            (Some(name), None) => NamespaceInfo::NotCached { name },
-            (None, _) => NamespaceInfo::None,
-        };
+        let ns_info = crate::namespaces::info(namespace, ns_obj.as_deref());
         let warnings = match req.get("object").filter(|o| o.is_object()) {
             Some(obj) if crate::warnings::is_checked_kind(obj_kind) => {
                 let old = req.get("oldObject").filter(|o| o.is_object());
@@ -333,17 +319,12 @@ impl Admission {
 
 /// Fragments for the two modes with no overrides, built once.
 fn default_fragments(config: &Config) -> (Fragments, Fragments) {
-    let facts = RequestFacts::POD_CREATE;
-    let build = |value: &str| {
-        let json = format!(r#"{{"metadata":{{"annotations":{{"linkerd.io/inject":"{value}"}}}}}}"#);
-        let pod = PodView::parse(&json).unwrap_or_default();
-        match decision::decide(&facts, &pod, NamespaceInfo::None, config) {
-            Decision::Inject(plan) => Fragments::new(&plan.proxy, config),
-            // The config was validated at load, so its defaults always resolve.
-            Decision::Skip(r) => unreachable!("defaults must resolve: {r}"),
-        }
+    let build = |mode| match decision::values_without_overrides(config, mode) {
+        Some(values) => Fragments::new(&values, config),
+        // The config was validated at load, so its defaults always resolve.
+        None => unreachable!("the config's defaults must resolve"),
     };
-    (build("enabled"), build("ingress"))
+    (build(Mode::Enabled), build(Mode::Ingress))
 }
 
 /// Serialises an AdmissionReview response.

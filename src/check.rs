@@ -15,11 +15,10 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::config::Config;
-use crate::decision::{self, Decision, NamespaceInfo, PROXY_CONTAINER, RequestFacts};
-use crate::offline::uninject_pod;
+use crate::decision::{self, Decision, RequestFacts};
+use crate::offline::{proxy_image, uninject_pod};
 use crate::view::PodView;
 
 #[derive(Debug, Serialize)]
@@ -58,15 +57,6 @@ pub struct Report {
     pub outdated_proxy: Vec<Outdated>,
     pub webhook: WebhookStatus,
     pub problems: usize,
-}
-
-fn proxy_image(pod: &Value) -> Option<&str> {
-    ["containers", "initContainers"].iter().find_map(|l| {
-        pod["spec"][l]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["name"] == PROXY_CONTAINER))
-            .and_then(|c| c["image"].as_str())
-    })
 }
 
 /// The workload a pod belongs to (following ReplicaSet → Deployment and Job → CronJob).
@@ -174,13 +164,7 @@ pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Resu
         let Ok(view) = PodView::parse(&fresh) else {
             continue;
         };
-        let info = match ns_obj {
-            Some(n) => NamespaceInfo::Known {
-                name: &ns,
-                annotations: n.metadata.annotations.as_ref(),
-            },
-            None => NamespaceInfo::NotCached { name: &ns },
-        };
+        let info = crate::namespaces::info(Some(&ns), ns_obj);
         let Decision::Inject(plan) =
             decision::decide(&RequestFacts::POD_CREATE, &view, info, config)
         else {

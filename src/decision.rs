@@ -521,6 +521,20 @@ pub fn decide<'a>(
     }
 }
 
+/// The proxy values for a pod that overrides nothing, in `mode`: the config's own values.
+/// `None` only if the config's defaults do not resolve, which `Config::validate` rules out.
+pub fn values_without_overrides(config: &Config, mode: Mode) -> Option<ProxyValues<'static>> {
+    let json = format!(
+        r#"{{"metadata":{{"annotations":{{"{INJECT_ANNOTATION}":"{}"}}}}}}"#,
+        mode.as_str()
+    );
+    let pod = PodView::parse(&json).ok()?;
+    match decide(&RequestFacts::POD_CREATE, &pod, NamespaceInfo::None, config) {
+        Decision::Inject(plan) => Some(plan.proxy.into_owned()),
+        Decision::Skip(_) => None,
+    }
+}
+
 /// One `config.linkerd.io/*` key (with Linkerd's name first and accepted aliases after).
 struct Lookup<'p, 'a> {
     pod: &'p PodView<'a>,

@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
+
+use crate::decision::NamespaceInfo;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -38,6 +40,19 @@ pub enum NamespacesError {
         index: usize,
         message: String,
     },
+}
+
+/// What the decision knows of the namespace `name` (if the request names one), given the cached
+/// object for it (if the cache holds one).
+pub fn info<'a>(name: Option<&'a str>, obj: Option<&'a Namespace>) -> NamespaceInfo<'a> {
+    match (name, obj) {
+        (Some(name), Some(obj)) => NamespaceInfo::Known {
+            name,
+            annotations: obj.metadata.annotations.as_ref(),
+        },
+        (Some(name), None) => NamespaceInfo::NotCached { name },
+        (None, _) => NamespaceInfo::None,
+    }
 }
 
 /// Whether the injector reads this namespace annotation (everything else is dropped from the cache).

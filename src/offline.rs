@@ -78,13 +78,7 @@ pub fn inject_pod(
         })
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
-    let info = match &ns_obj {
-        Some(o) => NamespaceInfo::Known {
-            name: &namespace,
-            annotations: o.metadata.annotations.as_ref(),
-        },
-        None => NamespaceInfo::NotCached { name: &namespace },
-    };
+    let info = crate::namespaces::info(Some(&namespace), ns_obj.as_deref());
     match decision::decide(&RequestFacts::POD_CREATE, &view, info, admission.config()) {
         Decision::Inject(plan) => {
             let mut bytes = Vec::new();
@@ -149,13 +143,11 @@ pub fn explain(
         );
     }
     let ns_obj = admission.namespaces().get(&ns_name);
-    let info = match (&ns_obj, kind) {
-        (_, "Namespace") => NamespaceInfo::None,
-        (Some(o), _) => NamespaceInfo::Known {
-            name: &ns_name,
-            annotations: o.metadata.annotations.as_ref(),
-        },
-        (None, _) => NamespaceInfo::NotCached { name: &ns_name },
+    // A Namespace is not in a namespace.
+    let info = if kind == "Namespace" {
+        NamespaceInfo::None
+    } else {
+        crate::namespaces::info(Some(&ns_name), ns_obj.as_deref())
     };
     let warnings = crate::warnings::check(kind, doc, None, info, admission.config());
     if warnings.is_empty() {
@@ -165,20 +157,7 @@ pub fn explain(
     Ok(lines)
 }
 
-/// Where a kind keeps its pod template (JSON pointer), `Some("")` for a Pod itself.
-pub fn pod_template_path(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Pod" => Some(""),
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "ReplicationController"
-        | "Job" => Some("/spec/template"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template"),
-        _ => None,
-    }
-}
+pub use crate::warnings::pod_template_path;
 
 /// How `inject` treats each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -291,6 +270,17 @@ pub fn inject_document(
         t.insert("spec".into(), new_pod["spec"].clone());
     }
     Ok(DocumentResult { doc: out, notes })
+}
+
+/// The image of a pod's `linkerd-proxy` container (in `containers` or, as a native sidecar,
+/// in `initContainers`).
+pub fn proxy_image(pod: &Value) -> Option<&str> {
+    ["containers", "initContainers"].iter().find_map(|l| {
+        pod["spec"][l]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == decision::PROXY_CONTAINER))
+            .and_then(|c| c["image"].as_str())
+    })
 }
 
 /// What injection adds, removed: the proxy, init and debug containers, the injector's volumes,
@@ -486,22 +476,6 @@ const FIELDS: &[Field] = &[
     ),
 ];
 
-fn values_with_no_overrides(
-    config: &crate::config::Config,
-) -> Option<decision::ProxyValues<'static>> {
-    let json = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}}}"#;
-    let view = PodView::parse(json).ok()?;
-    match decision::decide(
-        &RequestFacts::POD_CREATE,
-        &view,
-        NamespaceInfo::None,
-        config,
-    ) {
-        Decision::Inject(p) => Some(p.proxy.into_owned()),
-        Decision::Skip(_) => None,
-    }
-}
-
 /// The full explanation of one pod: decision, the rule that made it, every effective value
 /// with where it came from, the warnings, and (for a running pod) whether its proxy is stale.
 pub fn explain_pod(
@@ -527,13 +501,7 @@ pub fn explain_pod(
     let ns_ann = ns_obj
         .as_ref()
         .and_then(|o| o.metadata.annotations.as_ref());
-    let info = match &ns_obj {
-        Some(_) => NamespaceInfo::Known {
-            name: &ns_name,
-            annotations: ns_ann,
-        },
-        None => NamespaceInfo::NotCached { name: &ns_name },
-    };
+    let info = crate::namespaces::info(Some(&ns_name), ns_obj.as_deref());
     let mut lines = Vec::new();
     // A running pod is judged as if it were created now (minus the proxy it may already have).
     let fresh = uninject_pod(pod);
@@ -570,7 +538,10 @@ pub fn explain_pod(
             ));
             lines.push(format!("  rule: {rule}"));
             lines.push("  values:".to_owned());
-            let builtin = values_with_no_overrides(&crate::config::Config::default());
+            let builtin = decision::values_without_overrides(
+                &crate::config::Config::default(),
+                decision::Mode::Enabled,
+            );
             for (label, keys, get) in FIELDS {
                 let value = get(&plan.proxy);
                 let pod_key = keys.iter().find(|k| decided_view.has_annotation(k));
@@ -589,13 +560,7 @@ pub fn explain_pod(
             }
             if running {
                 let want = format!("{}:{}", plan.proxy.proxy_image, plan.proxy.proxy_version);
-                let proxy = ["containers", "initContainers"].iter().find_map(|l| {
-                    pod["spec"][l]
-                        .as_array()
-                        .and_then(|cs| cs.iter().find(|c| c["name"] == decision::PROXY_CONTAINER))
-                        .and_then(|c| c["image"].as_str())
-                });
-                lines.push(match proxy {
+                lines.push(match proxy_image(pod) {
                     None => "  running pod: has NO proxy; restart it (or its owner) to get one".to_owned(),
                     Some(img) if img == want => format!("  running pod: proxy {img} is current"),
                     Some(img) => format!("  running pod: proxy {img} is stale: a new pod would get {want}; restart it"),

@@ -102,6 +102,7 @@ pub struct Fragments {
     native_sidecar: bool,
     proxy_version: Vec<u8>,
     control_plane_ns: Vec<u8>,
+    created_by: Vec<u8>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -488,6 +489,7 @@ impl Fragments {
             native_sidecar: v.native_sidecar,
             proxy_version: json_string(&v.proxy_version),
             control_plane_ns: json_string(&config.control_plane_namespace),
+            created_by: json_string(CREATED_BY),
         }
     }
 }
@@ -645,14 +647,13 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     let vols: Vec<&[u8]> = frags.volumes.iter().map(Vec::as_slice).collect();
     ops.array("/spec/volumes", has_volumes, None, &vols);
 
-    let created_by = json_string(CREATED_BY);
     let mode_json: &[u8] = match plan.mode {
         Mode::Enabled => b"\"enabled\"",
         Mode::Ingress => b"\"ingress\"",
     };
     let opaque_json = plan.pod.opaque_annotation.as_deref().map(json_string);
     let mut annotations: Vec<(&str, &[u8])> = vec![
-        ("linkerd.io/created-by", &created_by),
+        ("linkerd.io/created-by", &frags.created_by),
         ("linkerd.io/identity-mode", b"\"default\""),
         ("linkerd.io/proxy-version", &frags.proxy_version),
     ];

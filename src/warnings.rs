@@ -14,8 +14,8 @@ use crate::decision::{
 use crate::overrides::PortList;
 use crate::view::PodView;
 
-/// Where a workload kind keeps its pod template.
-fn template_path(kind: &str) -> Option<&'static str> {
+/// Where a kind keeps its pod template (JSON pointer), `Some("")` for a Pod itself.
+pub fn pod_template_path(kind: &str) -> Option<&'static str> {
     match kind {
         "Deployment"
         | "StatefulSet"
@@ -31,7 +31,7 @@ fn template_path(kind: &str) -> Option<&'static str> {
 
 /// The kinds `POST /warn` looks at.
 pub fn is_checked_kind(kind: &str) -> bool {
-    kind == "Namespace" || template_path(kind).is_some()
+    kind == "Namespace" || pod_template_path(kind).is_some()
 }
 
 fn map<'v>(v: &'v Value, pointer: &str) -> Vec<(&'v str, &'v str)> {
@@ -193,7 +193,7 @@ pub fn check(
         check_namespace(name, obj, old, config, &mut out);
         return out;
     }
-    let Some(tpath) = template_path(kind) else {
+    let Some(tpath) = pod_template_path(kind) else {
         return out;
     };
     let Some(template) = obj.pointer(tpath) else {
