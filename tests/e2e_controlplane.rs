@@ -23,21 +23,7 @@ async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector,
     let cp = control_plane();
     let inj = Injector::start(&[], &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())]);
     // Ready only once the namespace cache has synced.
-    let c = support::client(&inj.ca_pem());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = c.get(inj.url("/readyz")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "injector not ready within 30s:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    inj.wait_ready(Duration::from_secs(30), "injector").await;
     let wh = register_webhook(client, test, inj.port, &inj.ca_pem(), "Fail").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), probe_ns);
     let dry = PostParams {

@@ -284,21 +284,8 @@ async fn manifests_render_apply_and_grant_least_privilege() {
     )
     .unwrap();
     let inj = Injector::start(&[], &[("KUBECONFIG", sa_kubeconfig.to_str().unwrap())]);
-    let c = support::client(&inj.ca_pem());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = c.get(inj.url("/readyz")).send().await
-            && r.status() == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve as the service account never became ready:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    inj.wait_ready(Duration::from_secs(30), "serve as the service account")
+        .await;
     // ...and no more.
     let sa = sa_kubeconfig.to_str().unwrap();
     let can = |verb: &str, what: &str| {

@@ -109,6 +109,26 @@ impl Injector {
         );
     }
 
+    /// Waits until `/readyz` answers 200 (the namespace cache has synced); panics after
+    /// `within`, with the server's log and `what` in the message.
+    pub async fn wait_ready(&self, within: Duration, what: &str) {
+        let c = client(&self.ca_pem());
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(r) = c.get(self.url("/readyz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not ready within {within:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn logs(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
