@@ -89,6 +89,85 @@ pub struct Answer {
     pub namespace: String,
     pub dry_run: bool,
     pub warnings: Vec<String>,
+    /// A Kubernetes Event to record about the pod's owner (never for a dry run, never for an
+    /// ordinary skip such as a namespace that is not meshed).
+    pub event: Option<EventNote>,
+}
+
+/// The object an Event is about: the pod's controlling owner, or the pod itself when it has
+/// no owner but a name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Regarding {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub uid: Option<String>,
+    pub namespace: String,
+}
+
+/// An Event to record: what happened to a pod at admission.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventNote {
+    pub regarding: Regarding,
+    pub warning: bool,
+    /// PascalCase: Injected, InjectionSkipped, InjectionDenied
+    pub reason: &'static str,
+    pub note: String,
+}
+
+fn regarding(pod: &PodView<'_>, namespace: &str) -> Option<Regarding> {
+    if namespace.is_empty() {
+        return None;
+    }
+    if let Some(o) = pod.owner().filter(|o| !o.name.as_str().is_empty()) {
+        return Some(Regarding {
+            api_version: o.api_version.as_str().to_owned(),
+            kind: o.kind.as_str().to_owned(),
+            name: o.name.as_str().to_owned(),
+            uid: Some(o.uid.as_str().to_owned()).filter(|u| !u.is_empty()),
+            namespace: namespace.to_owned(),
+        });
+    }
+    let name = pod.metadata.name.as_ref()?.as_str();
+    (!name.is_empty()).then(|| Regarding {
+        api_version: "v1".into(),
+        kind: "Pod".into(),
+        name: name.to_owned(),
+        uid: None,
+        namespace: namespace.to_owned(),
+    })
+}
+
+/// The Event for an outcome worth telling the owner's readers about, if any.
+fn event_for(outcome: &Outcome, pod: &PodView<'_>, namespace: &str) -> Option<EventNote> {
+    let (warning, reason, note) = match outcome {
+        Outcome::Injected { mode } => (
+            false,
+            "Injected",
+            format!(
+                "proxy injected into pod {} (linkerd.io/inject: {})",
+                pod.display_name(),
+                mode.as_str()
+            ),
+        ),
+        Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => (
+            true,
+            "InjectionSkipped",
+            format!("pod {} admitted without the proxy: {r}", pod.display_name()),
+        ),
+        Outcome::Denied(r) => (
+            true,
+            "InjectionDenied",
+            format!("pod {} denied: {r}", pod.display_name()),
+        ),
+        Outcome::Skipped(_) => return None,
+    };
+    Some(EventNote {
+        regarding: regarding(pod, namespace)?,
+        warning,
+        reason,
+        note,
+    })
 }
 
 /// The admission logic with its start-up state: config, cached fragments, namespace cache.
@@ -174,6 +253,7 @@ impl Admission {
             namespace: namespace.unwrap_or("").to_owned(),
             dry_run: req.dry_run.unwrap_or(false),
             warnings: Vec::new(),
+            event: None,
         };
         let uid = req.uid.as_str();
         if let Some(reason) = decision::precheck(&facts) {
@@ -233,6 +313,9 @@ impl Admission {
                 out.body = response(api_version, uid, None, None, &[]);
                 out.outcome = Outcome::Skipped(reason);
             }
+        }
+        if !out.dry_run {
+            out.event = event_for(&out.outcome, &pod, &out.namespace);
         }
         Ok(out)
     }
@@ -300,6 +383,7 @@ impl Admission {
             namespace: namespace.unwrap_or("").to_owned(),
             dry_run: req["dryRun"].as_bool().unwrap_or(false),
             warnings,
+            event: None,
         })
     }
 

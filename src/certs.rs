@@ -31,6 +31,19 @@ pub struct Generated {
     pub tls_key: String,
 }
 
+/// A DER certificate's notAfter, as a Unix time.
+pub fn not_after_der(der: &[u8]) -> Result<i64, String> {
+    let (_, parsed) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("bad certificate: {e}"))?;
+    Ok(parsed.validity().not_after.timestamp())
+}
+
+/// The notAfter of the first certificate in a PEM file, as a Unix time.
+pub fn not_after_pem(pem: &[u8]) -> Option<i64> {
+    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    not_after_der(der.as_ref()).ok()
+}
+
 pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Generated, CertsError> {
     if dns.is_empty() && ips.is_empty() {
         return Err(CertsError::NoNames);
@@ -75,18 +88,49 @@ pub fn generate(dns: &[String], ips: &[IpAddr], days: i64) -> Result<Generated, 
     })
 }
 
+/// A client certificate (PEM cert, PEM key) for `common_name`, signed by the CA of `g`: what
+/// the API server presents to a webhook started with `--client-ca ca.crt`.
+pub fn client_certificate(
+    g: &Generated,
+    common_name: &str,
+    days: i64,
+) -> Result<(String, String), CertsError> {
+    let ca_key = KeyPair::from_pem(&g.ca_key)?;
+    let issuer = rcgen::Issuer::from_ca_cert_pem(&g.ca_cert, ca_key)?;
+    let now = OffsetDateTime::now_utc();
+    let mut params = CertificateParams::new(Vec::<String>::new())?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days.max(1));
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, &issuer)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 /// Writes `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into `dir` (keys with mode 0600).
 pub fn write(dir: &Path, g: &Generated) -> Result<(), CertsError> {
+    write_files(
+        dir,
+        &[
+            ("ca.crt", &g.ca_cert, false),
+            ("ca.key", &g.ca_key, true),
+            ("tls.crt", &g.tls_cert, false),
+            ("tls.key", &g.tls_key, true),
+        ],
+    )
+}
+
+/// Writes `(name, text, secret)` files into `dir`; secrets get mode 0600.
+pub fn write_files(dir: &Path, files: &[(&str, &String, bool)]) -> Result<(), CertsError> {
     std::fs::create_dir_all(dir).map_err(|source| CertsError::Write {
         path: dir.display().to_string(),
         source,
     })?;
-    for (name, text, secret) in [
-        ("ca.crt", &g.ca_cert, false),
-        ("ca.key", &g.ca_key, true),
-        ("tls.crt", &g.tls_cert, false),
-        ("tls.key", &g.tls_key, true),
-    ] {
+    for &(name, text, secret) in files {
         let path = dir.join(name);
         let err = |source| CertsError::Write {
             path: path.display().to_string(),
@@ -139,4 +183,31 @@ pub fn kubernetes_objects(g: &Generated, namespace: &str, secret_name: &str) -> 
     let ca = base64::engine::general_purpose::STANDARD.encode(&g.ca_cert);
     let patch = serde_json::json!([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca}]);
     (yaml, patch.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_not_after() {
+        let g = generate(&["x.example".into()], &[], 3).unwrap();
+        let t = not_after_pem(g.tls_cert.as_bytes()).unwrap();
+        let in_3_days = time::OffsetDateTime::now_utc().unix_timestamp() + 3 * 86_400;
+        assert!((t - in_3_days).abs() < 120, "{t} vs {in_3_days}");
+        assert_eq!(not_after_pem(b"not a pem"), None);
+    }
+
+    #[test]
+    fn client_certificate_is_signed_by_the_ca() {
+        let g = generate(&["x.example".into()], &[], 3).unwrap();
+        let (cert, _key) = client_certificate(&g, "kube-apiserver", 3).unwrap();
+        let der = rustls_pemfile::certs(&mut cert.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(der.as_ref()).unwrap();
+        assert_eq!(parsed.issuer().to_string(), "CN=proxy-injector webhook CA");
+        assert!(parsed.subject().to_string().contains("kube-apiserver"));
+    }
 }

@@ -350,10 +350,8 @@ async fn probe_url(url: &str, ca: &[u8]) -> Result<i64, String> {
         .peer_certificates()
         .and_then(|c| c.first())
         .ok_or("no serving certificate")?;
-    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref())
-        .map_err(|e| format!("bad certificate: {e}"))?;
-    let left =
-        parsed.validity().not_after.timestamp() - time::OffsetDateTime::now_utc().unix_timestamp();
+    let left = crate::certs::not_after_der(cert.as_ref())?
+        - time::OffsetDateTime::now_utc().unix_timestamp();
     Ok(left / 86_400)
 }
 

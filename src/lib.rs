@@ -9,6 +9,8 @@ pub mod check;
 pub mod config;
 pub mod corpus;
 pub mod decision;
+pub mod events;
+pub mod metrics;
 pub mod namespaces;
 pub mod offline;
 pub mod overrides;

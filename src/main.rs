@@ -10,6 +10,8 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use proxy_injector::admission::Admission;
 use proxy_injector::config::Config;
+use proxy_injector::events::Events;
+use proxy_injector::metrics::Metrics;
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::{certs, offline, server};
 
@@ -44,7 +46,7 @@ enum Output {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTPS admission webhook (POST /inject, POST /warn, GET /healthz, GET /readyz).
+    /// Run the HTTPS admission webhook (POST /inject, POST /warn, GET /healthz, /readyz, /metrics).
     ///
     /// Examples:
     ///   proxy-injector serve --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
@@ -71,12 +73,36 @@ enum Command {
             env = "PROXY_INJECTOR_LOG_FORMAT"
         )]
         log_format: LogFormat,
-        /// Per-request timeout, in milliseconds.
+        /// Per-request timeout (reading the body, reviewing, answering), in milliseconds.
         #[arg(long, default_value_t = 10_000)]
         request_timeout_ms: u64,
-        /// Time given to in-flight requests after SIGTERM, in seconds.
+        /// Limit for the TLS handshake and for reading request headers, in milliseconds.
+        #[arg(long, default_value_t = 5_000)]
+        header_timeout_ms: u64,
+        /// After SIGTERM: seconds to keep serving with readiness off, so endpoints stop
+        /// routing here before connections are refused.
+        #[arg(long, default_value_t = 5)]
+        shutdown_delay_seconds: u64,
+        /// Then: seconds given to in-flight requests to finish.
         #[arg(long, default_value_t = 10)]
         drain_seconds: u64,
+        /// PEM CA bundle: require API server client certificates that chain to it.
+        /// Probes and Prometheus then use --admin-listen (they present no certificate).
+        #[arg(long)]
+        client_ca: Option<PathBuf>,
+        /// Plain-HTTP address for /healthz, /readyz and /metrics (e.g. 0.0.0.0:9995).
+        #[arg(long)]
+        admin_listen: Option<SocketAddr>,
+        /// Seconds the namespace watch may fail (answers come from the last known namespaces
+        /// meanwhile) before /readyz reports not ready.
+        #[arg(long, default_value_t = 300)]
+        max_stale_seconds: u64,
+        /// How often the certificate files are checked for a change, in milliseconds.
+        #[arg(long, default_value_t = 5_000)]
+        cert_poll_ms: u64,
+        /// Record Kubernetes Events on the pod's owner (Injected, InjectionSkipped, InjectionDenied).
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        events: bool,
         /// Benchmark floor: answer every review with a constant response (never in a cluster).
         #[arg(long, hide = true)]
         constant_response: bool,
@@ -185,6 +211,10 @@ enum Command {
         namespace: String,
         #[arg(long, default_value = "proxy-injector-tls")]
         secret_name: String,
+        /// Also write client.crt/client.key for this common name, signed by the same CA: the
+        /// API server's client certificate when the webhook runs with --client-ca ca.crt.
+        #[arg(long)]
+        client: Option<String>,
     },
 }
 
@@ -221,7 +251,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             namespaces,
             log_format,
             request_timeout_ms,
+            header_timeout_ms,
+            shutdown_delay_seconds,
             drain_seconds,
+            client_ca,
+            admin_listen,
+            max_stale_seconds,
+            cert_poll_ms,
+            events,
             constant_response,
         } => {
             init_logs(log_format);
@@ -235,8 +272,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let ns = match namespaces {
-                    Some(p) => Namespaces::from_file(&p)?,
+                let metrics = Arc::new(Metrics::new());
+                let (ns, events) = match namespaces {
+                    Some(p) => (Namespaces::from_file(&p)?, None),
                     None => {
                         let client = kube::Client::try_default().await.map_err(|e| {
                             anyhow::anyhow!(
@@ -244,20 +282,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                                  run in-cluster, or pass --namespaces FILE"
                             )
                         })?;
-                        Namespaces::watch(client)
+                        let events = events.then(|| {
+                            Events::start(
+                                client.clone(),
+                                std::env::var("POD_NAME").ok(),
+                                metrics.clone(),
+                            )
+                        });
+                        let ns = Namespaces::watch(client, Duration::from_secs(max_stale_seconds));
+                        (ns, events)
                     }
                 };
                 let admission = Admission::new(Arc::new(cfg), ns);
                 let opts = server::ServeOptions {
-                    listen,
-                    tls_cert,
-                    tls_key,
+                    client_ca,
+                    admin_listen,
                     request_timeout: Duration::from_millis(request_timeout_ms),
+                    header_timeout: Duration::from_millis(header_timeout_ms),
+                    shutdown_delay: Duration::from_secs(shutdown_delay_seconds),
                     drain: Duration::from_secs(drain_seconds),
-                    cert_poll: Duration::from_secs(5),
+                    cert_poll: Duration::from_millis(cert_poll_ms),
                     constant_response,
+                    ..server::ServeOptions::new(listen, tls_cert, tls_key)
                 };
-                server::serve(admission, opts, server::shutdown_signal()).await
+                let services = server::Services { metrics, events };
+                server::serve(admission, opts, services, server::shutdown_signal()).await
             })
         }
         Command::Inject {
@@ -384,6 +433,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             kubernetes,
             namespace,
             secret_name,
+            client,
         } => {
             if kubernetes && dns.is_empty() {
                 dns = certs::service_dns_names("proxy-injector", &namespace);
@@ -394,6 +444,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "wrote {0}/ca.crt, {0}/ca.key, {0}/tls.crt, {0}/tls.key",
                 out.display()
             );
+            if let Some(cn) = client {
+                let (cert, key) = certs::client_certificate(&g, &cn, days)?;
+                certs::write_files(
+                    &out,
+                    &[("client.crt", &cert, false), ("client.key", &key, true)],
+                )?;
+                println!(
+                    "wrote {0}/client.crt, {0}/client.key (CN={cn}, for --client-ca {0}/ca.crt)",
+                    out.display()
+                );
+            }
             if kubernetes {
                 let (secret, patch) = certs::kubernetes_objects(&g, &namespace, &secret_name);
                 std::fs::write(out.join("secret.yaml"), secret)?;

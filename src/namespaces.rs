@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -23,8 +25,89 @@ pub enum Namespaces {
     /// Live reflector cache.
     Watch {
         store: Store<Namespace>,
-        synced: Arc<AtomicBool>,
+        health: Arc<WatchHealth>,
     },
+}
+
+/// How the namespace watch is doing. While the watch is broken, lookups keep answering from
+/// the last known state; past `max_stale` the injector reports itself not ready.
+#[derive(Debug)]
+pub struct WatchHealth {
+    synced: AtomicBool,
+    /// When the watch last failed without having recovered since (None: healthy).
+    broken_since: Mutex<Option<Instant>>,
+    errors: AtomicU64,
+    max_stale: Duration,
+}
+
+/// What readiness and metrics say of the namespace cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// Not yet listed once: no answer can be trusted.
+    NotSynced,
+    /// Synced, and the watch is live.
+    Live,
+    /// Synced, but the watch has been failing for this long; still within the limit.
+    Stale(Duration),
+    /// The watch has been failing for longer than the limit.
+    TooStale(Duration),
+}
+
+impl WatchHealth {
+    pub fn new(max_stale: Duration) -> WatchHealth {
+        WatchHealth {
+            synced: AtomicBool::new(false),
+            broken_since: Mutex::new(None),
+            errors: AtomicU64::new(0),
+            max_stale,
+        }
+    }
+
+    /// The watch delivered an event: it works.
+    pub fn ok(&self) {
+        if let Ok(mut b) = self.broken_since.lock()
+            && let Some(since) = b.take()
+        {
+            tracing::info!(
+                broken_for_s = since.elapsed().as_secs_f64(),
+                "namespace watch recovered"
+            );
+        }
+    }
+
+    /// The watch failed (the reflector retries with backoff).
+    pub fn failed(&self, error: &dyn std::fmt::Display) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let since = match self.broken_since.lock() {
+            Ok(mut b) => *b.get_or_insert_with(Instant::now),
+            Err(_) => Instant::now(),
+        };
+        tracing::warn!(
+            error = %error,
+            broken_for_s = since.elapsed().as_secs_f64(),
+            "namespace watch failed; retrying with backoff, admissions answered from the last known namespaces"
+        );
+    }
+
+    pub fn set_synced(&self) {
+        self.synced.store(true, Ordering::Release);
+    }
+
+    pub fn errors(&self) -> u64 {
+        self.errors.load(Ordering::Relaxed)
+    }
+
+    pub fn state(&self) -> CacheState {
+        if !self.synced.load(Ordering::Acquire) {
+            return CacheState::NotSynced;
+        }
+        let since = self.broken_since.lock().ok().and_then(|b| *b);
+        match since.map(|s| s.elapsed()) {
+            None => CacheState::Live,
+            Some(d) if d > self.max_stale => CacheState::TooStale(d),
+            Some(d) => CacheState::Stale(d),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,33 +230,36 @@ impl Namespaces {
     }
 
     /// Starts a reflector over all Namespaces. The returned value serves lookups at once;
-    /// `is_ready` turns true when the first list has been received.
-    pub fn watch(client: Client) -> Namespaces {
+    /// `state` turns `Live` when the first list has been received. When the watch breaks,
+    /// the reflector retries with backoff and lookups keep answering from the last known
+    /// state; after `max_stale` of failure the cache counts as too stale (not ready).
+    pub fn watch(client: Client, max_stale: Duration) -> Namespaces {
         let api: Api<Namespace> = Api::all(client);
         let (store, writer) = reflector::store();
-        let synced = Arc::new(AtomicBool::new(false));
+        let health = Arc::new(WatchHealth::new(max_stale));
         let stream = watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(slim)
-            .reflect(writer)
-            .applied_objects();
+            .reflect(writer);
+        let h = health.clone();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Some(event) = stream.next().await {
-                if let Err(e) = event {
-                    tracing::warn!(error = %e, "namespace watch failed; retrying with backoff");
+                match event {
+                    Ok(_) => h.ok(),
+                    Err(e) => h.failed(&e),
                 }
             }
         });
         let ready_store = store.clone();
-        let ready_flag = synced.clone();
+        let h = health.clone();
         tokio::spawn(async move {
             if ready_store.wait_until_ready().await.is_ok() {
-                ready_flag.store(true, Ordering::Release);
+                h.set_synced();
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
-        Namespaces::Watch { store, synced }
+        Namespaces::Watch { store, health }
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
@@ -183,10 +269,18 @@ impl Namespaces {
         }
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub fn state(&self) -> CacheState {
         match self {
-            Namespaces::Static(_) => true,
-            Namespaces::Watch { synced, .. } => synced.load(Ordering::Acquire),
+            Namespaces::Static(_) => CacheState::Live,
+            Namespaces::Watch { health, .. } => health.state(),
+        }
+    }
+
+    /// Failed watch attempts since start (0 for a fixed set).
+    pub fn watch_errors(&self) -> u64 {
+        match self {
+            Namespaces::Static(_) => 0,
+            Namespaces::Watch { health, .. } => health.errors(),
         }
     }
 
@@ -243,6 +337,26 @@ mod tests {
                 && ns.metadata.managed_fields.is_none()
         );
         assert!(ns.spec.is_none() && ns.status.is_none());
+    }
+
+    #[test]
+    fn health_goes_stale_then_recovers() {
+        let h = WatchHealth::new(Duration::from_millis(30));
+        assert_eq!(h.state(), CacheState::NotSynced);
+        h.failed(&"connection refused");
+        assert_eq!(
+            h.state(),
+            CacheState::NotSynced,
+            "never synced stays not synced"
+        );
+        h.set_synced();
+        assert!(matches!(h.state(), CacheState::Stale(_)));
+        std::thread::sleep(Duration::from_millis(40));
+        h.failed(&"connection refused");
+        assert!(matches!(h.state(), CacheState::TooStale(d) if d >= Duration::from_millis(30)));
+        assert_eq!(h.errors(), 2);
+        h.ok();
+        assert_eq!(h.state(), CacheState::Live);
     }
 
     #[test]

@@ -19,7 +19,10 @@ use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower_http::timeout::TimeoutLayer;
 
-use crate::admission::{Admission, Outcome};
+use crate::admission::{Admission, Answer, Outcome, ReviewError};
+use crate::events::Events;
+use crate::metrics::Metrics;
+use crate::namespaces::CacheState;
 
 /// The API server never sends more than 3 MiB (its own request limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -29,14 +32,43 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     pub tls_cert: PathBuf,
     pub tls_key: PathBuf,
+    /// CA bundle that API server client certificates must chain to; none: no client check.
+    pub client_ca: Option<PathBuf>,
+    /// Plain-HTTP listener for /healthz, /readyz and /metrics (kubelet probes, Prometheus),
+    /// which do not present a client certificate.
+    pub admin_listen: Option<SocketAddr>,
     pub request_timeout: Duration,
-    /// How long in-flight requests may take to finish after SIGTERM.
+    /// Limit for the TLS handshake and for the request headers (slow clients are cut off).
+    pub header_timeout: Duration,
+    /// After SIGTERM: how long to keep accepting, with readiness false, so that endpoints
+    /// stop routing here before connections are refused.
+    pub shutdown_delay: Duration,
+    /// How long in-flight requests may take to finish once accepting stops.
     pub drain: Duration,
     /// How often the certificate files are checked for a change.
     pub cert_poll: Duration,
     /// Benchmark floor: answer every `POST /inject` with one constant, pre-serialised
     /// AdmissionReview, through the same stack (TLS, limits, timeout) without reviewing.
     pub constant_response: bool,
+}
+
+impl ServeOptions {
+    /// Defaults for everything but the addresses and files.
+    pub fn new(listen: SocketAddr, tls_cert: PathBuf, tls_key: PathBuf) -> ServeOptions {
+        ServeOptions {
+            listen,
+            tls_cert,
+            tls_key,
+            client_ca: None,
+            admin_listen: None,
+            request_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(5),
+            shutdown_delay: Duration::from_secs(5),
+            drain: Duration::from_secs(10),
+            cert_poll: Duration::from_secs(5),
+            constant_response: false,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,26 +84,56 @@ pub enum TlsError {
     NoKey { path: String },
     #[error("the certificate and key do not form a usable TLS identity: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("client CA {path} is not usable: {message}")]
+    ClientCa { path: String, message: String },
 }
 
-/// Builds the rustls config (TLS 1.2 and 1.3, ALPN h2 and http/1.1) from PEM files.
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| TlsError::Read {
-            path: p.display().to_string(),
-            source,
-        })
-    };
-    let cert_pem = read(cert)?;
-    let key_pem = read(key)?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+fn read_file(p: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(p).map_err(|source| TlsError::Read {
+        path: p.display().to_string(),
+        source,
+    })
+}
+
+fn pem_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = read_file(p)?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
         .filter_map(Result::ok)
         .collect();
     if certs.is_empty() {
         return Err(TlsError::NoCert {
-            path: cert.display().to_string(),
+            path: p.display().to_string(),
         });
     }
+    Ok(certs)
+}
+
+fn client_verifier(
+    ca: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let bad = |message: String| TlsError::ClientCa {
+        path: ca.display().to_string(),
+        message,
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    for c in pem_certs(ca)? {
+        roots.add(c).map_err(|e| bad(e.to_string()))?;
+    }
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| bad(e.to_string()))
+}
+
+/// Builds the rustls config (TLS 1.2 and 1.3, ALPN h2 and http/1.1) from PEM files; with
+/// `client_ca`, clients must present a certificate that chains to it.
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let certs = pem_certs(cert)?;
+    let key_pem = read_file(key)?;
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .ok()
         .flatten()
@@ -79,48 +141,29 @@ pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError
             path: key.display().to_string(),
         })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(certs, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
 
 struct AppState {
     admission: Admission,
+    metrics: Arc<Metrics>,
+    events: Option<Events>,
     shutting_down: AtomicBool,
 }
 
-async fn warn(
-    State(app): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = json_content_type(&headers) {
-        return *r;
-    }
-    match std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.warn(&body))) {
-        Ok(Ok(answer)) => {
-            if !answer.warnings.is_empty() {
-                tracing::info!(object = %answer.pod, namespace = %answer.namespace,
-                    warnings = ?answer.warnings, "mesh mistakes reported");
-            }
-            ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response()
-        }
-        Ok(Err(e)) => (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response(),
-        Err(_) => {
-            tracing::error!(
-                bytes = body.len(),
-                "the warnings handler panicked; answered 500"
-            );
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal error while reviewing the request\n",
-            )
-                .into_response()
-        }
-    }
+/// What the server shares with the rest of the process.
+pub struct Services {
+    pub metrics: Arc<Metrics>,
+    /// Where events about admissions go (None: not recorded, e.g. without a cluster).
+    pub events: Option<Events>,
 }
 
 /// The API server always sends `application/json`; anything else is a client mistake.
@@ -138,47 +181,69 @@ fn json_content_type(headers: &axum::http::HeaderMap) -> Result<(), Box<Response
     }
 }
 
-async fn inject(
-    State(app): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
+fn log_inject(answer: &Answer, elapsed_us: u64) {
+    match &answer.outcome {
+        Outcome::Injected { mode } => tracing::info!(
+            pod = %answer.pod, namespace = %answer.namespace, dry_run = answer.dry_run,
+            mode = mode.as_str(), elapsed_us, "injected"
+        ),
+        Outcome::Skipped(reason) if !answer.warnings.is_empty() => tracing::warn!(
+            pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
+            detail = %reason, elapsed_us, "not injected"
+        ),
+        Outcome::Skipped(reason) => tracing::info!(
+            pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
+            detail = %reason, elapsed_us, "not injected"
+        ),
+        Outcome::Denied(reason) => tracing::warn!(
+            pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
+            detail = %reason, elapsed_us, "denied"
+        ),
+    }
+}
+
+fn log_warn(answer: &Answer, _elapsed_us: u64) {
+    if !answer.warnings.is_empty() {
+        tracing::info!(object = %answer.pod, namespace = %answer.namespace,
+            warnings = ?answer.warnings, "mesh mistakes reported");
+    }
+}
+
+/// Runs one review handler: content type, panic catching, metrics, logs, event hand-off.
+fn handle(
+    app: &AppState,
+    handler: &'static str,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    run: impl FnOnce(&Admission, &[u8]) -> Result<Answer, ReviewError>,
+    log: fn(&Answer, u64),
 ) -> Response {
-    if let Err(r) = json_content_type(&headers) {
+    if let Err(r) = json_content_type(headers) {
         return *r;
     }
     let started = std::time::Instant::now();
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| app.admission.review(&body)));
-    match result {
-        Ok(Ok(answer)) => {
-            let elapsed_us = started.elapsed().as_micros() as u64;
-            match &answer.outcome {
-                Outcome::Injected { mode } => tracing::info!(
-                    pod = %answer.pod, namespace = %answer.namespace, dry_run = answer.dry_run,
-                    mode = mode.as_str(), elapsed_us, "injected"
-                ),
-                Outcome::Skipped(reason) if !answer.warnings.is_empty() => tracing::warn!(
-                    pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
-                    detail = %reason, elapsed_us, "not injected"
-                ),
-                Outcome::Skipped(reason) => tracing::info!(
-                    pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
-                    detail = %reason, elapsed_us, "not injected"
-                ),
-                Outcome::Denied(reason) => tracing::warn!(
-                    pod = %answer.pod, namespace = %answer.namespace, reason = reason.code(),
-                    detail = %reason, elapsed_us, "denied"
-                ),
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run(&app.admission, body))) {
+        Ok(Ok(mut answer)) => {
+            let elapsed = started.elapsed();
+            app.metrics
+                .answered(handler, &answer, elapsed.as_secs_f64());
+            log(&answer, elapsed.as_micros() as u64);
+            if let (Some(note), Some(events)) = (answer.event.take(), &app.events) {
+                events.send(note);
             }
             ([(header::CONTENT_TYPE, "application/json")], answer.body).into_response()
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, bytes = body.len(), "rejected a request that is not an AdmissionReview");
+            app.metrics.rejected(handler);
+            tracing::warn!(error = %e, bytes = body.len(), handler, "rejected a request that is not an AdmissionReview");
             (StatusCode::BAD_REQUEST, format!("{e}\n")).into_response()
         }
         Err(_) => {
+            app.metrics.panic(handler);
             tracing::error!(
                 bytes = body.len(),
-                "the admission handler panicked; answered 500"
+                handler,
+                "the review handler panicked; answered 500"
             );
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -189,22 +254,69 @@ async fn inject(
     }
 }
 
+async fn inject(
+    State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(
+        &app,
+        "inject",
+        &headers,
+        &body,
+        Admission::review,
+        log_inject,
+    )
+}
+
+async fn warn(
+    State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    handle(&app, "warn", &headers, &body, Admission::warn, log_warn)
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
 async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response()
-    } else if !app.admission.namespaces().is_ready() {
-        (
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
+    }
+    match app.admission.namespaces().state() {
+        CacheState::Live => "ok\n".into_response(),
+        CacheState::Stale(d) => format!(
+            "ok (namespace watch failing for {:.0}s; answering from the last known namespaces)\n",
+            d.as_secs_f64()
+        )
+        .into_response(),
+        CacheState::NotSynced => (
             StatusCode::SERVICE_UNAVAILABLE,
             "namespace cache not synced yet\n",
         )
-            .into_response()
-    } else {
-        "ok\n".into_response()
+            .into_response(),
+        CacheState::TooStale(d) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "namespace watch failing for {:.0}s, past the staleness limit; check the API server and the injector's RBAC\n",
+                d.as_secs_f64()
+            ),
+        )
+            .into_response(),
     }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(app.admission.namespaces()),
+    )
+        .into_response()
 }
 
 static CONSTANT_RESPONSE: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-4000-8000-000000000000","allowed":true}}"#;
@@ -228,6 +340,7 @@ fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> R
         .route("/warn", post(warn))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
@@ -240,38 +353,72 @@ fn mtime(p: &Path) -> Option<SystemTime> {
     std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
-/// Polls the cert and key files; on change, swaps in the new TLS config, or keeps the old
-/// one (with an error log) when the new files do not load.
-async fn watch_certs(config: RustlsConfig, opts: ServeOptions) {
-    let mut seen = (mtime(&opts.tls_cert), mtime(&opts.tls_key));
+fn cert_files(opts: &ServeOptions) -> Vec<Option<SystemTime>> {
+    let mut files = vec![mtime(&opts.tls_cert), mtime(&opts.tls_key)];
+    if let Some(ca) = &opts.client_ca {
+        files.push(mtime(ca));
+    }
+    files
+}
+
+fn load_tls(opts: &ServeOptions, metrics: &Metrics) -> Result<Arc<ServerConfig>, TlsError> {
+    let config = tls_config(&opts.tls_cert, &opts.tls_key, opts.client_ca.as_deref())?;
+    metrics.cert_loaded(
+        std::fs::read(&opts.tls_cert)
+            .ok()
+            .and_then(|pem| crate::certs::not_after_pem(&pem)),
+    );
+    Ok(config)
+}
+
+/// Polls the cert, key (and client CA) files; on change, swaps in the new TLS config
+/// atomically (connections already open keep theirs), or keeps the old one, with an error
+/// log and metric, when the new files do not load.
+async fn watch_certs(config: RustlsConfig, opts: ServeOptions, metrics: Arc<Metrics>) {
+    let mut seen = cert_files(&opts);
     loop {
         tokio::time::sleep(opts.cert_poll).await;
-        let now = (mtime(&opts.tls_cert), mtime(&opts.tls_key));
+        let now = cert_files(&opts);
         if now == seen {
             continue;
         }
         seen = now;
-        match tls_config(&opts.tls_cert, &opts.tls_key) {
+        match load_tls(&opts, &metrics) {
             Ok(c) => {
                 config.reload_from_config(c);
+                metrics.cert_reload(true);
                 tracing::info!(cert = %opts.tls_cert.display(), "TLS certificate reloaded");
             }
             Err(e) => {
+                metrics.cert_reload(false);
                 tracing::error!(error = %e, "new TLS certificate not loaded; keeping the previous one")
             }
         }
     }
 }
 
-/// Serves until `shutdown` resolves, then drains.
+fn admin_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves; then readiness turns false while new requests are
+/// still served for `shutdown_delay`, then accepting stops and in-flight requests get
+/// `drain` to finish.
 pub async fn serve(
     admission: Admission,
     opts: ServeOptions,
+    services: Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tls = RustlsConfig::from_config(tls_config(&opts.tls_cert, &opts.tls_key)?);
+    let tls = RustlsConfig::from_config(load_tls(&opts, &services.metrics)?);
     let state = Arc::new(AppState {
         admission,
+        metrics: services.metrics.clone(),
+        events: services.events,
         shutting_down: AtomicBool::new(false),
     });
     let app = router(state.clone(), opts.request_timeout, opts.constant_response);
@@ -280,23 +427,53 @@ pub async fn serve(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
+    let admin_stop = Arc::new(tokio::sync::Notify::new());
+    if let Some(admin) = opts.admin_listen {
+        let l = tokio::net::TcpListener::bind(admin)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
+        let stop = admin_stop.clone();
+        let router = admin_router(state.clone());
+        tracing::info!(addr = %admin, "admin endpoints listening (HTTP: /healthz /readyz /metrics)");
+        tokio::spawn(async move {
+            let served = axum::serve(l, router)
+                .with_graceful_shutdown(async move { stop.notified().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        });
+    }
     let h = handle.clone();
-    let drain = opts.drain;
+    let (delay, drain) = (opts.shutdown_delay, opts.drain);
+    let st = state.clone();
     tokio::spawn(async move {
         shutdown.await;
-        state.shutting_down.store(true, Ordering::Release);
+        st.shutting_down.store(true, Ordering::Release);
         tracing::info!(
-            drain_s = drain.as_secs(),
-            "shutting down: finishing in-flight requests"
+            delay_s = delay.as_secs_f64(),
+            drain_s = drain.as_secs_f64(),
+            "shutting down: readiness off, still serving until endpoints are updated"
         );
+        tokio::time::sleep(delay).await;
+        tracing::info!("no longer accepting connections; finishing in-flight requests");
         h.graceful_shutdown(Some(drain));
     });
-    tokio::spawn(watch_certs(tls.clone(), opts.clone()));
-    tracing::info!(%addr, "proxy-injector listening (HTTPS)");
-    axum_server::from_tcp_rustls(listener, tls)?
-        .handle(handle)
-        .serve(app.into_make_service())
-        .await?;
+    tokio::spawn(watch_certs(
+        tls.clone(),
+        opts.clone(),
+        services.metrics.clone(),
+    ));
+    tracing::info!(%addr, client_ca = opts.client_ca.is_some(), "proxy-injector listening (HTTPS)");
+    let mut server = axum_server::from_tcp_rustls(listener, tls)?
+        .map(|a| a.handshake_timeout(opts.header_timeout))
+        .handle(handle);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Some(opts.header_timeout));
+    server.serve(app.into_make_service()).await?;
+    admin_stop.notify_waiters();
     tracing::info!("stopped");
     Ok(())
 }
@@ -318,5 +495,58 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::namespaces::Namespaces;
+
+    fn app() -> AppState {
+        AppState {
+            admission: Admission::new(Arc::new(Config::default()), Namespaces::empty()),
+            metrics: Arc::new(Metrics::new()),
+            events: None,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    #[test]
+    fn a_panic_in_review_is_answered_500_and_counted() {
+        let app = app();
+        let headers = axum::http::HeaderMap::new();
+        let r = handle(
+            &app,
+            "inject",
+            &headers,
+            b"{}",
+            |_, _| panic!("a bug in review"),
+            log_inject,
+        );
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let text = app.metrics.render(app.admission.namespaces());
+        assert!(
+            text.contains(r#"proxy_injector_panics_total{handler="inject"} 1"#),
+            "{text}"
+        );
+        // The server goes on answering.
+        let r = handle(
+            &app,
+            "inject",
+            &headers,
+            b"{}",
+            Admission::review,
+            log_inject,
+        );
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let text = app.metrics.render(app.admission.namespaces());
+        assert!(
+            text.contains(
+                r#"proxy_injector_admissions_total{handler="inject",result="rejected",reason="bad_request"} 1"#
+            ),
+            "{text}"
+        );
     }
 }

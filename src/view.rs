@@ -97,6 +97,24 @@ pub struct MetaView<'a> {
     pub annotations: Option<Annotations<'a>>,
     #[serde(default)]
     pub labels: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    pub owner_references: Option<Vec<OwnerRefView<'a>>>,
+}
+
+/// An entry of `metadata.ownerReferences`: where events about the pod are attached.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OwnerRefView<'a> {
+    #[serde(borrow, default)]
+    pub api_version: BStr<'a>,
+    #[serde(borrow, default)]
+    pub kind: BStr<'a>,
+    #[serde(borrow, default)]
+    pub name: BStr<'a>,
+    #[serde(borrow, default)]
+    pub uid: BStr<'a>,
+    #[serde(default)]
+    pub controller: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -164,6 +182,15 @@ impl<'a> PodView<'a> {
             .as_ref()
             .and_then(|s| s.init_containers.as_deref())
             .unwrap_or(&[])
+    }
+
+    /// The owner that controls the pod (`controller: true`), else its first owner.
+    pub fn owner(&self) -> Option<&OwnerRefView<'a>> {
+        let owners = self.metadata.owner_references.as_deref()?;
+        owners
+            .iter()
+            .find(|o| o.controller == Some(true))
+            .or(owners.first())
     }
 
     /// A name to show in logs and messages: name, else generateName, else "(unnamed)".

@@ -1,0 +1,660 @@
+//! Faults a webhook meets in production, against a running `proxy-injector serve`: slow
+//! clients, certificate rotation and a bad new certificate under load, SIGTERM under load,
+//! client-certificate checks, and the metrics that tell about all of it.
+//!
+//! The load runs last `RELIABILITY_LOAD_SECONDS` (default 3 s per run); `make load-faults`
+//! runs them longer and prints the totals.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Injector, client, free_port, make_certs, pod_review};
+
+fn load_seconds() -> f64 {
+    std::env::var("RELIABILITY_LOAD_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0)
+}
+
+fn namespaces(dir: &Path) -> String {
+    let p = dir.join("ns.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n",
+    )
+    .unwrap();
+    p.display().to_string()
+}
+
+fn review_body(uid: &str) -> Vec<u8> {
+    serde_json::to_vec(&pod_review(
+        uid,
+        "shop",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    ))
+    .unwrap()
+}
+
+/// Totals of a load run.
+#[derive(Default)]
+struct Totals {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl Totals {
+    fn fail(&self, e: String) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        let mut errs = self.errors.lock().unwrap();
+        if errs.len() < 5 {
+            errs.push(e);
+        }
+    }
+    fn report(&self, what: &str) -> (u64, u64) {
+        let (ok, failed) = (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+        );
+        println!("{what}: requests {}, failed {failed}", ok + failed);
+        (ok, failed)
+    }
+}
+
+/// Sends injected-pod reviews from `clients` (one task each) until `stop`; every answer must
+/// be 200 with a patch.
+async fn load(
+    url: String,
+    clients: Vec<reqwest::Client>,
+    stop: Arc<AtomicBool>,
+    totals: Arc<Totals>,
+) {
+    let mut tasks = Vec::new();
+    for (i, c) in clients.into_iter().enumerate() {
+        let (url, stop, totals) = (url.clone(), stop.clone(), totals.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                n += 1;
+                let uid = format!("c{i}-{n}");
+                let r = c
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(review_body(&uid))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status() == 200 => {
+                        let v: serde_json::Value = match r.json().await {
+                            Ok(v) => v,
+                            Err(e) => {
+                                totals.fail(format!("body: {e}"));
+                                continue;
+                            }
+                        };
+                        if v["response"]["uid"] == uid.as_str()
+                            && v["response"]["patch"].is_string()
+                        {
+                            totals.ok.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            totals.fail(format!("unexpected answer {v}"));
+                        }
+                    }
+                    Ok(r) => totals.fail(format!("status {}", r.status())),
+                    Err(e) => totals.fail(format!("{e:?}")),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+/// A client trusting `cas`; `fresh` opens a new connection (new TLS handshake) per request.
+fn load_client(cas: &[Vec<u8>], fresh: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .timeout(Duration::from_secs(10));
+    for ca in cas {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
+    }
+    if fresh {
+        b = b.pool_max_idle_per_host(0);
+    }
+    b.build().unwrap()
+}
+
+async fn metrics_text(inj: &Injector) -> String {
+    client(&inj.ca_pem())
+        .get(inj.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .parse()
+            .ok()
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_admissions_and_describe_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let inj = Injector::start(&["--namespaces", &namespaces(dir.path())], &[]);
+    let c = client(&inj.ca_pem());
+    for uid in ["a", "b"] {
+        let r = c
+            .post(inj.url("/inject"))
+            .body(review_body(uid))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let r = c
+        .post(inj.url("/inject"))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = c.get(inj.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    let text = r.text().await.unwrap();
+    let get = |k: &str| metric(&text, k).unwrap_or_else(|| panic!("no {k} in\n{text}"));
+    assert_eq!(
+        get(
+            r#"proxy_injector_admissions_total{handler="inject",result="injected",reason="enabled"}"#
+        ),
+        2.0
+    );
+    assert_eq!(
+        get(
+            r#"proxy_injector_admissions_total{handler="inject",result="rejected",reason="bad_request"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(r#"proxy_injector_review_duration_seconds_count{handler="inject"}"#),
+        2.0
+    );
+    assert_eq!(get("proxy_injector_namespace_cache_size"), 1.0);
+    assert_eq!(get("proxy_injector_namespace_cache_stale_seconds"), 0.0);
+    let expiry = get("proxy_injector_tls_cert_expiry_timestamp_seconds");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
+    assert!(
+        expiry > now + 300.0 * 86_400.0,
+        "expiry {expiry} vs now {now}"
+    );
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "OpenMetrics text ends with # EOF"
+    );
+}
+
+/// Opens a TLS connection to the server and returns it after the handshake.
+fn tls_stream(port: u16, ca: &[u8]) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls_pemfile::certs(&mut &ca[..]) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), "127.0.0.1".try_into().unwrap()).unwrap();
+    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock).unwrap();
+    }
+    s
+}
+
+/// Reads until the peer closes (or 10 s pass); returns what came and how long it took.
+fn read_until_closed(s: &mut impl Read) -> (String, Duration) {
+    let started = Instant::now();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    (
+        String::from_utf8_lossy(&out).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_and_others_still_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let inj = Injector::start(
+        &[
+            "--namespaces",
+            &namespaces(dir.path()),
+            "--header-timeout-ms",
+            "600",
+            "--request-timeout-ms",
+            "1500",
+        ],
+        &[],
+    );
+    let (port, ca) = (inj.port, inj.ca_pem());
+    // Slow headers: half a request line, then nothing.
+    let headers = std::thread::spawn(move || {
+        let mut s = tls_stream(port, &ca);
+        s.write_all(b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            .unwrap();
+        s.flush().unwrap();
+        read_until_closed(&mut s)
+    });
+    // Slow body: complete headers, 10 bytes of a declared 5000, then nothing.
+    let ca = inj.ca_pem();
+    let body = std::thread::spawn(move || {
+        let mut s = tls_stream(port, &ca);
+        s.write_all(b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"apiVersi")
+            .unwrap();
+        s.flush().unwrap();
+        read_until_closed(&mut s)
+    });
+    // A TCP connection that never starts TLS.
+    let silent = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        read_until_closed(&mut s)
+    });
+    // Meanwhile, ordinary requests are answered at once.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let c = client(&inj.ca_pem());
+    let started = Instant::now();
+    for uid in ["x1", "x2", "x3"] {
+        let r = c
+            .post(inj.url("/inject"))
+            .body(review_body(uid))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "others waited {:?}",
+        started.elapsed()
+    );
+
+    let (text, took) = headers.join().unwrap();
+    assert!(
+        took < Duration::from_secs(3),
+        "slow headers held the connection for {took:?}"
+    );
+    assert!(!text.contains("200 OK"), "{text}");
+    let (text, took) = body.join().unwrap();
+    assert!(text.starts_with("HTTP/1.1 408"), "slow body: {text:?}");
+    assert!(
+        took < Duration::from_secs(4),
+        "slow body held the connection for {took:?}"
+    );
+    let (text, took) = silent.join().unwrap();
+    assert!(
+        text.is_empty() && took < Duration::from_secs(3),
+        "silent: {text:?} after {took:?}"
+    );
+}
+
+fn symlink(target: &str, link: &Path) {
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+/// Points `dir/..data` at `version` atomically, as the kubelet updates a Secret volume.
+fn switch(dir: &Path, version: &str) {
+    let tmp = dir.join("..data_tmp");
+    let _ = std::fs::remove_file(&tmp);
+    symlink(version, &tmp);
+    std::fs::rename(&tmp, dir.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = namespaces(dir.path());
+    // A Secret-volume layout: tls.crt -> ..data/tls.crt, ..data -> v1.
+    let certs = dir.path().join("certs");
+    make_certs(&certs.join("v1"));
+    make_certs(&certs.join("v2"));
+    std::fs::create_dir_all(certs.join("v3")).unwrap();
+    std::fs::write(
+        certs.join("v3/tls.crt"),
+        "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    std::fs::copy(certs.join("v2/tls.key"), certs.join("v3/tls.key")).unwrap();
+    std::fs::copy(certs.join("v2/ca.crt"), certs.join("v3/ca.crt")).unwrap();
+    symlink("v1", &certs.join("..data"));
+    for f in ["tls.crt", "tls.key", "ca.crt"] {
+        symlink(&format!("..data/{f}"), &certs.join(f));
+    }
+    let port = free_port();
+    let inj = Injector::start_with(
+        tempfile::tempdir().unwrap(),
+        certs.clone(),
+        port,
+        &["--namespaces", &ns, "--cert-poll-ms", "100"],
+        &[],
+    );
+    let ca1 = std::fs::read(certs.join("v1/ca.crt")).unwrap();
+    let ca2 = std::fs::read(certs.join("v2/ca.crt")).unwrap();
+    let only_v2 = load_client(std::slice::from_ref(&ca2), true);
+    assert!(
+        only_v2.get(inj.url("/healthz")).send().await.is_err(),
+        "v2 is not served yet"
+    );
+    let expiry_before = metric(
+        &metrics_text(&inj).await,
+        "proxy_injector_tls_cert_expiry_timestamp_seconds",
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals::default());
+    // Two clients on kept-alive connections, two with a new handshake per request.
+    let clients = vec![
+        load_client(&[ca1.clone(), ca2.clone()], false),
+        load_client(&[ca1.clone(), ca2.clone()], false),
+        load_client(&[ca1.clone(), ca2.clone()], true),
+        load_client(&[ca1.clone(), ca2.clone()], true),
+    ];
+    let run = tokio::spawn(load(
+        inj.url("/inject"),
+        clients,
+        stop.clone(),
+        totals.clone(),
+    ));
+    let third = Duration::from_secs_f64(load_seconds() / 3.0);
+    tokio::time::sleep(third).await;
+    switch(&certs, "v2");
+    tokio::time::sleep(third).await;
+    let served_v2 = only_v2
+        .get(inj.url("/healthz"))
+        .send()
+        .await
+        .map(|r| r.status().as_u16());
+    switch(&certs, "v3");
+    tokio::time::sleep(third).await;
+    stop.store(true, Ordering::Release);
+    run.await.unwrap();
+
+    let (ok, failed) = totals.report("rotation under load");
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        totals.errors.lock().unwrap()
+    );
+    assert!(ok > 20, "too few requests to mean anything: {ok}");
+    assert_eq!(
+        served_v2.ok(),
+        Some(200),
+        "the rotated certificate was not served"
+    );
+    // The broken v3 certificate was refused; v2 is still served.
+    assert_eq!(
+        only_v2
+            .get(inj.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let text = metrics_text(&inj).await;
+    assert_eq!(
+        metric(
+            &text,
+            r#"proxy_injector_tls_cert_reloads_total{result="ok"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        metric(
+            &text,
+            r#"proxy_injector_tls_cert_reloads_total{result="error"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(metric(&text, "proxy_injector_tls_cert_expiry_timestamp_seconds") >= expiry_before);
+    let logs = inj.logs();
+    assert!(logs.contains("TLS certificate reloaded"), "{logs}");
+    assert!(
+        logs.contains("new TLS certificate not loaded; keeping the previous one"),
+        "{logs}"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_under_load_drops_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut inj = Injector::start(
+        &[
+            "--namespaces",
+            &namespaces(dir.path()),
+            "--shutdown-delay-seconds",
+            "2",
+            "--drain-seconds",
+            "5",
+        ],
+        &[],
+    );
+    let ca = inj.ca_pem();
+    let stop = Arc::new(AtomicBool::new(false));
+    let totals = Arc::new(Totals::default());
+    let clients = (0..4)
+        .map(|i| load_client(std::slice::from_ref(&ca), i % 2 == 1))
+        .collect();
+    let run = tokio::spawn(load(
+        inj.url("/inject"),
+        clients,
+        stop.clone(),
+        totals.clone(),
+    ));
+    tokio::time::sleep(Duration::from_secs_f64(load_seconds() / 2.0)).await;
+
+    // SIGTERM (without waiting for the exit), as the kubelet sends it.
+    let pid = inj.child.as_ref().unwrap().id();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    let signalled = Instant::now();
+    let before = totals.ok.load(Ordering::Relaxed);
+    // Readiness turns false while requests are still answered; the load stops once the
+    // "endpoints controller" (this loop) has seen readiness off, as the API server would.
+    let c = client(&ca);
+    loop {
+        let r = c.get(inj.url("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            assert_eq!(r.text().await.unwrap(), "shutting down\n");
+            break;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(1),
+            "readiness still on after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Release);
+    run.await.unwrap();
+    let after = totals.ok.load(Ordering::Relaxed) - before;
+
+    let (ok, failed) = totals.report("SIGTERM under load");
+    assert_eq!(
+        failed,
+        0,
+        "failed requests: {:?}",
+        totals.errors.lock().unwrap()
+    );
+    assert!(ok > 20 && after > 0, "ok {ok}, after SIGTERM {after}");
+    let st = inj.terminate();
+    assert!(st.success(), "exit status {st}; logs:\n{}", inj.logs());
+    assert!(
+        signalled.elapsed() >= Duration::from_secs(2),
+        "stopped before the shutdown delay"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", inj.port)).is_err(),
+        "still accepting after exit"
+    );
+    let logs = inj.logs();
+    assert!(logs.contains("no longer accepting connections"), "{logs}");
+}
+
+#[tokio::test]
+async fn client_ca_requires_an_api_server_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let st = std::process::Command::new(support::bin())
+        .args(["certs", "--out"])
+        .arg(&certs)
+        .args([
+            "--dns",
+            "localhost",
+            "--ip",
+            "127.0.0.1",
+            "--client",
+            "kube-apiserver",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let admin = free_port();
+    let inj = Injector::start_with(
+        tempfile::tempdir().unwrap(),
+        certs.clone(),
+        free_port(),
+        &[
+            "--namespaces",
+            &namespaces(dir.path()),
+            "--client-ca",
+            certs.join("ca.crt").to_str().unwrap(),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        &[],
+    );
+    let ca = inj.ca_pem();
+    // Without a client certificate: the handshake is refused.
+    let anonymous = client(&ca);
+    assert!(
+        anonymous
+            .post(inj.url("/inject"))
+            .body(review_body("a"))
+            .send()
+            .await
+            .is_err()
+    );
+    // With one from another CA: refused too.
+    let other = dir.path().join("other");
+    let st = std::process::Command::new(support::bin())
+        .args(["certs", "--out"])
+        .arg(&other)
+        .args(["--dns", "localhost", "--client", "intruder"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let with_identity = |dir: &Path| {
+        let mut pem = std::fs::read(dir.join("client.crt")).unwrap();
+        pem.extend(std::fs::read(dir.join("client.key")).unwrap());
+        reqwest::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .identity(reqwest::Identity::from_pem(&pem).unwrap())
+            .build()
+            .unwrap()
+    };
+    assert!(
+        with_identity(&other)
+            .post(inj.url("/inject"))
+            .body(review_body("b"))
+            .send()
+            .await
+            .is_err()
+    );
+    // With the API server's certificate: answered.
+    let r = with_identity(&certs)
+        .post(inj.url("/inject"))
+        .body(review_body("c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Probes and Prometheus use the plain-HTTP admin port.
+    let plain = reqwest::Client::new();
+    for path in ["/healthz", "/readyz"] {
+        let r = plain
+            .get(format!("http://127.0.0.1:{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let text = plain
+        .get(format!("http://127.0.0.1:{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &text,
+            r#"proxy_injector_admissions_total{handler="inject",result="injected",reason="enabled"}"#
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    // The admin port serves nothing else.
+    let r = plain
+        .post(format!("http://127.0.0.1:{admin}/inject"))
+        .body(review_body("d"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+}
