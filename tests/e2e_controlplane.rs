@@ -91,6 +91,31 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
     }
 }
 
+/// Waits up to 15 s for an events.k8s.io Event in `ns` that `want` accepts.
+async fn wait_for_event(
+    client: &Client,
+    ns: &str,
+    want: impl Fn(&k8s_openapi::api::events::v1::Event) -> bool,
+) -> k8s_openapi::api::events::v1::Event {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        if let Some(e) = list.items.iter().find(|e| want(e)) {
+            return e.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such event in {ns} within 15s; events: {:?}",
+            list.items
+                .iter()
+                .map(|e| (&e.reason, e.regarding.as_ref().map(|r| (&r.kind, &r.name))))
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
     list.as_array()
         .and_then(|a| a.iter().find(|c| c["name"] == name))
@@ -222,6 +247,23 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
             "made by the ReplicaSet"
         );
     }
+    // Each injection is recorded as an Event on the ReplicaSet (a series after the first).
+    let rs_name = list.items[0].metadata.owner_references.as_ref().unwrap()[0]
+        .name
+        .clone();
+    let ev = wait_for_event(&client, ns, |e| {
+        e.reason.as_deref() == Some("Injected")
+            && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ReplicaSet")
+            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(rs_name.as_str())
+    })
+    .await;
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    assert_eq!(ev.reporting_controller.as_deref(), Some("proxy-injector"));
+    assert!(
+        ev.note.as_deref().unwrap_or("").contains("proxy injected"),
+        "{:?}",
+        ev.note
+    );
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
 }
@@ -340,6 +382,25 @@ async fn server_side_dry_run_is_injected_and_not_stored() {
         pods.get_opt("preview").await.unwrap().is_none(),
         "a dry run must store nothing"
     );
+    // No Event for a dry run: once the Event of a real pod created afterwards is there
+    // (events are sent in order), none may name the dry-run pods.
+    pods.create(&PostParams::default(), &pod("real", json!({})))
+        .await
+        .unwrap();
+    wait_for_event(&client, ns, |e| {
+        e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("real")
+    })
+    .await;
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let named: Vec<_> = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.regarding.and_then(|r| r.name))
+        .collect();
+    assert_eq!(named, ["real"], "events for dry runs");
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
 }
@@ -662,5 +723,127 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+}
+
+/// A TCP proxy from `listener` to the API server; aborting the task closes the listener and
+/// every proxied connection, as an API server outage would.
+fn api_proxy(listener: std::net::TcpListener, upstream: u16) -> tokio::task::JoinHandle<()> {
+    listener.set_nonblocking(true).unwrap();
+    tokio::spawn(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        let mut conns = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = l.accept().await {
+            conns.spawn(async move {
+                if let Ok(mut out) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut out).await;
+                }
+            });
+        }
+    })
+}
+
+async fn metric(inj: &Injector, name: &str) -> f64 {
+    let text = support::client(&inj.ca_pem())
+        .get(inj.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[tokio::test]
+async fn api_server_outage_keeps_answering_from_the_cache_and_readiness_tells() {
+    let ns = "e2e-outage";
+    let cp = control_plane();
+    let client = cp.client().await;
+    create_namespace(&client, ns, "outage", &[("linkerd.io/inject", "enabled")]).await;
+    // The injector reaches the API server through a proxy that the test can cut.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let proxy = api_proxy(listener, 16543);
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        std::fs::read_to_string(&cp.kubeconfig).unwrap().replace(
+            "https://127.0.0.1:16543",
+            &format!("https://127.0.0.1:{port}"),
+        ),
+    )
+    .unwrap();
+    let inj = Injector::start(
+        &["--max-stale-seconds", "2"],
+        &[("KUBECONFIG", kubeconfig.to_str().unwrap())],
+    );
+    inj.wait_ready(Duration::from_secs(30), "injector").await;
+    assert_eq!(
+        metric(&inj, "proxy_injector_namespace_cache_stale_seconds").await,
+        0.0
+    );
+
+    proxy.abort();
+    let _ = proxy.await;
+    let c = support::client(&inj.ca_pem());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let says = loop {
+        let r = c.get(inj.url("/readyz")).send().await.unwrap();
+        if r.status() == 503 {
+            break r.text().await.unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "readiness still on 30s into the outage:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(says.contains("past the staleness limit"), "{says}");
+    // Admissions are still answered, from the last known namespaces.
+    let review = support::pod_review(
+        "during-outage",
+        ns,
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": ns},
+               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    );
+    let answer: Value = c
+        .post(inj.url("/inject"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(answer["response"]["patch"].is_string(), "{answer}");
+    assert!(metric(&inj, "proxy_injector_namespace_cache_stale_seconds").await > 2.0);
+    assert!(metric(&inj, "proxy_injector_namespace_watch_errors").await >= 1.0);
+    assert!(
+        inj.logs()
+            .contains("namespace watch failed; retrying with backoff"),
+        "{}",
+        inj.logs()
+    );
+
+    // The API server comes back on the same address: the watch recovers by itself.
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let proxy = api_proxy(listener, 16543);
+    inj.wait_ready(Duration::from_secs(60), "injector after the outage")
+        .await;
+    assert_eq!(
+        metric(&inj, "proxy_injector_namespace_cache_stale_seconds").await,
+        0.0
+    );
+    assert!(
+        inj.logs().contains("namespace watch recovered"),
+        "{}",
+        inj.logs()
+    );
+    proxy.abort();
     delete_namespace(&client, ns).await;
 }

@@ -145,7 +145,7 @@ pub async fn register_webhook(
         "webhooks": [{
             "name": "inject.proxy-injector.dev",
             "admissionReviewVersions": ["v1"],
-            "sideEffects": "None",
+            "sideEffects": "NoneOnDryRun",
             "failurePolicy": failure_policy,
             "timeoutSeconds": 5,
             "reinvocationPolicy": "Never",
