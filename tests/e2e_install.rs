@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::Injector;
 use support::cluster::control_plane;
 
@@ -182,7 +182,7 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         )
     );
     assert_eq!(wh.failure_policy.as_deref(), Some("Ignore"));
-    assert_eq!(wh.side_effects, "None");
+    assert_eq!(wh.side_effects, "NoneOnDryRun");
     assert_eq!(wh.admission_review_versions, ["v1"]);
     assert!(wh.timeout_seconds.unwrap() <= 10);
     let rule = &wh.rules.as_ref().unwrap()[0];
@@ -250,6 +250,28 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         .await
         .unwrap();
     assert_eq!(deploy.spec.as_ref().unwrap().replicas, Some(2));
+    // Probes go to the plain-HTTP admin port (so --client-ca can guard 8443).
+    let container = &deploy
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let args = container.args.clone().unwrap_or_default();
+    assert!(
+        args.contains(&"--admin-listen=0.0.0.0:9995".to_string()),
+        "{args:?}"
+    );
+    for probe in [&container.readiness_probe, &container.liveness_probe] {
+        let get = probe.as_ref().unwrap().http_get.as_ref().unwrap();
+        assert_eq!(
+            serde_json::to_value(&get.port).unwrap(),
+            json!("admin-http")
+        );
+    }
     let pods: Api<Pod> = Api::namespaced(client.clone(), "proxy-injector");
     let deadline = Instant::now() + Duration::from_secs(60);
     while pods.list(&ListParams::default()).await.unwrap().items.len() < 2 {
@@ -310,6 +332,43 @@ async fn manifests_render_apply_and_grant_least_privilege() {
             "no",
             "the service account may {verb} {what}"
         );
+    }
+    // The service account records Events: an injected pod's ReplicaSet gets one.
+    let review = support::pod_review(
+        "sa-event",
+        "proxy-injector",
+        json!({"apiVersion": "v1", "kind": "Pod",
+               "metadata": {"generateName": "web-5d9-", "namespace": "proxy-injector",
+                   "annotations": {"linkerd.io/inject": "enabled"},
+                   "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9",
+                       "uid": "6f1c3a52-0000-4000-8000-000000000001", "controller": true}]},
+               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    );
+    let c = support::client(&inj.ca_pem());
+    let r = c
+        .post(inj.url("/inject"))
+        .json(&review)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "proxy-injector");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let list = events.list(&ListParams::default()).await.unwrap();
+        if list.items.iter().any(|e| {
+            e.reason.as_deref() == Some("Injected")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-5d9")
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no Injected event on ReplicaSet web-5d9 within 15s:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let denied = cp.kubectl(
         &["--kubeconfig", sa, "get", "secrets", "-n", "proxy-injector"],
