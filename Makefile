@@ -4,7 +4,8 @@ export CARGO_TERM_COLOR ?= never
 
 BENCH_ARGS ?=
 
-.PHONY: bench bench-long bench-apiserver build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
+
+.PHONY: deny fuzz load-faults bench bench-long bench-apiserver build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
 
 build:
 	$(CARGO) build
@@ -12,8 +13,9 @@ build:
 release:
 	$(CARGO) build --release
 
-## Everything CI runs: formatting, lints (warnings are errors), unit + golden + HTTPS + e2e tests.
-test: fmt-check lint controlplane
+## Everything CI runs: formatting, lints (warnings are errors), dependency policy, unit + golden +
+## property + HTTPS + fault + e2e tests.
+test: fmt-check lint deny controlplane
 	$(CARGO) test --lib --bins --tests -- --test-threads=2
 	scripts/e2e-kind.sh
 
@@ -90,3 +92,30 @@ bench-long:
 ## the webhook adds to pod creation (injected vs plain namespace).
 bench-apiserver: controlplane
 	$(CARGO) bench --bench apiserver
+
+## Dependency policy (deny.toml): licenses, banned crates (no OpenSSL: rustls only), sources
+## (crates.io only). Advisories need the advisory database from the network: not checked here.
+CARGO_DENY_VERSION ?= 0.20.2
+deny:
+	@command -v cargo-deny >/dev/null || { echo "installing cargo-deny $(CARGO_DENY_VERSION) (a few minutes, once)"; \
+	  $(CARGO) install cargo-deny --locked --version $(CARGO_DENY_VERSION); }
+	$(CARGO) deny --log-level error check licenses bans sources
+
+## Fuzzing (libFuzzer via cargo fuzz, nightly): the whole request path and annotation parsing,
+## seeded from tests/fixtures, FUZZ_SECONDS each (default 600). Crashes land in fuzz/artifacts/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	@rustup run nightly rustc --version >/dev/null 2>&1 || { echo "make fuzz needs a nightly toolchain: rustup toolchain install nightly"; exit 1; }
+	@command -v cargo-fuzz >/dev/null || { echo "installing cargo-fuzz (once)"; $(CARGO) install cargo-fuzz --locked; }
+	$(CARGO) run --quiet --example fuzz_seed -- tests/fixtures fuzz/corpus
+	cd fuzz && for t in review annotations; do \
+	  echo "== fuzzing $$t for $(FUZZ_SECONDS)s"; \
+	  cargo +nightly fuzz run -O $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -print_final_stats=1 || exit 1; \
+	done
+
+## Long fault runs under load (127.0.0.1, bounded): certificate rotation and a bad certificate,
+## and SIGTERM, each LOAD_SECONDS (default 60); prints requests and failures.
+LOAD_SECONDS ?= 60
+load-faults:
+	RELIABILITY_LOAD_SECONDS=$(LOAD_SECONDS) $(CARGO) test --release --test reliability -- \
+	  --nocapture --test-threads=1 under_load

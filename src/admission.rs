@@ -278,10 +278,16 @@ impl Admission {
             }
         };
         out.pod = pod.display_name().to_owned();
-        if pod.spec.is_none() {
-            // The API server never sends one; a patch under /spec could not apply to it.
+        let missing = match (pod.spec.is_some(), pod.metadata.present) {
+            (true, true) => None,
+            (false, _) => Some("the pod has no spec"),
+            (true, false) => Some("the pod has no metadata"),
+        };
+        if let Some(missing) = missing {
+            // The API server never sends such a pod; a patch under /spec or /metadata could
+            // not apply to it.
             let reason = SkipReason::UnreadablePod {
-                error: "the pod has no spec".into(),
+                error: missing.into(),
             };
             out.warnings.push(format!("proxy-injector: {reason}"));
             out.body = response(api_version, uid, None, None, &out.warnings);

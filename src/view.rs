@@ -99,6 +99,14 @@ pub struct MetaView<'a> {
     pub labels: Option<IgnoredAny>,
     #[serde(borrow, default)]
     pub owner_references: Option<Vec<OwnerRefView<'a>>>,
+    /// Whether the pod has a `metadata` object at all (false only when it is absent; a patch
+    /// under /metadata could not apply then).
+    #[serde(skip_deserializing, default = "present")]
+    pub present: bool,
+}
+
+fn present() -> bool {
+    true
 }
 
 /// An entry of `metadata.ownerReferences`: where events about the pod are attached.
@@ -237,6 +245,8 @@ mod tests {
         .unwrap();
         assert!(pod.metadata.annotations.is_none());
         assert!(pod.metadata.labels.is_none());
+        assert!(pod.metadata.present);
+        assert!(!PodView::parse(r#"{"spec":{}}"#).unwrap().metadata.present);
         assert!(pod.spec.as_ref().unwrap().volumes.is_none());
         assert!(pod.spec.as_ref().unwrap().init_containers.is_none());
     }

@@ -83,6 +83,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
         ("object is a string", review_with(request(json!("pod"))), Warned("could not be read")),
         ("containers not a list", review_with(request(json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}, "spec": {"containers": "app"}}))), Warned("could not be read")),
         ("pod without spec", review_with(request(json!({"metadata": {"name": "p", "annotations": {"linkerd.io/inject": "enabled"}}}))), Warned("has no spec")),
+        // Found by the `review` fuzz target: a patch under /metadata cannot apply to a pod without it.
+        ("pod without metadata in a meshed namespace", review_with(request(json!({"metadat,": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}}))), Warned("has no metadata")),
         ("pod without containers", review_with(request(json!({"metadata": {"name": "p"}, "spec": {}}))), Injected),
         ("object not a Pod", review_with(json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"}, "operation": "CREATE", "namespace": "shop", "object": {"data": {}}})), Unchanged),
         ("Pod from another group", review_with(json!({"uid": "u", "kind": {"group": "example.com", "version": "v1", "kind": "Pod"}, "operation": "CREATE", "namespace": "shop", "object": pod(json!({}))})), Unchanged),
@@ -258,6 +261,25 @@ async fn http_level_mistakes() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    // HTTP/1.0 (no keep-alive, no Host): answered, then the connection is closed.
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let body = good.clone();
+    let (text, _) = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = support::tls_stream(port, &ca);
+        let head = format!(
+            "POST /inject HTTP/1.0\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&body).unwrap();
+        s.flush().unwrap();
+        support::read_until_closed(&mut s)
+    })
+    .await
+    .unwrap();
+    assert!(text.starts_with("HTTP/1.0 200"), "{text}");
+    assert!(text.contains("\"uid\":\"u\""), "{text}");
     // Plain HTTP to the TLS port: no answer, and the server keeps serving others.
     let plain = reqwest::Client::new()
         .get(format!("http://127.0.0.1:{}/healthz", inj.port))

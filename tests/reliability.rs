@@ -8,7 +8,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Injector, client, free_port, make_certs, pod_review};
+use support::{Injector, client, free_port, make_certs, pod_review, read_until_closed, tls_stream};
 
 fn load_seconds() -> f64 {
     std::env::var("RELIABILITY_LOAD_SECONDS")
@@ -215,46 +215,6 @@ async fn metrics_count_admissions_and_describe_state() {
         text.trim_end().ends_with("# EOF"),
         "OpenMetrics text ends with # EOF"
     );
-}
-
-/// Opens a TLS connection to the server and returns it after the handshake.
-fn tls_stream(port: u16, ca: &[u8]) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &ca[..]) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn =
-        rustls::ClientConnection::new(Arc::new(config), "127.0.0.1".try_into().unwrap()).unwrap();
-    let tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut s = rustls::StreamOwned::new(conn, tcp);
-    while s.conn.is_handshaking() {
-        s.conn.complete_io(&mut s.sock).unwrap();
-    }
-    s
-}
-
-/// Reads until the peer closes (or 10 s pass); returns what came and how long it took.
-fn read_until_closed(s: &mut impl Read) -> (String, Duration) {
-    let started = Instant::now();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    (
-        String::from_utf8_lossy(&out).into_owned(),
-        started.elapsed(),
-    )
 }
 
 #[tokio::test]
