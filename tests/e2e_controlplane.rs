@@ -847,3 +847,109 @@ async fn api_server_outage_keeps_answering_from_the_cache_and_readiness_tells() 
     proxy.abort();
     delete_namespace(&client, ns).await;
 }
+
+#[tokio::test]
+async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca() {
+    let cp = control_plane();
+    let client = cp.client().await;
+    let kubeconfig = cp.kubeconfig.to_str().unwrap();
+    let pods_in = |ns: &str| Api::<Pod>::namespaced(client.clone(), ns);
+    // Accepts the API server's client certificate: pods are injected.
+    create_namespace(
+        &client,
+        "e2e-mtls",
+        "mtls",
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let admin = support::free_port();
+    let inj = Injector::start(
+        &[
+            "--client-ca",
+            cp.webhook_client_ca.to_str().unwrap(),
+            "--admin-listen",
+            &format!("127.0.0.1:{admin}"),
+        ],
+        &[("KUBECONFIG", kubeconfig)],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ready = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await;
+        if ready.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready:\n{}", inj.logs());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let wh = register_webhook(&client, "mtls", inj.port, &inj.ca_pem(), "Fail").await;
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pods_in("e2e-mtls")
+        .create(&dry, &pod("probe", json!({})))
+        .await
+        .map(|p| container_names(&p).1.first().map(String::as_str) != Some("linkerd-proxy"))
+        .unwrap_or(true)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "not injected within 30s:\n{}",
+            inj.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let p = pods_in("e2e-mtls")
+        .create(&PostParams::default(), &pod("mtls", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(container_names(&p).1, ["linkerd-proxy", "app"]);
+
+    // Trusts another CA only: the API server's calls fail the handshake (Fail: denied).
+    create_namespace(
+        &client,
+        "e2e-mtls-other",
+        "mtls-other",
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new(support::bin())
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .args(["--dns", "localhost", "--client", "someone-else"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let strict = Injector::start(
+        &["--client-ca", dir.path().join("ca.crt").to_str().unwrap()],
+        &[("KUBECONFIG", kubeconfig)],
+    );
+    let wh2 = register_webhook(&client, "mtls-other", strict.port, &strict.ca_pem(), "Fail").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let err = loop {
+        match pods_in("e2e-mtls-other")
+            .create(&dry, &pod("refused", json!({})))
+            .await
+        {
+            Err(e) => break e,
+            Ok(p) => assert_eq!(
+                container_names(&p).1,
+                ["app"],
+                "injected without a trusted client certificate"
+            ),
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the webhook was never called within 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(err.to_string().contains("failed calling webhook"), "{err}");
+    cluster::unregister_webhook(&client, &wh).await;
+    cluster::unregister_webhook(&client, &wh2).await;
+    delete_namespace(&client, "e2e-mtls").await;
+    delete_namespace(&client, "e2e-mtls-other").await;
+}

@@ -63,9 +63,47 @@ gen_certs() {
     openssl req -newkey rsa:2048 -nodes -subj "/O=system:masters/CN=local-admin" -keyout admin.key -out admin.csr 2>/dev/null
     openssl x509 -req -in admin.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
       -extfile cli.ext -out admin.crt 2>/dev/null
+    # The client certificate the API server presents to webhooks (a webhook run with
+    # --client-ca webhook-client-ca.crt accepts only callers holding it).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=webhook-client-ca" \
+      -keyout webhook-client-ca.key -out webhook-client-ca.crt 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=kube-apiserver" -keyout webhook-client.key \
+      -out webhook-client.csr 2>/dev/null
+    openssl x509 -req -in webhook-client.csr -CA webhook-client-ca.crt -CAkey webhook-client-ca.key \
+      -CAcreateserial -days 30 -extfile cli.ext -out webhook-client.crt 2>/dev/null
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
   )
+}
+
+# Admission configuration: the API server presents pki/webhook-client.crt to every webhook
+# ("*" user) that asks for a client certificate.
+write_admission_config() {
+  local d="$cp/pki"
+  cat > "$cp/webhook-clients.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user:
+    client-certificate: ${d}/webhook-client.crt
+    client-key: ${d}/webhook-client.key
+EOF
+  cat > "$cp/admission.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: MutatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $cp/webhook-clients.kubeconfig
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: $cp/webhook-clients.kubeconfig
+EOF
 }
 
 write_kubeconfig() {
@@ -129,6 +167,7 @@ up() {
   mkdir -p "$cp"
   log "generating certificates and keys"
   gen_certs
+  write_admission_config
   local d="$cp/pki" t0; t0=$(date +%s)
 
   log "starting etcd on 127.0.0.1:${etcd_port}"
@@ -147,7 +186,8 @@ up() {
     --service-account-key-file "$d/sa.pub" --service-account-signing-key-file "$d/sa.key" \
     --service-cluster-ip-range 127.1.0.0/24 --enable-aggregator-routing=true \
     --authorization-mode RBAC --allow-privileged=true \
-    --enable-admission-plugins MutatingAdmissionWebhook,ValidatingAdmissionWebhook
+    --enable-admission-plugins MutatingAdmissionWebhook,ValidatingAdmissionWebhook \
+    --admission-control-config-file "$cp/admission.yaml"
   wait_for kube-apiserver 120 curl -sf --cacert "$d/ca.crt" --cert "$d/admin.crt" --key "$d/admin.key" \
     "https://127.0.0.1:${api_port}/readyz"
 

@@ -17,6 +17,8 @@ use serde_json::json;
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     pub kubectl: PathBuf,
+    /// The CA of the client certificate the API server presents to webhooks.
+    pub webhook_client_ca: PathBuf,
 }
 
 static CP: OnceLock<ControlPlane> = OnceLock::new();
@@ -58,6 +60,7 @@ pub fn control_plane() -> &'static ControlPlane {
         ControlPlane {
             kubeconfig: state.join("kubeconfig"),
             kubectl: bin.join("kubectl"),
+            webhook_client_ca: state.join("controlplane/pki/webhook-client-ca.crt"),
         }
     })
 }
