@@ -451,3 +451,50 @@ pub fn response(
     out.extend_from_slice(b"}}");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn review(annotations: serde_json::Value, dry_run: bool, owned: bool) -> Answer {
+        let ns = Namespaces::from_yaml("metadata:\n  name: shop\n", "t").unwrap();
+        let a = Admission::new(Arc::new(Config::default()), ns);
+        let mut meta = json!({"generateName": "web-5d9-", "annotations": annotations});
+        if owned {
+            meta["ownerReferences"] = json!([
+                {"apiVersion": "v1", "kind": "Node", "name": "n1", "uid": "x"},
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-5d9", "uid": "u1", "controller": true}
+            ]);
+        }
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "r", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE", "namespace": "shop", "dryRun": dry_run,
+                "object": {"metadata": meta, "spec": {"containers": [{"name": "app"}]}}}});
+        a.review(body.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn events_go_to_the_controller_and_never_for_dry_runs() {
+        let on = json!({"linkerd.io/inject": "enabled"});
+        let e = review(on.clone(), false, true).event.unwrap();
+        assert_eq!((e.reason, e.warning), ("Injected", false));
+        assert_eq!(e.regarding.kind, "ReplicaSet");
+        assert_eq!(e.regarding.uid.as_deref(), Some("u1"));
+        assert!(e.note.contains("web-5d9-"), "{}", e.note);
+        assert!(review(on.clone(), true, true).event.is_none(), "dry run");
+        assert!(
+            review(on, false, false).event.is_none(),
+            "no owner, no name"
+        );
+        assert!(
+            review(json!({}), false, true).event.is_none(),
+            "an ordinary skip"
+        );
+        let bad =
+            json!({"linkerd.io/inject": "enabled", "config.linkerd.io/proxy-cpu-request": "lots"});
+        let e = review(bad, false, true).event.unwrap();
+        assert_eq!((e.reason, e.warning), ("InjectionSkipped", true));
+        assert!(e.note.contains("proxy-cpu-request"), "{}", e.note);
+    }
+}
