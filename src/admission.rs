@@ -91,7 +91,7 @@ pub struct Answer {
     pub warnings: Vec<String>,
     /// A Kubernetes Event to record about the pod's owner (never for a dry run, never for an
     /// ordinary skip such as a namespace that is not meshed).
-    pub event: Option<EventNote>,
+    pub event: Option<EventSeed>,
 }
 
 /// The object an Event is about: the pod's controlling owner, or the pod itself when it has
@@ -115,65 +115,114 @@ pub struct EventNote {
     pub note: String,
 }
 
-fn regarding(pod: &PodView<'_>, namespace: &str) -> Option<Regarding> {
-    if namespace.is_empty() {
-        return None;
-    }
-    if let Some(o) = pod.owner().filter(|o| !o.name.as_str().is_empty()) {
-        return Some(Regarding {
-            api_version: o.api_version.as_str().to_owned(),
-            kind: o.kind.as_str().to_owned(),
-            name: o.name.as_str().to_owned(),
-            uid: Some(o.uid.as_str().to_owned()).filter(|u| !u.is_empty()),
-            namespace: namespace.to_owned(),
-        });
-    }
-    let name = pod.metadata.name.as_ref()?.as_str();
-    (!name.is_empty()).then(|| Regarding {
-        api_version: "v1".into(),
-        kind: "Pod".into(),
-        name: name.to_owned(),
-        uid: None,
-        namespace: namespace.to_owned(),
-    })
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Happened {
+    Injected(Mode),
+    Skipped(String),
+    Denied(String),
 }
 
-/// The Event for an outcome worth telling the owner's readers about, if any.
-fn event_for(outcome: &Outcome, pod: &PodView<'_>, namespace: &str) -> Option<EventNote> {
-    let (warning, reason, note) = match outcome {
-        Outcome::Injected { mode } => (
-            false,
-            "Injected",
-            format!(
-                "proxy injected into pod {} (linkerd.io/inject: {})",
-                pod.display_name(),
-                mode.as_str()
+/// What an Event needs, copied out of the request cheaply; the owner references are parsed
+/// and the note written by `note()`, off the request path (in the events task).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventSeed {
+    happened: Happened,
+    /// `metadata.ownerReferences` as raw JSON.
+    owners: Option<String>,
+    /// `metadata.name`, when the pod has no owner.
+    name: Option<String>,
+    display: String,
+    namespace: String,
+}
+
+impl EventSeed {
+    fn new(outcome: &Outcome, pod: &PodView<'_>, namespace: &str) -> Option<EventSeed> {
+        let happened = match outcome {
+            Outcome::Injected { mode } => Happened::Injected(*mode),
+            Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => {
+                Happened::Skipped(r.to_string())
+            }
+            Outcome::Denied(r) => Happened::Denied(r.to_string()),
+            Outcome::Skipped(_) => return None,
+        };
+        if namespace.is_empty() {
+            return None;
+        }
+        let owners = pod.metadata.owner_references.map(|r| r.get().to_owned());
+        let name = match owners {
+            Some(_) => None,
+            None => Some(pod.metadata.name.as_ref()?.as_str().to_owned()).filter(|n| !n.is_empty()),
+        };
+        if owners.is_none() && name.is_none() {
+            return None;
+        }
+        Some(EventSeed {
+            happened,
+            owners,
+            name,
+            display: pod.display_name().to_owned(),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    fn regarding(&self) -> Option<Regarding> {
+        if let Some(o) = self
+            .owners
+            .as_deref()
+            .and_then(crate::view::controller_owner)
+            .filter(|o| !o.name.as_str().is_empty())
+        {
+            return Some(Regarding {
+                api_version: o.api_version.as_str().to_owned(),
+                kind: o.kind.as_str().to_owned(),
+                name: o.name.as_str().to_owned(),
+                uid: Some(o.uid.as_str().to_owned()).filter(|u| !u.is_empty()),
+                namespace: self.namespace.clone(),
+            });
+        }
+        Some(Regarding {
+            api_version: "v1".into(),
+            kind: "Pod".into(),
+            name: self.name.clone()?,
+            uid: None,
+            namespace: self.namespace.clone(),
+        })
+    }
+
+    /// The Event to record (None when the owner references do not name an object).
+    pub fn note(&self) -> Option<EventNote> {
+        let pod = &self.display;
+        let (warning, reason, note) = match &self.happened {
+            Happened::Injected(mode) => (
+                false,
+                "Injected",
+                format!(
+                    "proxy injected into pod {pod} (linkerd.io/inject: {})",
+                    mode.as_str()
+                ),
             ),
-        ),
-        Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => (
-            true,
-            "InjectionSkipped",
-            format!("pod {} admitted without the proxy: {r}", pod.display_name()),
-        ),
-        Outcome::Denied(r) => (
-            true,
-            "InjectionDenied",
-            format!("pod {} denied: {r}", pod.display_name()),
-        ),
-        Outcome::Skipped(_) => return None,
-    };
-    Some(EventNote {
-        regarding: regarding(pod, namespace)?,
-        warning,
-        reason,
-        note,
-    })
+            Happened::Skipped(r) => (
+                true,
+                "InjectionSkipped",
+                format!("pod {pod} admitted without the proxy: {r}"),
+            ),
+            Happened::Denied(r) => (true, "InjectionDenied", format!("pod {pod} denied: {r}")),
+        };
+        Some(EventNote {
+            regarding: self.regarding()?,
+            warning,
+            reason,
+            note,
+        })
+    }
 }
 
 /// The admission logic with its start-up state: config, cached fragments, namespace cache.
 pub struct Admission {
     config: Arc<Config>,
     namespaces: Namespaces,
+    /// Whether answers carry an `EventSeed` (only when someone records them).
+    record_events: bool,
     enabled: Fragments,
     ingress: Fragments,
 }
@@ -184,9 +233,16 @@ impl Admission {
         Admission {
             config,
             namespaces,
+            record_events: false,
             enabled,
             ingress,
         }
+    }
+
+    /// Makes answers carry what an Event about them needs (`Answer::event`).
+    pub fn with_events(mut self, on: bool) -> Admission {
+        self.record_events = on;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -320,8 +376,8 @@ impl Admission {
                 out.outcome = Outcome::Skipped(reason);
             }
         }
-        if !out.dry_run {
-            out.event = event_for(&out.outcome, &pod, &out.namespace);
+        if self.record_events && !out.dry_run {
+            out.event = EventSeed::new(&out.outcome, &pod, &out.namespace);
         }
         Ok(out)
     }
@@ -459,7 +515,7 @@ mod tests {
 
     fn review(annotations: serde_json::Value, dry_run: bool, owned: bool) -> Answer {
         let ns = Namespaces::from_yaml("metadata:\n  name: shop\n", "t").unwrap();
-        let a = Admission::new(Arc::new(Config::default()), ns);
+        let a = Admission::new(Arc::new(Config::default()), ns).with_events(true);
         let mut meta = json!({"generateName": "web-5d9-", "annotations": annotations});
         if owned {
             meta["ownerReferences"] = json!([
@@ -474,10 +530,14 @@ mod tests {
         a.review(body.to_string().as_bytes()).unwrap()
     }
 
+    fn note(answer: Answer) -> Option<EventNote> {
+        answer.event.and_then(|seed| seed.note())
+    }
+
     #[test]
     fn events_go_to_the_controller_and_never_for_dry_runs() {
         let on = json!({"linkerd.io/inject": "enabled"});
-        let e = review(on.clone(), false, true).event.unwrap();
+        let e = note(review(on.clone(), false, true)).unwrap();
         assert_eq!((e.reason, e.warning), ("Injected", false));
         assert_eq!(e.regarding.kind, "ReplicaSet");
         assert_eq!(e.regarding.uid.as_deref(), Some("u1"));
@@ -493,8 +553,23 @@ mod tests {
         );
         let bad =
             json!({"linkerd.io/inject": "enabled", "config.linkerd.io/proxy-cpu-request": "lots"});
-        let e = review(bad, false, true).event.unwrap();
+        let e = note(review(bad, false, true)).unwrap();
         assert_eq!((e.reason, e.warning), ("InjectionSkipped", true));
         assert!(e.note.contains("proxy-cpu-request"), "{}", e.note);
+        // Without a recorder, answers carry nothing for events.
+        let ns = Namespaces::from_yaml("metadata:\n  name: shop\n", "t").unwrap();
+        let plain = Admission::new(Arc::new(Config::default()), ns);
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "r", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE", "namespace": "shop",
+                "object": {"metadata": {"name": "p", "annotations": {"linkerd.io/inject": "enabled"}},
+                    "spec": {"containers": [{"name": "app"}]}}}});
+        assert!(
+            plain
+                .review(body.to_string().as_bytes())
+                .unwrap()
+                .event
+                .is_none()
+        );
     }
 }

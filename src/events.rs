@@ -10,7 +10,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 
-use crate::admission::EventNote;
+use crate::admission::{EventNote, EventSeed};
 use crate::metrics::Metrics;
 
 /// How many events may wait to be sent before new ones are dropped.
@@ -18,7 +18,7 @@ pub const QUEUE: usize = 1024;
 
 #[derive(Clone)]
 pub struct Events {
-    tx: mpsc::Sender<EventNote>,
+    tx: mpsc::Sender<EventSeed>,
     metrics: Arc<Metrics>,
 }
 
@@ -63,7 +63,7 @@ fn truncate(s: &str, max: usize) -> String {
 impl Events {
     /// Starts the publishing task. `instance` names this replica (the pod name) in events.
     pub fn start(client: Client, instance: Option<String>, metrics: Arc<Metrics>) -> Events {
-        let (tx, mut rx) = mpsc::channel::<EventNote>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<EventSeed>(QUEUE);
         let recorder = Recorder::new(
             client,
             Reporter {
@@ -73,7 +73,10 @@ impl Events {
         );
         let m = metrics.clone();
         tokio::spawn(async move {
-            while let Some(note) = rx.recv().await {
+            while let Some(seed) = rx.recv().await {
+                let Some(note) = seed.note() else {
+                    continue;
+                };
                 match recorder
                     .publish(&event(&note), &object_reference(&note))
                     .await
@@ -91,9 +94,9 @@ impl Events {
         Events { tx, metrics }
     }
 
-    /// Queues a note; never waits.
-    pub fn send(&self, note: EventNote) {
-        if self.tx.try_send(note).is_err() {
+    /// Queues an event; never waits.
+    pub fn send(&self, seed: EventSeed) {
+        if self.tx.try_send(seed).is_err() {
             self.metrics.event("dropped");
         }
     }

@@ -293,7 +293,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                         (ns, events)
                     }
                 };
-                let admission = Admission::new(Arc::new(cfg), ns);
+                let admission = Admission::new(Arc::new(cfg), ns).with_events(events.is_some());
                 let opts = server::ServeOptions {
                     client_ca,
                     admin_listen,

@@ -97,8 +97,10 @@ pub struct MetaView<'a> {
     pub annotations: Option<Annotations<'a>>,
     #[serde(default)]
     pub labels: Option<IgnoredAny>,
+    /// Kept raw: read only when an Event is recorded (parsing it on every request costs more
+    /// than skipping it).
     #[serde(borrow, default)]
-    pub owner_references: Option<Vec<OwnerRefView<'a>>>,
+    pub owner_references: Option<&'a RawValue>,
     /// Whether the pod has a `metadata` object at all (false only when it is absent; a patch
     /// under /metadata could not apply then).
     #[serde(skip_deserializing, default = "present")]
@@ -107,6 +109,17 @@ pub struct MetaView<'a> {
 
 fn present() -> bool {
     true
+}
+
+/// The owner that controls the pod (`controller: true`), else its first owner, from the raw
+/// JSON of `metadata.ownerReferences`.
+pub fn controller_owner(owner_references: &str) -> Option<OwnerRefView<'_>> {
+    let owners: Vec<OwnerRefView<'_>> = serde_json::from_str(owner_references).ok()?;
+    let at = owners
+        .iter()
+        .position(|o| o.controller == Some(true))
+        .unwrap_or(0);
+    owners.into_iter().nth(at)
 }
 
 /// An entry of `metadata.ownerReferences`: where events about the pod are attached.
@@ -190,15 +203,6 @@ impl<'a> PodView<'a> {
             .as_ref()
             .and_then(|s| s.init_containers.as_deref())
             .unwrap_or(&[])
-    }
-
-    /// The owner that controls the pod (`controller: true`), else its first owner.
-    pub fn owner(&self) -> Option<&OwnerRefView<'a>> {
-        let owners = self.metadata.owner_references.as_deref()?;
-        owners
-            .iter()
-            .find(|o| o.controller == Some(true))
-            .or(owners.first())
     }
 
     /// A name to show in logs and messages: name, else generateName, else "(unnamed)".
