@@ -6,7 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -349,16 +349,13 @@ fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> R
         .with_state(state)
 }
 
-fn mtime(p: &Path) -> Option<SystemTime> {
-    std::fs::metadata(p).and_then(|m| m.modified()).ok()
-}
-
-fn cert_files(opts: &ServeOptions) -> Vec<Option<SystemTime>> {
-    let mut files = vec![mtime(&opts.tls_cert), mtime(&opts.tls_key)];
-    if let Some(ca) = &opts.client_ca {
-        files.push(mtime(ca));
-    }
-    files
+/// The contents of the cert, key (and client CA) files: a change in any of them is a
+/// rotation. Contents, not modification times: two versions written within one clock tick
+/// (or copied with their times kept) would look the same by mtime.
+fn cert_files(opts: &ServeOptions) -> Vec<Option<Vec<u8>>> {
+    let mut files = vec![&opts.tls_cert, &opts.tls_key];
+    files.extend(&opts.client_ca);
+    files.into_iter().map(|p| std::fs::read(p).ok()).collect()
 }
 
 fn load_tls(opts: &ServeOptions, metrics: &Metrics) -> Result<Arc<ServerConfig>, TlsError> {
@@ -371,7 +368,8 @@ fn load_tls(opts: &ServeOptions, metrics: &Metrics) -> Result<Arc<ServerConfig>,
     Ok(config)
 }
 
-/// Polls the cert, key (and client CA) files; on change, swaps in the new TLS config
+/// Polls the cert, key (and client CA) files (Secret volumes change them by swapping a
+/// symlink); on change, swaps in the new TLS config
 /// atomically (connections already open keep theirs), or keeps the old one, with an error
 /// log and metric, when the new files do not load.
 async fn watch_certs(config: RustlsConfig, opts: ServeOptions, metrics: Arc<Metrics>) {
