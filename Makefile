@@ -4,7 +4,6 @@ export CARGO_TERM_COLOR ?= never
 
 BENCH_ARGS ?=
 
-
 .PHONY: deny fuzz load-faults bench bench-long bench-apiserver build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
 
 build:

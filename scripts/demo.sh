@@ -12,7 +12,11 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 stop_injector() {
   if [[ -f "$state/injector.pid" ]]; then
-    kill "$(cat "$state/injector.pid")" 2>/dev/null || true
+    local pid; pid="$(cat "$state/injector.pid")"
+    kill "$pid" 2>/dev/null || true
+    # SIGTERM: it keeps serving for its shutdown delay, then drains; wait until it is gone
+    # (and its port free).
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     rm -f "$state/injector.pid"
   fi
 }
@@ -106,6 +110,13 @@ done
 say "the pod, as the API server stored it"
 kubectl -n demo get pods -l app=hello \
   -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name,PROXY-IMAGE:.spec.containers[0].image'
+say "the Event the injector recorded on the pod's ReplicaSet"
+for _ in $(seq 1 40); do
+  [[ -n "$(kubectl -n demo get events --field-selector reason=Injected -o name 2>/dev/null)" ]] && break
+  sleep 0.25
+done
+kubectl -n demo get events --field-selector reason=Injected \
+  -o custom-columns='OBJECT:.involvedObject.kind,NAME:.involvedObject.name,REASON:.reason,FROM:.reportingComponent,MESSAGE:.message'
 say "a classic mistake: opting out on the Deployment instead of its pod template"
 kubectl -n demo delete deployment oops --ignore-not-found >/dev/null
 kubectl apply -f - <<YAML

@@ -16,16 +16,19 @@ pub fn admission() -> Admission {
         "fuzz",
     )
     .unwrap_or_else(|_| Namespaces::empty());
-    Admission::new(Arc::new(Config::default()), ns)
+    Admission::new(Arc::new(Config::default()), ns).with_events(true)
 }
 
 /// Reviews `body` and checks the answer: a 400-style error, or an AdmissionReview whose
-/// response is JSON, carries the request's uid, and whose patch (if any) applies to the
-/// request's object.
+/// response is JSON, and whose patch (if any) applies to the request's object. The Event
+/// (owner references parsed, note worded) is built too, as the events task would.
 pub fn review_and_check(a: &Admission, body: &[u8]) {
     let Ok(answer) = a.review(body) else {
         return;
     };
+    if let Some(note) = answer.event.as_ref().and_then(|seed| seed.note()) {
+        assert!(!note.regarding.name.is_empty(), "an event about nothing");
+    }
     let resp: Value = serde_json::from_slice(&answer.body).expect("the answer is JSON");
     assert_eq!(resp["kind"], "AdmissionReview");
     let Some(b64) = resp["response"]["patch"].as_str() else {
