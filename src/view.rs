@@ -84,6 +84,49 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
     }
 }
 
+/// A JSON object whose contents are skipped: only that it exists (and is an object) matters,
+/// since the patch then adds to it instead of creating it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AnyMap;
+
+impl<'de> Deserialize<'de> for AnyMap {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnyMap;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<AnyMap, A::Error> {
+                while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(AnyMap)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// A JSON array whose items are skipped (see `AnyMap`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AnySeq;
+
+impl<'de> Deserialize<'de> for AnySeq {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AnySeq;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an array")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<AnySeq, A::Error> {
+                while s.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(AnySeq)
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaView<'a> {
@@ -96,7 +139,7 @@ pub struct MetaView<'a> {
     #[serde(borrow, default)]
     pub annotations: Option<Annotations<'a>>,
     #[serde(default)]
-    pub labels: Option<IgnoredAny>,
+    pub labels: Option<AnyMap>,
     /// Kept raw: read only when an Event is recorded (parsing it on every request costs more
     /// than skipping it).
     #[serde(borrow, default)]
@@ -162,7 +205,7 @@ pub struct SpecView<'a> {
     #[serde(borrow, default)]
     pub init_containers: Option<Vec<ContainerView<'a>>>,
     #[serde(default)]
-    pub volumes: Option<IgnoredAny>,
+    pub volumes: Option<AnySeq>,
     #[serde(default)]
     pub host_network: Option<bool>,
 }
@@ -251,6 +294,9 @@ mod tests {
         assert!(pod.metadata.labels.is_none());
         assert!(pod.metadata.present);
         assert!(!PodView::parse(r#"{"spec":{}}"#).unwrap().metadata.present);
+        // Labels must be an object and volumes an array: the patch adds into them.
+        assert!(PodView::parse(r#"{"metadata":{"labels":"shop"},"spec":{}}"#).is_err());
+        assert!(PodView::parse(r#"{"spec":{"volumes":{"a":1}}}"#).is_err());
         assert!(pod.spec.as_ref().unwrap().volumes.is_none());
         assert!(pod.spec.as_ref().unwrap().init_containers.is_none());
     }

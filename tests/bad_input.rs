@@ -86,6 +86,11 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
         // Found by the `review` fuzz target: a patch under /metadata cannot apply to a pod without it.
         ("pod without metadata in a meshed namespace", review_with(request(json!({"metadat,": {"name": "p"},
             "spec": {"containers": [{"name": "app", "image": "nginx"}]}}))), Warned("has no metadata")),
+        // Also found by the fuzzer: labels that are not an object, volumes that are not an array.
+        ("labels that are a string", review_with(request(json!({"metadata": {"name": "p", "labels": "shop"},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}]}}))), Warned("could not be read")),
+        ("volumes that are an object", review_with(request(json!({"metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "app", "image": "nginx"}], "volumes": {"v": {}}}}))), Warned("could not be read")),
         ("pod without containers", review_with(request(json!({"metadata": {"name": "p"}, "spec": {}}))), Injected),
         ("object not a Pod", review_with(json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"}, "operation": "CREATE", "namespace": "shop", "object": {"data": {}}})), Unchanged),
         ("Pod from another group", review_with(json!({"uid": "u", "kind": {"group": "example.com", "version": "v1", "kind": "Pod"}, "operation": "CREATE", "namespace": "shop", "object": pod(json!({}))})), Unchanged),
