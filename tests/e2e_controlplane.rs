@@ -744,17 +744,8 @@ fn api_proxy(listener: std::net::TcpListener, upstream: u16) -> tokio::task::Joi
 }
 
 async fn metric(inj: &Injector, name: &str) -> f64 {
-    let text = support::client(&inj.ca_pem())
-        .get(inj.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    let text = inj.metrics_text().await;
+    support::metric(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
 
 #[tokio::test]

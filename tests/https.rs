@@ -8,19 +8,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use support::{Injector, client, pod_review};
 
-fn namespaces_file(dir: &std::path::Path) -> std::path::PathBuf {
-    let p = dir.join("ns.yaml");
-    std::fs::write(
-        &p,
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n",
-    )
-    .unwrap();
-    p
-}
-
 fn start() -> (Injector, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let ns = namespaces_file(dir.path());
+    let ns = support::meshed_namespace_file(dir.path());
     let inj = Injector::start(&["--namespaces", ns.to_str().unwrap()], &[]);
     (inj, dir)
 }

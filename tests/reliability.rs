@@ -16,7 +16,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Injector, client, free_port, make_certs, pod_review, read_until_closed, tls_stream};
+use support::{
+    Injector, client, client_trusting, free_port, make_certs, meshed_namespace_file, metric,
+    pod_review, read_until_closed, tls_stream,
+};
 
 fn load_seconds() -> f64 {
     std::env::var("RELIABILITY_LOAD_SECONDS")
@@ -25,14 +28,8 @@ fn load_seconds() -> f64 {
         .unwrap_or(3.0)
 }
 
-fn namespaces(dir: &Path) -> String {
-    let p = dir.join("ns.yaml");
-    std::fs::write(
-        &p,
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n",
-    )
-    .unwrap();
-    p.display().to_string()
+fn ns_file(dir: &Path) -> String {
+    meshed_namespace_file(dir).display().to_string()
 }
 
 fn review_body(uid: &str) -> Vec<u8> {
@@ -121,45 +118,10 @@ async fn load(
     }
 }
 
-/// A client trusting `cas`; `fresh` opens a new connection (new TLS handshake) per request.
-fn load_client(cas: &[Vec<u8>], fresh: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .timeout(Duration::from_secs(10));
-    for ca in cas {
-        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
-    }
-    if fresh {
-        b = b.pool_max_idle_per_host(0);
-    }
-    b.build().unwrap()
-}
-
-async fn metrics_text(inj: &Injector) -> String {
-    client(&inj.ca_pem())
-        .get(inj.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
-fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
-    text.lines().find_map(|l| {
-        l.strip_prefix(name_and_labels)?
-            .strip_prefix(' ')?
-            .parse()
-            .ok()
-    })
-}
-
 #[tokio::test]
 async fn metrics_count_admissions_and_describe_state() {
     let dir = tempfile::tempdir().unwrap();
-    let inj = Injector::start(&["--namespaces", &namespaces(dir.path())], &[]);
+    let inj = Injector::start(&["--namespaces", &ns_file(dir.path())], &[]);
     let c = client(&inj.ca_pem());
     for uid in ["a", "b"] {
         let r = c
@@ -223,7 +185,7 @@ async fn slow_clients_are_cut_off_and_others_still_served() {
     let inj = Injector::start(
         &[
             "--namespaces",
-            &namespaces(dir.path()),
+            &ns_file(dir.path()),
             "--header-timeout-ms",
             "600",
             "--request-timeout-ms",
@@ -308,7 +270,7 @@ fn switch(dir: &Path, version: &str) {
 #[tokio::test]
 async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
-    let ns = namespaces(dir.path());
+    let ns = ns_file(dir.path());
     // A Secret-volume layout: tls.crt -> ..data/tls.crt, ..data -> v1.
     let certs = dir.path().join("certs");
     make_certs(&certs.join("v1"));
@@ -335,13 +297,13 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
     );
     let ca1 = std::fs::read(certs.join("v1/ca.crt")).unwrap();
     let ca2 = std::fs::read(certs.join("v2/ca.crt")).unwrap();
-    let only_v2 = load_client(std::slice::from_ref(&ca2), true);
+    let only_v2 = client_trusting(&[&ca2], true);
     assert!(
         only_v2.get(inj.url("/healthz")).send().await.is_err(),
         "v2 is not served yet"
     );
     let expiry_before = metric(
-        &metrics_text(&inj).await,
+        &inj.metrics_text().await,
         "proxy_injector_tls_cert_expiry_timestamp_seconds",
     );
 
@@ -349,10 +311,10 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
     let totals = Arc::new(Totals::default());
     // Two clients on kept-alive connections, two with a new handshake per request.
     let clients = vec![
-        load_client(&[ca1.clone(), ca2.clone()], false),
-        load_client(&[ca1.clone(), ca2.clone()], false),
-        load_client(&[ca1.clone(), ca2.clone()], true),
-        load_client(&[ca1.clone(), ca2.clone()], true),
+        client_trusting(&[&ca1, &ca2], false),
+        client_trusting(&[&ca1, &ca2], false),
+        client_trusting(&[&ca1, &ca2], true),
+        client_trusting(&[&ca1, &ca2], true),
     ];
     let run = tokio::spawn(load(
         inj.url("/inject"),
@@ -406,7 +368,7 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
             .status(),
         200
     );
-    let text = metrics_text(&inj).await;
+    let text = inj.metrics_text().await;
     assert_eq!(
         metric(
             &text,
@@ -438,7 +400,7 @@ async fn sigterm_under_load_drops_no_request() {
     let mut inj = Injector::start(
         &[
             "--namespaces",
-            &namespaces(dir.path()),
+            &ns_file(dir.path()),
             "--shutdown-delay-seconds",
             "2",
             "--drain-seconds",
@@ -450,7 +412,7 @@ async fn sigterm_under_load_drops_no_request() {
     let stop = Arc::new(AtomicBool::new(false));
     let totals = Arc::new(Totals::default());
     let clients = (0..4)
-        .map(|i| load_client(std::slice::from_ref(&ca), i % 2 == 1))
+        .map(|i| client_trusting(&[&ca], i % 2 == 1))
         .collect();
     let run = tokio::spawn(load(
         inj.url("/inject"),
@@ -536,7 +498,7 @@ async fn client_ca_requires_an_api_server_certificate() {
         free_port(),
         &[
             "--namespaces",
-            &namespaces(dir.path()),
+            &ns_file(dir.path()),
             "--client-ca",
             certs.join("ca.crt").to_str().unwrap(),
             "--admin-listen",

@@ -137,6 +137,18 @@ impl Injector {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `GET /metrics`, over HTTPS.
+    pub async fn metrics_text(&self) -> String {
+        client(&self.ca_pem())
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub fn ca_pem(&self) -> Vec<u8> {
         std::fs::read(self.certs.join("ca.crt")).unwrap()
     }
@@ -173,13 +185,44 @@ impl Drop for Injector {
 
 /// An HTTPS client that trusts only `ca_pem`.
 pub fn client(ca_pem: &[u8]) -> reqwest::Client {
-    reqwest::Client::builder()
+    client_trusting(&[ca_pem], false)
+}
+
+/// An HTTPS client trusting each of `cas`; `fresh` opens a new connection (a new TLS
+/// handshake) for every request.
+pub fn client_trusting(cas: &[&[u8]], fresh: bool) -> reqwest::Client {
+    let mut b = reqwest::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
-        .add_root_certificate(reqwest::Certificate::from_pem(ca_pem).unwrap())
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap()
+        .timeout(Duration::from_secs(10));
+    for ca in cas {
+        b = b.add_root_certificate(reqwest::Certificate::from_pem(ca).unwrap());
+    }
+    if fresh {
+        b = b.pool_max_idle_per_host(0);
+    }
+    b.build().unwrap()
+}
+
+/// Writes `dir/ns.yaml`: namespace `shop`, annotated `linkerd.io/inject: enabled`.
+pub fn meshed_namespace_file(dir: &Path) -> PathBuf {
+    let p = dir.join("ns.yaml");
+    std::fs::write(
+        &p,
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n",
+    )
+    .unwrap();
+    p
+}
+
+/// The value of the sample `name_and_labels` (exactly as exposed) in a metrics text.
+pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .parse()
+            .ok()
+    })
 }
 
 pub fn pod_review(uid: &str, namespace: &str, pod: serde_json::Value) -> serde_json::Value {
