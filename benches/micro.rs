@@ -48,9 +48,11 @@ fn naive(body: &[u8], config: &Config) -> Vec<u8> {
     ) else {
         panic!("the corpus pod is injected")
     };
-    let proxy = proxy_injector::patch::proxy_container(&plan.proxy, config);
-    let init = proxy_injector::patch::init_container(&plan.proxy, config);
-    let volumes = proxy_injector::patch::volumes(config);
+    use proxy_injector::containers::{self, POD_ENV};
+    let pod_env = POD_ENV.map(|n| containers::env(n, plan.pod.inbound_ports.as_str()));
+    let proxy = containers::proxy_container(&plan.proxy, config, pod_env);
+    let init = containers::init_container(&plan.proxy, config);
+    let volumes = containers::volumes(config);
     let mut ops = vec![
         json!({"op": "add", "path": "/spec/initContainers", "value": [init]}),
         json!({"op": "add", "path": "/spec/containers/0", "value": proxy}),

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use proxy_injector::decision::OVERRIDE_KEYS;
+use proxy_injector::mesh::override_keys;
 use serde_json::{Value, json};
 
 fn main() {
@@ -59,7 +59,7 @@ fn main() {
             .into_iter()
             .flatten()
         {
-            if let (Some(i), Some(v)) = (OVERRIDE_KEYS.iter().position(|x| x == k), v.as_str()) {
+            if let (Some(i), Some(v)) = (override_keys().position(|x| x == k), v.as_str()) {
                 let mut bytes = vec![i as u8];
                 bytes.extend_from_slice(v.as_bytes());
                 std::fs::write(annotations.join(format!("{name}-{i}")), bytes)

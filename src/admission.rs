@@ -8,9 +8,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{BadOverridePolicy, Config};
-use crate::decision::{self, Decision, Mode, Plan, RequestFacts, SkipReason};
-use crate::namespaces::Namespaces;
+use crate::decision::{
+    self, Decision, Mode, NamespaceInfo, NamespaceLookup, Plan, RequestFacts, SkipReason,
+};
+use crate::events::{EventSeed, Happened};
 use crate::patch::{self, Fragments};
+use crate::values::ProxyValues;
 use crate::view::{BStr, PodView};
 
 #[derive(Debug, Default, Deserialize)]
@@ -94,133 +97,11 @@ pub struct Answer {
     pub event: Option<EventSeed>,
 }
 
-/// The object an Event is about: the pod's controlling owner, or the pod itself when it has
-/// no owner but a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Regarding {
-    pub api_version: String,
-    pub kind: String,
-    pub name: String,
-    pub uid: Option<String>,
-    pub namespace: String,
-}
-
-/// An Event to record: what happened to a pod at admission.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventNote {
-    pub regarding: Regarding,
-    pub warning: bool,
-    /// PascalCase: Injected, InjectionSkipped, InjectionDenied
-    pub reason: &'static str,
-    pub note: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Happened {
-    Injected(Mode),
-    Skipped(String),
-    Denied(String),
-}
-
-/// What an Event needs, copied out of the request cheaply; the owner references are parsed
-/// and the note written by `note()`, off the request path (in the events task).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventSeed {
-    happened: Happened,
-    /// `metadata.ownerReferences` as raw JSON.
-    owners: Option<String>,
-    /// `metadata.name`, when the pod has no owner.
-    name: Option<String>,
-    display: String,
-    namespace: String,
-}
-
-impl EventSeed {
-    fn new(outcome: &Outcome, pod: &PodView<'_>, namespace: &str) -> Option<EventSeed> {
-        let happened = match outcome {
-            Outcome::Injected { mode } => Happened::Injected(*mode),
-            Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => {
-                Happened::Skipped(r.to_string())
-            }
-            Outcome::Denied(r) => Happened::Denied(r.to_string()),
-            Outcome::Skipped(_) => return None,
-        };
-        if namespace.is_empty() {
-            return None;
-        }
-        let owners = pod.metadata.owner_references.map(|r| r.get().to_owned());
-        let name = match owners {
-            Some(_) => None,
-            None => Some(pod.metadata.name.as_ref()?.as_str().to_owned()).filter(|n| !n.is_empty()),
-        };
-        if owners.is_none() && name.is_none() {
-            return None;
-        }
-        Some(EventSeed {
-            happened,
-            owners,
-            name,
-            display: pod.display_name().to_owned(),
-            namespace: namespace.to_owned(),
-        })
-    }
-
-    fn regarding(&self) -> Option<Regarding> {
-        if let Some(o) = self
-            .owners
-            .as_deref()
-            .and_then(crate::view::controller_owner)
-            .filter(|o| !o.name.as_str().is_empty())
-        {
-            return Some(Regarding {
-                api_version: o.api_version.as_str().to_owned(),
-                kind: o.kind.as_str().to_owned(),
-                name: o.name.as_str().to_owned(),
-                uid: Some(o.uid.as_str().to_owned()).filter(|u| !u.is_empty()),
-                namespace: self.namespace.clone(),
-            });
-        }
-        Some(Regarding {
-            api_version: "v1".into(),
-            kind: "Pod".into(),
-            name: self.name.clone()?,
-            uid: None,
-            namespace: self.namespace.clone(),
-        })
-    }
-
-    /// The Event to record (None when the owner references do not name an object).
-    pub fn note(&self) -> Option<EventNote> {
-        let pod = &self.display;
-        let (warning, reason, note) = match &self.happened {
-            Happened::Injected(mode) => (
-                false,
-                "Injected",
-                format!(
-                    "proxy injected into pod {pod} (linkerd.io/inject: {})",
-                    mode.as_str()
-                ),
-            ),
-            Happened::Skipped(r) => (
-                true,
-                "InjectionSkipped",
-                format!("pod {pod} admitted without the proxy: {r}"),
-            ),
-            Happened::Denied(r) => (true, "InjectionDenied", format!("pod {pod} denied: {r}")),
-        };
-        Some(EventNote {
-            regarding: self.regarding()?,
-            warning,
-            reason,
-            note,
-        })
-    }
-}
-
-/// The admission logic with its start-up state: config, cached fragments, namespace cache.
+/// The admission logic with its start-up state: config, cached fragments, and where it looks
+/// namespaces up.
 pub struct Admission {
     config: Arc<Config>,
-    namespaces: Namespaces,
+    namespaces: Arc<dyn NamespaceLookup>,
     /// Whether answers carry an `EventSeed` (only when someone records them).
     record_events: bool,
     enabled: Fragments,
@@ -228,11 +109,12 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(config: Arc<Config>, namespaces: Namespaces) -> Admission {
-        let (enabled, ingress) = default_fragments(&config);
+    pub fn new(config: Arc<Config>, namespaces: impl NamespaceLookup + 'static) -> Admission {
+        let enabled = Fragments::new(&ProxyValues::from_config(&config, Mode::Enabled), &config);
+        let ingress = Fragments::new(&ProxyValues::from_config(&config, Mode::Ingress), &config);
         Admission {
             config,
-            namespaces,
+            namespaces: Arc::new(namespaces),
             record_events: false,
             enabled,
             ingress,
@@ -249,8 +131,8 @@ impl Admission {
         &self.config
     }
 
-    pub fn namespaces(&self) -> &Namespaces {
-        &self.namespaces
+    pub fn namespaces(&self) -> &dyn NamespaceLookup {
+        &*self.namespaces
     }
 
     /// Answers one AdmissionReview body.
@@ -301,7 +183,7 @@ impl Admission {
             .map(BStr::as_str)
             .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
-        let ns_info = crate::namespaces::info(namespace, ns_obj.as_deref());
+        let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref());
         let mut out = Answer {
             body: Vec::new(),
             outcome: Outcome::Skipped(SkipReason::NoObject),
@@ -377,76 +259,17 @@ impl Admission {
             }
         }
         if self.record_events && !out.dry_run {
-            out.event = EventSeed::new(&out.outcome, &pod, &out.namespace);
+            let happened = match &out.outcome {
+                Outcome::Injected { mode } => Some(Happened::Injected(*mode)),
+                Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => {
+                    Some(Happened::Skipped(r.to_string()))
+                }
+                Outcome::Denied(r) => Some(Happened::Denied(r.to_string())),
+                Outcome::Skipped(_) => None,
+            };
+            out.event = happened.and_then(|h| EventSeed::new(h, &pod, &out.namespace));
         }
         Ok(out)
-    }
-
-    /// Answers one AdmissionReview for `POST /warn`: never a patch; `warnings` for the mesh
-    /// mistakes in a Namespace or workload (denied instead with `strictWarnings: true`).
-    pub fn warn(&self, body: &[u8]) -> Result<Answer, ReviewError> {
-        let review: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
-        let api_version = review["apiVersion"].as_str().unwrap_or("");
-        let kind = review["kind"].as_str().unwrap_or("");
-        if !matches!(
-            api_version,
-            "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
-        ) || kind != "AdmissionReview"
-        {
-            return Err(ReviewError::WrongType {
-                api_version: api_version.to_owned(),
-                kind: kind.to_owned(),
-            });
-        }
-        let req = review
-            .get("request")
-            .filter(|r| r.is_object())
-            .ok_or(ReviewError::NoRequest)?;
-        let uid = req["uid"].as_str().unwrap_or("");
-        if uid.is_empty() {
-            return Err(ReviewError::NoUid);
-        }
-        let obj_kind = req["kind"]["kind"].as_str().unwrap_or("");
-        let namespace = req["namespace"].as_str().filter(|n| !n.is_empty());
-        let name = req["object"]["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
-        let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
-        let ns_info = crate::namespaces::info(namespace, ns_obj.as_deref());
-        let warnings = match req.get("object").filter(|o| o.is_object()) {
-            Some(obj) if crate::warnings::is_checked_kind(obj_kind) => {
-                let old = req.get("oldObject").filter(|o| o.is_object());
-                crate::warnings::check(obj_kind, obj, old, ns_info, &self.config)
-            }
-            _ => Vec::new(),
-        };
-        let strict = self.config.strict_warnings && !warnings.is_empty();
-        let body = if strict {
-            response(
-                api_version,
-                uid,
-                None,
-                Some(&format!("proxy-injector: {}", warnings.join("; "))),
-                &[],
-            )
-        } else {
-            response(api_version, uid, None, None, &warnings)
-        };
-        Ok(Answer {
-            body,
-            outcome: Outcome::Skipped(SkipReason::NotAPod {
-                group: req["kind"]["group"].as_str().unwrap_or("").to_owned(),
-                version: req["kind"]["version"].as_str().unwrap_or("").to_owned(),
-                kind: obj_kind.to_owned(),
-            }),
-            pod: name,
-            namespace: namespace.unwrap_or("").to_owned(),
-            dry_run: req["dryRun"].as_bool().unwrap_or(false),
-            warnings,
-            event: None,
-        })
     }
 
     /// The patch for a decided plan, using the start-up fragments when nothing was overridden.
@@ -461,16 +284,6 @@ impl Admission {
         };
         patch::write_patch(pod, plan, &frags, out);
     }
-}
-
-/// Fragments for the two modes with no overrides, built once.
-fn default_fragments(config: &Config) -> (Fragments, Fragments) {
-    let build = |mode| match decision::values_without_overrides(config, mode) {
-        Some(values) => Fragments::new(&values, config),
-        // The config was validated at load, so its defaults always resolve.
-        None => unreachable!("the config's defaults must resolve"),
-    };
-    (build(Mode::Enabled), build(Mode::Ingress))
 }
 
 /// Serialises an AdmissionReview response.
@@ -511,6 +324,8 @@ pub fn response(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::events::EventNote;
+    use crate::namespaces::Namespaces;
     use serde_json::json;
 
     fn review(annotations: serde_json::Value, dry_run: bool, owned: bool) -> Answer {

@@ -1,86 +1,17 @@
 //! Pure decision: (namespace annotations, pod view, operation, config) → inject or skip, and
-//! the effective values (pod annotation > namespace annotation > config).
+//! why. The effective values come from `values`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Namespace;
 
 use crate::config::Config;
-use crate::overrides::{self, PortList};
+use crate::mesh::{INJECT_ANNOTATION, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER};
+use crate::values::{self, OverrideError, PodValues, ProxyValues};
 use crate::view::PodView;
-
-pub const INJECT_ANNOTATION: &str = "linkerd.io/inject";
-pub const PROXY_CONTAINER: &str = "linkerd-proxy";
-pub const INIT_CONTAINER: &str = "linkerd-init";
-pub const DEBUG_CONTAINER: &str = "linkerd-debug";
-pub const ISTIO_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
-pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
-
-/// Every `config.*` override key the injector reads (Linkerd's names, then accepted aliases).
-pub const OVERRIDE_KEYS: &[&str] = &[
-    "config.linkerd.io/proxy-image",
-    "config.linkerd.io/proxy-version",
-    "config.linkerd.io/init-image",
-    "config.linkerd.io/init-image-version",
-    "config.linkerd.io/debug-image",
-    "config.linkerd.io/debug-image-version",
-    "config.linkerd.io/image-pull-policy",
-    "config.linkerd.io/proxy-cpu-request",
-    "config.linkerd.io/proxy-cpu-limit",
-    "config.linkerd.io/proxy-memory-request",
-    "config.linkerd.io/proxy-memory-limit",
-    "config.linkerd.io/proxy-ephemeral-storage-request",
-    "config.linkerd.io/proxy-ephemeral-storage-limit",
-    "config.linkerd.io/proxy-log-level",
-    "config.linkerd.io/proxy-log-format",
-    "config.linkerd.io/proxy-uid",
-    "config.linkerd.io/proxy-gid",
-    "config.linkerd.io/inbound-port",
-    "config.linkerd.io/outbound-port",
-    "config.linkerd.io/admin-port",
-    "config.linkerd.io/control-port",
-    "config.linkerd.io/skip-inbound-ports",
-    "config.linkerd.io/skip-outbound-ports",
-    "config.linkerd.io/skip-subnets",
-    "config.linkerd.io/proxy-await",
-    "config.linkerd.io/enable-debug-sidecar",
-    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
-    "config.linkerd.io/shutdown-grace-period",
-    "config.linkerd.io/default-inbound-policy",
-    "config.linkerd.io/access-log",
-    OPAQUE_PORTS_ANNOTATION,
-    "config.linkerd.io/proxy-inbound-port",
-    "config.linkerd.io/proxy-outbound-port",
-    "config.linkerd.io/proxy-admin-port",
-    "config.linkerd.io/proxy-control-port",
-];
-
-/// Linkerd settings this injector does not support yet (they have no effect here).
-pub const UNSUPPORTED_KEYS: &[&str] = &[
-    "config.linkerd.io/enable-external-profiles",
-    "config.linkerd.io/close-wait-timeout",
-    "config.linkerd.io/proxy-outbound-connect-timeout",
-    "config.linkerd.io/proxy-inbound-connect-timeout",
-    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
-    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
-    "config.linkerd.io/trace-collector",
-    "config.alpha.linkerd.io/trace-collector-service-account",
-    "config.linkerd.io/proxy-require-identity-inbound-ports",
-    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
-    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
-    "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
-];
-
-/// `linkerd.io/*` keys that are not settings: the inject switch and what injection writes.
-pub const STATUS_KEYS: &[&str] = &[
-    INJECT_ANNOTATION,
-    "linkerd.io/created-by",
-    "linkerd.io/proxy-version",
-    "linkerd.io/identity-mode",
-    "linkerd.io/control-plane-ns",
-    "linkerd.io/workload-ns",
-    "linkerd.io/trust-root-sha256",
-];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -115,6 +46,18 @@ impl fmt::Display for Source {
     }
 }
 
+/// Where the admission core finds a pod's namespace: the reflector's store in a cluster, a
+/// file offline, a map in tests.
+pub trait NamespaceLookup: Send + Sync {
+    fn get(&self, name: &str) -> Option<Arc<Namespace>>;
+}
+
+impl NamespaceLookup for HashMap<String, Arc<Namespace>> {
+    fn get(&self, name: &str) -> Option<Arc<Namespace>> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
 /// What the injector knows about the pod's namespace.
 #[derive(Debug, Clone, Copy)]
 pub enum NamespaceInfo<'a> {
@@ -130,7 +73,20 @@ pub enum NamespaceInfo<'a> {
 }
 
 impl<'a> NamespaceInfo<'a> {
-    fn annotation(&self, key: &str) -> Option<&'a str> {
+    /// What the decision knows of the namespace `name` (if the request names one), given the
+    /// cached object for it (if the cache holds one).
+    pub fn of(name: Option<&'a str>, obj: Option<&'a Namespace>) -> NamespaceInfo<'a> {
+        match (name, obj) {
+            (Some(name), Some(obj)) => NamespaceInfo::Known {
+                name,
+                annotations: obj.metadata.annotations.as_ref(),
+            },
+            (Some(name), None) => NamespaceInfo::NotCached { name },
+            (None, _) => NamespaceInfo::None,
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
         match self {
             NamespaceInfo::Known {
                 annotations: Some(a),
@@ -138,25 +94,6 @@ impl<'a> NamespaceInfo<'a> {
             } => a.get(key).map(String::as_str),
             _ => None,
         }
-    }
-}
-
-/// An override annotation whose value does not parse.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OverrideError {
-    pub key: String,
-    pub value: String,
-    pub source: Source,
-    pub reason: String,
-}
-
-impl fmt::Display for OverrideError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "annotation {} = {:?} on the {} is not valid: {}",
-            self.key, self.value, self.source, self.reason
-        )
     }
 }
 
@@ -300,100 +237,6 @@ impl fmt::Display for SkipReason {
     }
 }
 
-/// Values that shape the added containers. Two pods with equal `ProxyValues` get byte-identical
-/// containers, so the serialised fragments are cached per distinct value.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProxyValues<'a> {
-    pub ingress: bool,
-    pub proxy_image: Cow<'a, str>,
-    pub proxy_version: Cow<'a, str>,
-    pub init_image: Cow<'a, str>,
-    pub init_version: Cow<'a, str>,
-    pub debug_image: Cow<'a, str>,
-    pub debug_version: Cow<'a, str>,
-    pub pull_policy: Cow<'a, str>,
-    pub cpu_request: Option<Cow<'a, str>>,
-    pub cpu_limit: Option<Cow<'a, str>>,
-    pub memory_request: Option<Cow<'a, str>>,
-    pub memory_limit: Option<Cow<'a, str>>,
-    pub ephemeral_request: Option<Cow<'a, str>>,
-    pub ephemeral_limit: Option<Cow<'a, str>>,
-    pub log_level: Cow<'a, str>,
-    pub log_format: Cow<'a, str>,
-    pub uid: i64,
-    pub gid: Option<i64>,
-    pub inbound_port: u16,
-    pub outbound_port: u16,
-    pub admin_port: u16,
-    pub control_port: u16,
-    pub skip_inbound_ports: String,
-    pub skip_outbound_ports: String,
-    pub skip_subnets: Cow<'a, str>,
-    pub await_ready: bool,
-    pub debug_sidecar: bool,
-    pub native_sidecar: bool,
-    pub shutdown_grace_period: Option<Cow<'a, str>>,
-    pub default_inbound_policy: Cow<'a, str>,
-    pub access_log: Option<Cow<'a, str>>,
-}
-
-impl ProxyValues<'_> {
-    pub fn into_owned(self) -> ProxyValues<'static> {
-        fn o(c: Cow<'_, str>) -> Cow<'static, str> {
-            Cow::Owned(c.into_owned())
-        }
-        fn oo(c: Option<Cow<'_, str>>) -> Option<Cow<'static, str>> {
-            c.map(o)
-        }
-        ProxyValues {
-            ingress: self.ingress,
-            proxy_image: o(self.proxy_image),
-            proxy_version: o(self.proxy_version),
-            init_image: o(self.init_image),
-            init_version: o(self.init_version),
-            debug_image: o(self.debug_image),
-            debug_version: o(self.debug_version),
-            pull_policy: o(self.pull_policy),
-            cpu_request: oo(self.cpu_request),
-            cpu_limit: oo(self.cpu_limit),
-            memory_request: oo(self.memory_request),
-            memory_limit: oo(self.memory_limit),
-            ephemeral_request: oo(self.ephemeral_request),
-            ephemeral_limit: oo(self.ephemeral_limit),
-            log_level: o(self.log_level),
-            log_format: o(self.log_format),
-            uid: self.uid,
-            gid: self.gid,
-            inbound_port: self.inbound_port,
-            outbound_port: self.outbound_port,
-            admin_port: self.admin_port,
-            control_port: self.control_port,
-            skip_inbound_ports: self.skip_inbound_ports,
-            skip_outbound_ports: self.skip_outbound_ports,
-            skip_subnets: o(self.skip_subnets),
-            await_ready: self.await_ready,
-            debug_sidecar: self.debug_sidecar,
-            native_sidecar: self.native_sidecar,
-            shutdown_grace_period: oo(self.shutdown_grace_period),
-            default_inbound_policy: o(self.default_inbound_policy),
-            access_log: oo(self.access_log),
-        }
-    }
-}
-
-/// The pod-specific part of the patch.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PodValues {
-    /// Ports the pod's containers expose, for `LINKERD2_PROXY_INBOUND_PORTS`.
-    pub inbound_ports: String,
-    /// Effective opaque ports, for the proxy's env.
-    pub opaque_ports: String,
-    /// `Some` when the injector adds the opaque-ports annotation (neither pod nor namespace set it).
-    pub opaque_annotation: Option<String>,
-    /// The pod's namespace, for the `linkerd.io/workload-ns` label.
-    pub namespace: Option<String>,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<'a> {
     pub mode: Mode,
@@ -506,389 +349,19 @@ pub fn decide<'a>(
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         return Decision::Skip(SkipReason::HostNetwork);
     }
-    match resolve(pod, ns, config, mode) {
-        Ok((proxy, defaults_only, opaque)) => {
-            let podv = pod_values(pod, ns, config, opaque);
+    match values::resolve(pod, ns, config, mode) {
+        Ok(r) => {
+            let podv = values::pod_values(pod, ns, config, r.explicit_opaque);
             Decision::Inject(Plan {
                 mode,
                 source,
-                proxy,
+                proxy: r.proxy,
                 pod: podv,
-                defaults_only,
+                defaults_only: r.defaults_only,
             })
         }
         Err(errors) => Decision::Skip(SkipReason::InvalidOverrides(errors)),
     }
-}
-
-/// The proxy values for a pod that overrides nothing, in `mode`: the config's own values.
-/// `None` only if the config's defaults do not resolve, which `Config::validate` rules out.
-pub fn values_without_overrides(config: &Config, mode: Mode) -> Option<ProxyValues<'static>> {
-    let json = format!(
-        r#"{{"metadata":{{"annotations":{{"{INJECT_ANNOTATION}":"{}"}}}}}}"#,
-        mode.as_str()
-    );
-    let pod = PodView::parse(&json).ok()?;
-    match decide(&RequestFacts::POD_CREATE, &pod, NamespaceInfo::None, config) {
-        Decision::Inject(plan) => Some(plan.proxy.into_owned()),
-        Decision::Skip(_) => None,
-    }
-}
-
-/// One `config.linkerd.io/*` key (with Linkerd's name first and accepted aliases after).
-struct Lookup<'p, 'a> {
-    pod: &'p PodView<'a>,
-    ns: NamespaceInfo<'a>,
-    errors: Vec<OverrideError>,
-    overridden: bool,
-}
-
-impl<'a> Lookup<'_, 'a> {
-    fn raw(&self, keys: &[&'static str]) -> Option<(&'static str, Cow<'a, str>, Source)> {
-        for k in keys {
-            if let Some(v) = self.pod.annotation(k) {
-                return Some((k, v, Source::Pod));
-            }
-        }
-        for k in keys {
-            if let Some(v) = self.ns.annotation(k) {
-                return Some((k, Cow::Borrowed(v), Source::Namespace));
-            }
-        }
-        None
-    }
-
-    /// Returns the parsed override if present and valid; records an error if it is invalid.
-    fn get<T>(
-        &mut self,
-        keys: &[&'static str],
-        parse: impl Fn(&str) -> Result<T, String>,
-    ) -> Option<(T, Cow<'a, str>)> {
-        let (key, value, source) = self.raw(keys)?;
-        match parse(value.trim()) {
-            Ok(t) => {
-                self.overridden = true;
-                Some((t, value))
-            }
-            Err(reason) => {
-                self.errors.push(OverrideError {
-                    key: key.to_owned(),
-                    value: value.into_owned(),
-                    source,
-                    reason,
-                });
-                None
-            }
-        }
-    }
-
-    fn string(
-        &mut self,
-        keys: &[&'static str],
-        parse: impl Fn(&str) -> Result<(), String>,
-        default: &'a str,
-    ) -> Cow<'a, str> {
-        self.get(keys, parse)
-            .map(|(_, v)| v)
-            .unwrap_or(Cow::Borrowed(default))
-    }
-
-    fn opt_string(
-        &mut self,
-        keys: &[&'static str],
-        parse: impl Fn(&str) -> Result<(), String>,
-        default: Option<&'a str>,
-    ) -> Option<Cow<'a, str>> {
-        self.get(keys, parse)
-            .map(|(_, v)| v)
-            .or(default.map(Cow::Borrowed))
-    }
-
-    fn quantity(&mut self, key: &'static str, default: Option<&'a str>) -> Option<Cow<'a, str>> {
-        self.get(&[key], |s| overrides::parse_quantity(s).map(|_| ()))
-            .map(|(_, v)| Cow::Owned(v.trim().to_owned()))
-            .or(default.map(Cow::Borrowed))
-    }
-
-    fn port(&mut self, keys: &[&'static str], default: u16) -> u16 {
-        self.get(keys, overrides::parse_port)
-            .map(|(p, _)| p)
-            .unwrap_or(default)
-    }
-
-    fn bool(&mut self, keys: &[&'static str], default: bool) -> bool {
-        self.get(keys, overrides::parse_bool)
-            .map(|(b, _)| b)
-            .unwrap_or(default)
-    }
-
-    fn ports(&mut self, key: &'static str, default: &str) -> PortList {
-        self.get(&[key], PortList::parse)
-            .map(|(p, _)| p)
-            .unwrap_or_else(|| PortList::parse(default).unwrap_or_default())
-    }
-}
-
-/// Resolves every override. Returns the proxy values, whether they equal the config's
-/// defaults, and the explicit opaque-ports list when the pod or its namespace sets one.
-#[allow(clippy::type_complexity)]
-fn resolve<'a>(
-    pod: &PodView<'a>,
-    ns: NamespaceInfo<'a>,
-    config: &'a Config,
-    mode: Mode,
-) -> Result<(ProxyValues<'a>, bool, Option<PortList>), Vec<OverrideError>> {
-    let p = &config.proxy;
-    let init = &config.proxy_init;
-    let mut l = Lookup {
-        pod,
-        ns,
-        errors: Vec::new(),
-        overridden: false,
-    };
-    let r = &p.resources;
-    let proxy = ProxyValues {
-        ingress: mode == Mode::Ingress,
-        proxy_image: l.string(
-            &["config.linkerd.io/proxy-image"],
-            overrides::parse_image,
-            &p.image.name,
-        ),
-        proxy_version: l.string(
-            &["config.linkerd.io/proxy-version"],
-            overrides::parse_tag,
-            &p.image.version,
-        ),
-        init_image: l.string(
-            &["config.linkerd.io/init-image"],
-            overrides::parse_image,
-            &init.image.name,
-        ),
-        init_version: l.string(
-            &["config.linkerd.io/init-image-version"],
-            overrides::parse_tag,
-            &init.image.version,
-        ),
-        debug_image: l.string(
-            &["config.linkerd.io/debug-image"],
-            overrides::parse_image,
-            &config.debug.image.name,
-        ),
-        debug_version: l.string(
-            &["config.linkerd.io/debug-image-version"],
-            overrides::parse_tag,
-            &config.debug.image.version,
-        ),
-        pull_policy: l.string(
-            &["config.linkerd.io/image-pull-policy"],
-            overrides::parse_pull_policy,
-            &p.image_pull_policy,
-        ),
-        cpu_request: l.quantity(
-            "config.linkerd.io/proxy-cpu-request",
-            r.cpu.request.as_deref(),
-        ),
-        cpu_limit: l.quantity("config.linkerd.io/proxy-cpu-limit", r.cpu.limit.as_deref()),
-        memory_request: l.quantity(
-            "config.linkerd.io/proxy-memory-request",
-            r.memory.request.as_deref(),
-        ),
-        memory_limit: l.quantity(
-            "config.linkerd.io/proxy-memory-limit",
-            r.memory.limit.as_deref(),
-        ),
-        ephemeral_request: l.quantity(
-            "config.linkerd.io/proxy-ephemeral-storage-request",
-            r.ephemeral_storage.request.as_deref(),
-        ),
-        ephemeral_limit: l.quantity(
-            "config.linkerd.io/proxy-ephemeral-storage-limit",
-            r.ephemeral_storage.limit.as_deref(),
-        ),
-        log_level: l.string(
-            &["config.linkerd.io/proxy-log-level"],
-            overrides::parse_log_level,
-            &p.log_level,
-        ),
-        log_format: l.string(
-            &["config.linkerd.io/proxy-log-format"],
-            overrides::parse_log_format,
-            &p.log_format,
-        ),
-        uid: l
-            .get(&["config.linkerd.io/proxy-uid"], overrides::parse_uid)
-            .map(|(u, _)| u)
-            .unwrap_or(p.uid),
-        gid: l
-            .get(&["config.linkerd.io/proxy-gid"], overrides::parse_uid)
-            .map(|(g, _)| g)
-            .or(p.gid),
-        inbound_port: l.port(
-            &[
-                "config.linkerd.io/inbound-port",
-                "config.linkerd.io/proxy-inbound-port",
-            ],
-            p.ports.inbound,
-        ),
-        outbound_port: l.port(
-            &[
-                "config.linkerd.io/outbound-port",
-                "config.linkerd.io/proxy-outbound-port",
-            ],
-            p.ports.outbound,
-        ),
-        admin_port: l.port(
-            &[
-                "config.linkerd.io/admin-port",
-                "config.linkerd.io/proxy-admin-port",
-            ],
-            p.ports.admin,
-        ),
-        control_port: l.port(
-            &[
-                "config.linkerd.io/control-port",
-                "config.linkerd.io/proxy-control-port",
-            ],
-            p.ports.control,
-        ),
-        skip_inbound_ports: l
-            .ports(
-                "config.linkerd.io/skip-inbound-ports",
-                &init.skip_inbound_ports,
-            )
-            .render(),
-        skip_outbound_ports: l
-            .ports(
-                "config.linkerd.io/skip-outbound-ports",
-                &init.skip_outbound_ports,
-            )
-            .render(),
-        skip_subnets: l.string(
-            &["config.linkerd.io/skip-subnets"],
-            overrides::parse_subnets,
-            &init.skip_subnets,
-        ),
-        await_ready: l.bool(&["config.linkerd.io/proxy-await"], p.await_ready),
-        debug_sidecar: l.bool(&["config.linkerd.io/enable-debug-sidecar"], false),
-        native_sidecar: l.bool(
-            &["config.alpha.linkerd.io/proxy-enable-native-sidecar"],
-            p.native_sidecar,
-        ),
-        shutdown_grace_period: l.opt_string(
-            &["config.linkerd.io/shutdown-grace-period"],
-            overrides::parse_duration,
-            p.shutdown_grace_period.as_deref(),
-        ),
-        default_inbound_policy: l.string(
-            &["config.linkerd.io/default-inbound-policy"],
-            overrides::parse_inbound_policy,
-            &p.default_inbound_policy,
-        ),
-        access_log: l.opt_string(
-            &["config.linkerd.io/access-log"],
-            overrides::parse_access_log,
-            None,
-        ),
-    };
-    let defaults_only = !l.overridden;
-    // Opaque ports only change the pod-specific part of the patch, not the cached containers.
-    let opaque = l
-        .get(&[OPAQUE_PORTS_ANNOTATION], PortList::parse)
-        .map(|(p, _)| p);
-    for (req_key, req, lim_key, lim) in [
-        (
-            "config.linkerd.io/proxy-cpu-request",
-            &proxy.cpu_request,
-            "config.linkerd.io/proxy-cpu-limit",
-            &proxy.cpu_limit,
-        ),
-        (
-            "config.linkerd.io/proxy-memory-request",
-            &proxy.memory_request,
-            "config.linkerd.io/proxy-memory-limit",
-            &proxy.memory_limit,
-        ),
-    ] {
-        if let (Some(rq), Some(lm)) = (req, lim)
-            && let (Ok(a), Ok(b)) = (overrides::parse_quantity(rq), overrides::parse_quantity(lm))
-            && a > b
-        {
-            let (key, value, source) = l
-                .raw(&[req_key])
-                .or_else(|| l.raw(&[lim_key]))
-                .map(|(k, v, s)| (k.to_owned(), v.into_owned(), s))
-                .unwrap_or((req_key.to_owned(), rq.to_string(), Source::Pod));
-            l.errors.push(OverrideError {
-                key,
-                value,
-                source,
-                reason: format!("the request {rq} is larger than the limit {lm}"),
-            });
-        }
-    }
-    if l.errors.is_empty() {
-        Ok((proxy, defaults_only, opaque))
-    } else {
-        Err(l.errors)
-    }
-}
-
-fn pod_values(
-    pod: &PodView<'_>,
-    ns: NamespaceInfo<'_>,
-    config: &Config,
-    explicit_opaque: Option<PortList>,
-) -> PodValues {
-    let mut exposed: Vec<u16> = pod
-        .containers()
-        .iter()
-        .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
-        .filter_map(|p| u16::try_from(p.container_port).ok().filter(|p| *p > 0))
-        .collect();
-    let inbound_ports = join_ports(&exposed);
-    exposed.sort_unstable();
-    exposed.dedup();
-    let (opaque_ports, opaque_annotation) = match explicit_opaque {
-        Some(list) => (list.render(), None),
-        None => {
-            let defaults = PortList::parse(&config.proxy.opaque_ports).unwrap_or_default();
-            let matched: Vec<u16> = exposed
-                .iter()
-                .copied()
-                .filter(|p| defaults.contains(*p))
-                .collect();
-            let s = join_ports(&matched);
-            let ann = if s.is_empty() { None } else { Some(s.clone()) };
-            (s, ann)
-        }
-    };
-    let namespace = match ns {
-        NamespaceInfo::Known { name, .. } | NamespaceInfo::NotCached { name } => {
-            Some(name.to_owned())
-        }
-        NamespaceInfo::None => pod
-            .metadata
-            .namespace
-            .as_ref()
-            .map(|n| n.as_str().to_owned()),
-    };
-    PodValues {
-        inbound_ports,
-        opaque_ports,
-        opaque_annotation,
-        namespace,
-    }
-}
-
-fn join_ports(ports: &[u16]) -> String {
-    let mut s = String::with_capacity(ports.len() * 5);
-    for (i, p) in ports.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&p.to_string());
-    }
-    s
 }
 
 #[cfg(test)]
@@ -1010,7 +483,7 @@ mod tests {
     #[test]
     fn every_listed_override_key_is_parsed() {
         let c = Config::default();
-        for key in OVERRIDE_KEYS {
+        for key in crate::mesh::override_keys() {
             let pod = serde_json::json!({"metadata": {"annotations": {
                 "linkerd.io/inject": "enabled", *key: "\u{1} not valid"}}, "spec": {}})
             .to_string();
@@ -1018,7 +491,7 @@ mod tests {
             let Decision::Skip(SkipReason::InvalidOverrides(e)) = d else {
                 panic!("{key}: a bad value was not reported: {d:?}")
             };
-            assert_eq!(e[0].key, *key);
+            assert_eq!(e[0].key, key);
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 
-use crate::decision::NamespaceInfo;
+use crate::decision::NamespaceLookup;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -125,26 +125,6 @@ pub enum NamespacesError {
     },
 }
 
-/// What the decision knows of the namespace `name` (if the request names one), given the cached
-/// object for it (if the cache holds one).
-pub fn info<'a>(name: Option<&'a str>, obj: Option<&'a Namespace>) -> NamespaceInfo<'a> {
-    match (name, obj) {
-        (Some(name), Some(obj)) => NamespaceInfo::Known {
-            name,
-            annotations: obj.metadata.annotations.as_ref(),
-        },
-        (Some(name), None) => NamespaceInfo::NotCached { name },
-        (None, _) => NamespaceInfo::None,
-    }
-}
-
-/// Whether the injector reads this namespace annotation (everything else is dropped from the cache).
-pub fn is_mesh_annotation(key: &str) -> bool {
-    key.starts_with("linkerd.io/")
-        || key.starts_with("config.linkerd.io/")
-        || key.starts_with("config.alpha.linkerd.io/")
-}
-
 /// Keeps only what the decision reads: the name and the mesh annotations. A cluster's
 /// namespaces often carry large annotations (kubectl's last-applied-configuration) and
 /// managed fields; with 10,000 namespaces that would be most of the injector's memory.
@@ -155,7 +135,7 @@ fn slim(ns: &mut Namespace) {
         .take()
         .map(|a| {
             a.into_iter()
-                .filter(|(k, _)| is_mesh_annotation(k))
+                .filter(|(k, _)| crate::mesh::is_mesh_key(k))
                 .collect::<std::collections::BTreeMap<_, _>>()
         })
         .filter(|a| !a.is_empty());
@@ -262,7 +242,7 @@ impl Namespaces {
         Namespaces::Watch { store, health }
     }
 
-    pub fn get(&self, name: &str) -> Option<Arc<Namespace>> {
+    pub fn lookup(&self, name: &str) -> Option<Arc<Namespace>> {
         match self {
             Namespaces::Static(map) => map.get(name).cloned(),
             Namespaces::Watch { store, .. } => store.get(&ObjectRef::new(name)),
@@ -293,6 +273,12 @@ impl Namespaces {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl NamespaceLookup for Namespaces {
+    fn get(&self, name: &str) -> Option<Arc<Namespace>> {
+        self.lookup(name)
     }
 }
 

@@ -4,8 +4,11 @@
 use serde_json::Value;
 
 use crate::admission::Admission;
+use crate::containers::uninject_pod;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
+use crate::mesh::INJECT_ANNOTATION;
 use crate::view::PodView;
+use crate::workload::{display_name, pod_template_path};
 
 /// What happened to one input document.
 #[derive(Debug)]
@@ -78,7 +81,7 @@ pub fn inject_pod(
         })
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
-    let info = crate::namespaces::info(Some(&namespace), ns_obj.as_deref());
+    let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
     match decision::decide(&RequestFacts::POD_CREATE, &view, info, admission.config()) {
         Decision::Inject(plan) => {
             let mut bytes = Vec::new();
@@ -108,57 +111,6 @@ pub fn inject_pod(
     }
 }
 
-/// `explain` for one document: the decision for its pod (a Pod, or a workload's pod template),
-/// and the same warnings `POST /warn` gives.
-pub fn explain(
-    admission: &Admission,
-    _index: usize,
-    doc: &Value,
-    namespace: Option<&str>,
-) -> Result<Vec<String>, OfflineError> {
-    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("Pod");
-    let meta = &doc["metadata"];
-    let ns_name = namespace
-        .or(meta["namespace"].as_str())
-        .unwrap_or("default")
-        .to_owned();
-    if kind == "Pod" {
-        return Ok(explain_pod(admission, doc, Some(&ns_name), false));
-    }
-    let mut lines = vec![format!("{}:", describe(doc))];
-    if let Some(template) = pod_template_path(kind).and_then(|p| doc.pointer(p)) {
-        let mut pod = serde_json::json!({"apiVersion": "v1", "kind": "Pod",
-            "metadata": template.get("metadata").cloned().unwrap_or_else(|| serde_json::json!({})),
-            "spec": template.get("spec").cloned().unwrap_or_else(|| serde_json::json!({}))});
-        pod["metadata"]["name"] = Value::String(format!(
-            "{} (template)",
-            meta["name"].as_str().unwrap_or("")
-        ));
-        // Its own warnings are reported below for the workload, with the workload's field names.
-        lines.extend(
-            explain_pod(admission, &pod, Some(&ns_name), false)
-                .into_iter()
-                .filter(|l| !l.starts_with("  warning:"))
-                .map(|l| format!("  {l}")),
-        );
-    }
-    let ns_obj = admission.namespaces().get(&ns_name);
-    // A Namespace is not in a namespace.
-    let info = if kind == "Namespace" {
-        NamespaceInfo::None
-    } else {
-        crate::namespaces::info(Some(&ns_name), ns_obj.as_deref())
-    };
-    let warnings = crate::warnings::check(kind, doc, None, info, admission.config());
-    if warnings.is_empty() {
-        lines.push("  no mistakes found".to_owned());
-    }
-    lines.extend(warnings.into_iter().map(|w| format!("  warning: {w}")));
-    Ok(lines)
-}
-
-pub use crate::warnings::pod_template_path;
-
 /// How `inject` treats each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectMode {
@@ -176,13 +128,11 @@ pub struct DocumentResult {
     pub notes: Vec<String>,
 }
 
-fn describe(doc: &Value) -> String {
+/// `kind/name` of a document, for messages.
+pub fn describe(doc: &Value) -> String {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("object");
     let m = &doc["metadata"];
-    let name = m["name"]
-        .as_str()
-        .or(m["generateName"].as_str())
-        .unwrap_or("(unnamed)");
+    let name = display_name(m["name"].as_str(), m["generateName"].as_str());
     format!("{}/{name}", kind.to_ascii_lowercase())
 }
 
@@ -238,9 +188,9 @@ pub fn inject_document(
         InjectMode::Uninject => uninject_pod(&pod),
         InjectMode::Webhook | InjectMode::Manual => {
             if mode == InjectMode::Manual {
-                let current = pod["metadata"]["annotations"][decision::INJECT_ANNOTATION].as_str();
+                let current = pod["metadata"]["annotations"][INJECT_ANNOTATION].as_str();
                 if current != Some("ingress") {
-                    pod["metadata"]["annotations"][decision::INJECT_ANNOTATION] =
+                    pod["metadata"]["annotations"][INJECT_ANNOTATION] =
                         Value::String("enabled".into());
                 }
             }
@@ -270,315 +220,4 @@ pub fn inject_document(
         t.insert("spec".into(), new_pod["spec"].clone());
     }
     Ok(DocumentResult { doc: out, notes })
-}
-
-/// The image of a pod's `linkerd-proxy` container (in `containers` or, as a native sidecar,
-/// in `initContainers`).
-pub fn proxy_image(pod: &Value) -> Option<&str> {
-    ["containers", "initContainers"].iter().find_map(|l| {
-        pod["spec"][l]
-            .as_array()
-            .and_then(|cs| cs.iter().find(|c| c["name"] == decision::PROXY_CONTAINER))
-            .and_then(|c| c["image"].as_str())
-    })
-}
-
-/// What injection adds, removed: the proxy, init and debug containers, the injector's volumes,
-/// its status annotations and labels. The user's own fields are left as they are.
-pub fn uninject_pod(pod: &Value) -> Value {
-    use crate::decision::{DEBUG_CONTAINER, INIT_CONTAINER, PROXY_CONTAINER};
-    let mut out = pod.clone();
-    for list in ["/spec/containers", "/spec/initContainers"] {
-        if let Some(items) = out.pointer_mut(list).and_then(Value::as_array_mut) {
-            items.retain(|c| {
-                !matches!(
-                    c["name"].as_str(),
-                    Some(PROXY_CONTAINER | INIT_CONTAINER | DEBUG_CONTAINER)
-                )
-            });
-        }
-    }
-    let injected_volumes = [
-        crate::patch::END_ENTITY_VOLUME,
-        crate::patch::TOKEN_VOLUME,
-        crate::patch::XTABLES_VOLUME,
-    ];
-    if let Some(items) = out
-        .pointer_mut("/spec/volumes")
-        .and_then(Value::as_array_mut)
-    {
-        items.retain(|v| {
-            !v["name"]
-                .as_str()
-                .is_some_and(|n| injected_volumes.contains(&n))
-        });
-    }
-    for (path, keys) in [
-        (
-            "/metadata/annotations",
-            &[
-                "linkerd.io/created-by",
-                "linkerd.io/proxy-version",
-                "linkerd.io/identity-mode",
-                "linkerd.io/trust-root-sha256",
-            ][..],
-        ),
-        (
-            "/metadata/labels",
-            &["linkerd.io/control-plane-ns", "linkerd.io/workload-ns"][..],
-        ),
-    ] {
-        if let Some(m) = out.pointer_mut(path).and_then(Value::as_object_mut) {
-            for k in keys {
-                m.remove(*k);
-            }
-        }
-    }
-    // Arrays and maps that only held what injection added go away with it.
-    for (parent, key) in [
-        ("/spec", "initContainers"),
-        ("/spec", "volumes"),
-        ("/metadata", "annotations"),
-        ("/metadata", "labels"),
-    ] {
-        let empty = match out.pointer(parent).and_then(|p| p.get(key)) {
-            Some(Value::Array(a)) => a.is_empty(),
-            Some(Value::Object(o)) => o.is_empty(),
-            _ => false,
-        };
-        if empty && let Some(p) = out.pointer_mut(parent).and_then(Value::as_object_mut) {
-            p.remove(key);
-        }
-    }
-    out
-}
-
-type Field = (
-    &'static str,
-    &'static [&'static str],
-    fn(&decision::ProxyValues<'_>) -> String,
-);
-
-fn opt(v: &Option<std::borrow::Cow<'_, str>>) -> String {
-    v.as_deref().unwrap_or("(none)").to_owned()
-}
-
-/// The effective values `explain` shows, with the annotation keys that can set them.
-const FIELDS: &[Field] = &[
-    (
-        "proxy image",
-        &[
-            "config.linkerd.io/proxy-image",
-            "config.linkerd.io/proxy-version",
-        ],
-        |v| format!("{}:{}", v.proxy_image, v.proxy_version),
-    ),
-    (
-        "init image",
-        &[
-            "config.linkerd.io/init-image",
-            "config.linkerd.io/init-image-version",
-        ],
-        |v| format!("{}:{}", v.init_image, v.init_version),
-    ),
-    (
-        "image pull policy",
-        &["config.linkerd.io/image-pull-policy"],
-        |v| v.pull_policy.to_string(),
-    ),
-    (
-        "proxy cpu request",
-        &["config.linkerd.io/proxy-cpu-request"],
-        |v| opt(&v.cpu_request),
-    ),
-    (
-        "proxy cpu limit",
-        &["config.linkerd.io/proxy-cpu-limit"],
-        |v| opt(&v.cpu_limit),
-    ),
-    (
-        "proxy memory request",
-        &["config.linkerd.io/proxy-memory-request"],
-        |v| opt(&v.memory_request),
-    ),
-    (
-        "proxy memory limit",
-        &["config.linkerd.io/proxy-memory-limit"],
-        |v| opt(&v.memory_limit),
-    ),
-    (
-        "proxy log level",
-        &["config.linkerd.io/proxy-log-level"],
-        |v| v.log_level.to_string(),
-    ),
-    (
-        "proxy log format",
-        &["config.linkerd.io/proxy-log-format"],
-        |v| v.log_format.to_string(),
-    ),
-    ("proxy uid", &["config.linkerd.io/proxy-uid"], |v| {
-        v.uid.to_string()
-    }),
-    (
-        "ports in/out/admin/control",
-        &[
-            "config.linkerd.io/inbound-port",
-            "config.linkerd.io/outbound-port",
-            "config.linkerd.io/admin-port",
-            "config.linkerd.io/control-port",
-            "config.linkerd.io/proxy-inbound-port",
-            "config.linkerd.io/proxy-outbound-port",
-            "config.linkerd.io/proxy-admin-port",
-            "config.linkerd.io/proxy-control-port",
-        ],
-        |v| {
-            format!(
-                "{}/{}/{}/{}",
-                v.inbound_port, v.outbound_port, v.admin_port, v.control_port
-            )
-        },
-    ),
-    (
-        "skip inbound ports",
-        &["config.linkerd.io/skip-inbound-ports"],
-        |v| v.skip_inbound_ports.clone(),
-    ),
-    (
-        "skip outbound ports",
-        &["config.linkerd.io/skip-outbound-ports"],
-        |v| v.skip_outbound_ports.clone(),
-    ),
-    ("skip subnets", &["config.linkerd.io/skip-subnets"], |v| {
-        v.skip_subnets.to_string()
-    }),
-    ("proxy await", &["config.linkerd.io/proxy-await"], |v| {
-        v.await_ready.to_string()
-    }),
-    (
-        "native sidecar",
-        &["config.alpha.linkerd.io/proxy-enable-native-sidecar"],
-        |v| v.native_sidecar.to_string(),
-    ),
-    (
-        "debug sidecar",
-        &["config.linkerd.io/enable-debug-sidecar"],
-        |v| v.debug_sidecar.to_string(),
-    ),
-    (
-        "shutdown grace period",
-        &["config.linkerd.io/shutdown-grace-period"],
-        |v| opt(&v.shutdown_grace_period),
-    ),
-    (
-        "default inbound policy",
-        &["config.linkerd.io/default-inbound-policy"],
-        |v| v.default_inbound_policy.to_string(),
-    ),
-];
-
-/// The full explanation of one pod: decision, the rule that made it, every effective value
-/// with where it came from, the warnings, and (for a running pod) whether its proxy is stale.
-pub fn explain_pod(
-    admission: &Admission,
-    pod: &Value,
-    namespace: Option<&str>,
-    running: bool,
-) -> Vec<String> {
-    let meta = &pod["metadata"];
-    let name = meta["name"]
-        .as_str()
-        .or(meta["generateName"].as_str())
-        .unwrap_or("(unnamed)");
-    let ns_name = namespace
-        .or(meta["namespace"].as_str())
-        .unwrap_or("default")
-        .to_owned();
-    let text = pod.to_string();
-    let Ok(view) = PodView::parse(&text) else {
-        return vec![format!("pod/{name}: cannot be read as a pod")];
-    };
-    let ns_obj = admission.namespaces().get(&ns_name);
-    let ns_ann = ns_obj
-        .as_ref()
-        .and_then(|o| o.metadata.annotations.as_ref());
-    let info = crate::namespaces::info(Some(&ns_name), ns_obj.as_deref());
-    let mut lines = Vec::new();
-    // A running pod is judged as if it were created now (minus the proxy it may already have).
-    let fresh = uninject_pod(pod);
-    let fresh_text = fresh.to_string();
-    let fresh_view = PodView::parse(&fresh_text).unwrap_or_default();
-    let decided_view = if running { &fresh_view } else { &view };
-    match decision::decide(
-        &RequestFacts::POD_CREATE,
-        decided_view,
-        info,
-        admission.config(),
-    ) {
-        Decision::Inject(plan) => {
-            let rule = match plan.source {
-                decision::Source::Pod => format!(
-                    "the pod's own {}: {}",
-                    decision::INJECT_ANNOTATION,
-                    plan.mode.as_str()
-                ),
-                decision::Source::Namespace => format!(
-                    "namespace {ns_name}'s {}: {} (the pod does not set it)",
-                    decision::INJECT_ANNOTATION,
-                    plan.mode.as_str()
-                ),
-            };
-            let verdict = if running {
-                "a pod created now is injected"
-            } else {
-                "injected"
-            };
-            lines.push(format!(
-                "pod/{name} in namespace {ns_name}: {verdict} ({})",
-                plan.mode.as_str()
-            ));
-            lines.push(format!("  rule: {rule}"));
-            lines.push("  values:".to_owned());
-            let builtin = decision::values_without_overrides(
-                &crate::config::Config::default(),
-                decision::Mode::Enabled,
-            );
-            for (label, keys, get) in FIELDS {
-                let value = get(&plan.proxy);
-                let pod_key = keys.iter().find(|k| decided_view.has_annotation(k));
-                let ns_key = keys
-                    .iter()
-                    .find(|k| ns_ann.is_some_and(|a| a.contains_key(**k)));
-                let source = match (pod_key, ns_key) {
-                    (Some(k), _) => format!("pod annotation {k}"),
-                    (None, Some(k)) => format!("namespace annotation {k}"),
-                    _ if builtin.as_ref().map(|b| get(b)) == Some(value.clone()) => {
-                        "default".to_owned()
-                    }
-                    _ => "config file".to_owned(),
-                };
-                lines.push(format!("    {label:<27} {value:<45} ({source})"));
-            }
-            if running {
-                let want = format!("{}:{}", plan.proxy.proxy_image, plan.proxy.proxy_version);
-                lines.push(match proxy_image(pod) {
-                    None => "  running pod: has NO proxy; restart it (or its owner) to get one".to_owned(),
-                    Some(img) if img == want => format!("  running pod: proxy {img} is current"),
-                    Some(img) => format!("  running pod: proxy {img} is stale: a new pod would get {want}; restart it"),
-                });
-            }
-        }
-        Decision::Skip(reason) => {
-            let verdict = if running {
-                "a pod created now is not injected"
-            } else {
-                "not injected"
-            };
-            lines.push(format!("pod/{name} in namespace {ns_name}: {verdict}"));
-            lines.push(format!("  rule: {} ({reason})", reason.code()));
-        }
-    }
-    for w in crate::warnings::check("Pod", pod, None, info, admission.config()) {
-        lines.push(format!("  warning: {w}"));
-    }
-    lines
 }

@@ -74,6 +74,14 @@ pub fn parse_uid(s: &str) -> Result<i64, String> {
     }
 }
 
+/// A whole number, 0 or more (Go's `strconv.ParseUint`, bounded to what a pod spec holds).
+pub fn parse_uint(s: &str) -> Result<i64, String> {
+    match s.parse::<u32>() {
+        Ok(v) => Ok(v.into()),
+        Err(_) => Err(format!("{s:?} is not a whole number (0 to 4294967295)")),
+    }
+}
+
 /// Go's `strconv.ParseBool`, which is what Linkerd accepts.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
     match s {

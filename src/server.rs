@@ -22,7 +22,7 @@ use tower_http::timeout::TimeoutLayer;
 use crate::admission::{Admission, Answer, Outcome, ReviewError};
 use crate::events::Events;
 use crate::metrics::Metrics;
-use crate::namespaces::CacheState;
+use crate::namespaces::{CacheState, Namespaces};
 
 /// The API server never sends more than 3 MiB (its own request limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
@@ -156,6 +156,7 @@ struct AppState {
     admission: Admission,
     metrics: Arc<Metrics>,
     events: Option<Events>,
+    namespaces: Namespaces,
     shutting_down: AtomicBool,
 }
 
@@ -164,6 +165,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Where events about admissions go (None: not recorded, e.g. without a cluster).
     pub events: Option<Events>,
+    /// The namespace cache the admissions read, for readiness and metrics.
+    pub namespaces: Namespaces,
 }
 
 /// The API server always sends `application/json`; anything else is a client mistake.
@@ -285,7 +288,7 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
-    match app.admission.namespaces().state() {
+    match app.namespaces.state() {
         CacheState::Live => "ok\n".into_response(),
         CacheState::Stale(d) => format!(
             "ok (namespace watch failing for {:.0}s; answering from the last known namespaces)\n",
@@ -314,7 +317,7 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        app.metrics.render(app.admission.namespaces()),
+        app.metrics.render(&app.namespaces),
     )
         .into_response()
 }
@@ -417,6 +420,7 @@ pub async fn serve(
         admission,
         metrics: services.metrics.clone(),
         events: services.events,
+        namespaces: services.namespaces,
         shutting_down: AtomicBool::new(false),
     });
     let app = router(state.clone(), opts.request_timeout, opts.constant_response);
@@ -500,13 +504,13 @@ pub async fn shutdown_signal() {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::namespaces::Namespaces;
 
     fn app() -> AppState {
         AppState {
             admission: Admission::new(Arc::new(Config::default()), Namespaces::empty()),
             metrics: Arc::new(Metrics::new()),
             events: None,
+            namespaces: Namespaces::empty(),
             shutting_down: AtomicBool::new(false),
         }
     }
@@ -524,7 +528,7 @@ mod tests {
             log_inject,
         );
         assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let text = app.metrics.render(app.admission.namespaces());
+        let text = app.metrics.render(&app.namespaces);
         assert!(
             text.contains(r#"proxy_injector_panics_total{handler="inject"} 1"#),
             "{text}"
@@ -539,7 +543,7 @@ mod tests {
             log_inject,
         );
         assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-        let text = app.metrics.render(app.admission.namespaces());
+        let text = app.metrics.render(&app.namespaces);
         assert!(
             text.contains(
                 r#"proxy_injector_admissions_total{handler="inject",result="rejected",reason="bad_request"} 1"#

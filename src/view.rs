@@ -154,33 +154,6 @@ fn present() -> bool {
     true
 }
 
-/// The owner that controls the pod (`controller: true`), else its first owner, from the raw
-/// JSON of `metadata.ownerReferences`.
-pub fn controller_owner(owner_references: &str) -> Option<OwnerRefView<'_>> {
-    let owners: Vec<OwnerRefView<'_>> = serde_json::from_str(owner_references).ok()?;
-    let at = owners
-        .iter()
-        .position(|o| o.controller == Some(true))
-        .unwrap_or(0);
-    owners.into_iter().nth(at)
-}
-
-/// An entry of `metadata.ownerReferences`: where events about the pod are attached.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OwnerRefView<'a> {
-    #[serde(borrow, default)]
-    pub api_version: BStr<'a>,
-    #[serde(borrow, default)]
-    pub kind: BStr<'a>,
-    #[serde(borrow, default)]
-    pub name: BStr<'a>,
-    #[serde(borrow, default)]
-    pub uid: BStr<'a>,
-    #[serde(default)]
-    pub controller: Option<bool>,
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortView {
@@ -251,11 +224,10 @@ impl<'a> PodView<'a> {
     /// A name to show in logs and messages: name, else generateName, else "(unnamed)".
     pub fn display_name(&self) -> &str {
         let m = &self.metadata;
-        m.name
-            .as_ref()
-            .or(m.generate_name.as_ref())
-            .map(|n| n.as_str())
-            .unwrap_or("(unnamed)")
+        crate::workload::display_name(
+            m.name.as_ref().map(BStr::as_str),
+            m.generate_name.as_ref().map(BStr::as_str),
+        )
     }
 }
 

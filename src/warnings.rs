@@ -7,27 +7,11 @@
 use serde_json::{Value, json};
 
 use crate::config::Config;
-use crate::decision::{
-    self, Decision, INJECT_ANNOTATION, NamespaceInfo, OVERRIDE_KEYS, RequestFacts, STATUS_KEYS,
-    SkipReason, UNSUPPORTED_KEYS,
-};
+use crate::decision::{self, Decision, NamespaceInfo, RequestFacts, SkipReason};
+use crate::mesh::{self, INJECT_ANNOTATION, UNSUPPORTED_KEYS, is_mesh_key};
 use crate::overrides::PortList;
 use crate::view::PodView;
-
-/// Where a kind keeps its pod template (JSON pointer), `Some("")` for a Pod itself.
-pub fn pod_template_path(kind: &str) -> Option<&'static str> {
-    match kind {
-        "Deployment"
-        | "StatefulSet"
-        | "DaemonSet"
-        | "ReplicaSet"
-        | "ReplicationController"
-        | "Job" => Some("/spec/template"),
-        "CronJob" => Some("/spec/jobTemplate/spec/template"),
-        "Pod" => Some(""),
-        _ => None,
-    }
-}
+use crate::workload::pod_template_path;
 
 /// The kinds `POST /warn` looks at.
 pub fn is_checked_kind(kind: &str) -> bool {
@@ -68,15 +52,9 @@ fn closest<'k>(word: &str, candidates: impl IntoIterator<Item = &'k str>) -> Opt
         .map(|(_, c)| c)
 }
 
-fn is_mesh_key(k: &str) -> bool {
-    k.starts_with("linkerd.io/")
-        || k.starts_with("config.linkerd.io/")
-        || k.starts_with("config.alpha.linkerd.io/")
-}
-
 /// Unknown keys and values among mesh annotations, with a "did you mean" when one is close.
 fn check_keys(annotations: &[(&str, &str)], at: &str, out: &mut Vec<String>) {
-    let known = || OVERRIDE_KEYS.iter().chain(STATUS_KEYS).copied();
+    let known = || mesh::override_keys().chain(mesh::status_keys());
     for (k, v) in annotations {
         if *k == INJECT_ANNOTATION {
             if !matches!(*v, "enabled" | "disabled" | "ingress") {
@@ -205,10 +183,9 @@ pub fn check(
 
     if !tpath.is_empty() {
         // Mesh annotations on the workload's own metadata: the injector never sees them.
-        for (k, _) in own
-            .iter()
-            .filter(|(k, _)| is_mesh_key(k) && !STATUS_KEYS[1..].contains(k))
-        {
+        for (k, _) in own.iter().filter(|(k, _)| {
+            is_mesh_key(k) && (*k == INJECT_ANNOTATION || !mesh::status_keys().any(|s| s == *k))
+        }) {
             if !tann.iter().any(|(tk, _)| tk == k) {
                 out.push(format!(
                     "metadata.annotations[{k}] on {kind} {name} has no effect: the injector reads the pod template; \

@@ -117,7 +117,7 @@ fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
 
 fn template(doc: &serde_json::Value) -> &serde_json::Value {
     let kind = doc["kind"].as_str().unwrap();
-    let path = proxy_injector::offline::pod_template_path(kind).unwrap();
+    let path = proxy_injector::workload::pod_template_path(kind).unwrap();
     doc.pointer(path).unwrap()
 }
 
@@ -219,7 +219,7 @@ fn uninject_removes_what_inject_added() {
         if orig["kind"] == "List" {
             continue;
         }
-        let path = proxy_injector::offline::pod_template_path(orig["kind"].as_str().unwrap());
+        let path = proxy_injector::workload::pod_template_path(orig["kind"].as_str().unwrap());
         let Some(path) = path else { continue };
         let had = orig
             .pointer(&format!("{path}/metadata/annotations"))

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
 use proxy_injector::admission::Admission;
-use proxy_injector::decision::OVERRIDE_KEYS;
+use proxy_injector::mesh::override_keys;
 use proxy_injector::overrides::PortList;
 
 static ADMISSION: OnceLock<Admission> = OnceLock::new();
@@ -21,7 +21,8 @@ fuzz_target!(|data: &[u8]| {
         let again = PortList::parse(&list.render()).expect("a rendered port list parses");
         assert_eq!(again, list, "port list round trip");
     }
-    let key = OVERRIDE_KEYS[pick as usize % OVERRIDE_KEYS.len()];
+    let keys: Vec<&str> = override_keys().collect();
+    let key = keys[pick as usize % keys.len()];
     let review = serde_json::json!({
         "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
         "request": {"uid": "f", "kind": {"group": "", "version": "v1", "kind": "Pod"},

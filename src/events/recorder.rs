@@ -1,5 +1,4 @@
-//! Kubernetes Events about admissions, recorded on the pod's owner (`kubectl describe rs/…`
-//! shows "Injected" or why the proxy was left out). Sending never delays an admission answer:
+//! Publishes the Events of admissions through the API. Sending never delays an admission answer:
 //! the handler hands the note to a bounded queue and a background task publishes it; when the
 //! queue is full the note is dropped and counted.
 
@@ -10,7 +9,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tokio::sync::mpsc;
 
-use crate::admission::{EventNote, EventSeed};
+use super::{EventNote, EventSeed};
 use crate::metrics::Metrics;
 
 /// How many events may wait to be sent before new ones are dropped.
@@ -105,7 +104,7 @@ impl Events {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admission::Regarding;
+    use crate::events::Regarding;
 
     #[test]
     fn event_fields() {

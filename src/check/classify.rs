@@ -1,0 +1,348 @@
+//! What `check` finds among the pods: the API listing ([`Cluster::list`]) apart from the pure
+//! classification ([`classify`]), which decides each pod as if it were created now (with the
+//! webhook's own decision code) and compares with what it runs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::ListParams;
+use kube::{Api, Client, ResourceExt};
+
+use super::{Outdated, Workload};
+use crate::config::Config;
+use crate::containers::{proxy_image, uninject_pod};
+use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
+use crate::view::PodView;
+use crate::workload::{is_controller, restart_command};
+
+type ByName<T> = HashMap<(String, String), T>;
+
+/// What `check` reads from the cluster.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub namespaces: HashMap<String, Namespace>,
+    pub pods: Vec<Pod>,
+    /// By (namespace, name): to follow a pod's ReplicaSet to its Deployment.
+    pub replica_sets: ByName<ReplicaSet>,
+    /// By (namespace, name): to follow a pod's Job to its CronJob.
+    pub jobs: ByName<Job>,
+}
+
+fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
+    items
+        .into_iter()
+        .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
+        .collect()
+}
+
+impl Cluster {
+    /// Lists what the classification needs (four list calls).
+    pub async fn list(client: &Client) -> anyhow::Result<Cluster> {
+        let lp = ListParams::default();
+        let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
+        let pods = Api::<Pod>::all(client.clone()).list(&lp).await?.items;
+        let replica_sets = Api::<ReplicaSet>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items;
+        let jobs = Api::<Job>::all(client.clone()).list(&lp).await?.items;
+        Ok(Cluster {
+            namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
+            pods,
+            replica_sets: by_name(replica_sets),
+            jobs: by_name(jobs),
+        })
+    }
+}
+
+fn controller(refs: &[OwnerReference]) -> Option<(String, String)> {
+    refs.iter()
+        .find(|r| is_controller(r.controller))
+        .map(|r| (r.kind.clone(), r.name.clone()))
+}
+
+/// The workload a pod belongs to (following ReplicaSet → Deployment and Job → CronJob).
+fn workload_of(pod: &Pod, cluster: &Cluster) -> (String, String) {
+    let ns = pod.namespace().unwrap_or_default();
+    let Some((kind, name)) = controller(pod.owner_references()) else {
+        return ("Pod".into(), pod.name_any());
+    };
+    let parent = match kind.as_str() {
+        "ReplicaSet" => cluster
+            .replica_sets
+            .get(&(ns, name.clone()))
+            .and_then(|r| controller(r.owner_references())),
+        "Job" => cluster
+            .jobs
+            .get(&(ns, name.clone()))
+            .and_then(|j| controller(j.owner_references())),
+        _ => None,
+    };
+    parent.unwrap_or((kind, name))
+}
+
+/// Pods left alone by `check`: kube-system, namespaces the webhook excludes, pods going away.
+fn excluded(pod: &Pod, ns: &str, ns_obj: Option<&Namespace>) -> bool {
+    ns == "kube-system"
+        || pod.metadata.deletion_timestamp.is_some()
+        || ns_obj.is_some_and(|n| {
+            n.labels()
+                .get("config.linkerd.io/admission-webhooks")
+                .map(String::as_str)
+                == Some("disabled")
+        })
+}
+
+/// Workloads whose pods lack the proxy although a pod created now would get it, and pods whose
+/// proxy image differs from what a pod created now would get.
+pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outdated>) {
+    let mut missing: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    let mut outdated = Vec::new();
+    for pod in &cluster.pods {
+        let ns = pod.namespace().unwrap_or_default();
+        let ns_obj = cluster.namespaces.get(&ns);
+        if excluded(pod, &ns, ns_obj) {
+            continue;
+        }
+        let Ok(mut value) = serde_json::to_value(pod) else {
+            continue;
+        };
+        value["kind"] = "Pod".into();
+        // Decided as if the pod were created now, without the proxy it may already have.
+        let fresh = uninject_pod(&value).to_string();
+        let Ok(view) = PodView::parse(&fresh) else {
+            continue;
+        };
+        let info = NamespaceInfo::of(Some(&ns), ns_obj);
+        let Decision::Inject(plan) =
+            decision::decide(&RequestFacts::POD_CREATE, &view, info, config)
+        else {
+            continue;
+        };
+        let expected = format!("{}:{}", plan.proxy.proxy_image, plan.proxy.proxy_version);
+        match proxy_image(&value) {
+            None => {
+                let (kind, name) = workload_of(pod, cluster);
+                missing
+                    .entry((ns.clone(), kind, name))
+                    .or_default()
+                    .push(pod.name_any());
+            }
+            Some(img) if img != expected => outdated.push(Outdated {
+                namespace: ns.clone(),
+                pod: pod.name_any(),
+                running: img.to_owned(),
+                expected,
+            }),
+            Some(_) => {}
+        }
+    }
+    let workloads = missing
+        .into_iter()
+        .map(|((namespace, kind, name), pods)| Workload {
+            fix: restart_command(&kind, &name, &namespace, &pods),
+            namespace,
+            kind,
+            name,
+            pods,
+        })
+        .collect();
+    (workloads, outdated)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ns(name: &str, inject: Option<&str>, webhooks_disabled: bool) -> Namespace {
+        let mut v = json!({"metadata": {"name": name}});
+        if let Some(i) = inject {
+            v["metadata"]["annotations"] = json!({"linkerd.io/inject": i});
+        }
+        if webhooks_disabled {
+            v["metadata"]["labels"] = json!({"config.linkerd.io/admission-webhooks": "disabled"});
+        }
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn owner(kind: &str, name: &str, controller: Option<bool>) -> serde_json::Value {
+        json!({"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": "u", "controller": controller})
+    }
+
+    /// A pod in `ns`, with `proxy` as its linkerd-proxy image (None: no proxy).
+    fn pod(ns: &str, name: &str, proxy: Option<&str>, owners: Vec<serde_json::Value>) -> Pod {
+        let mut containers = vec![json!({"name": "app", "image": "app:1"})];
+        if let Some(img) = proxy {
+            containers.insert(0, json!({"name": "linkerd-proxy", "image": img}));
+        }
+        serde_json::from_value(json!({"metadata": {"name": name, "namespace": ns,
+            "ownerReferences": owners}, "spec": {"containers": containers}}))
+        .unwrap()
+    }
+
+    fn cluster(pods: Vec<Pod>, extra: Vec<serde_json::Value>) -> Cluster {
+        let mut c = Cluster {
+            namespaces: [
+                ns("shop", Some("enabled"), false),
+                ns("plain", None, false),
+                ns("off", Some("enabled"), true),
+                ns("kube-system", Some("enabled"), false),
+            ]
+            .into_iter()
+            .map(|n| (n.name_any(), n))
+            .collect(),
+            pods,
+            ..Default::default()
+        };
+        for o in extra {
+            match o["kind"].as_str() {
+                Some("ReplicaSet") => {
+                    let rs: ReplicaSet = serde_json::from_value(o).unwrap();
+                    c.replica_sets
+                        .insert((rs.namespace().unwrap(), rs.name_any()), rs);
+                }
+                _ => {
+                    let j: Job = serde_json::from_value(o).unwrap();
+                    c.jobs.insert((j.namespace().unwrap(), j.name_any()), j);
+                }
+            }
+        }
+        c
+    }
+
+    const CURRENT: &str = "cr.l5d.io/linkerd/proxy:edge-25.4.4";
+
+    #[test]
+    fn table() {
+        let rs = json!({"kind": "ReplicaSet", "metadata": {"name": "web-5d9", "namespace": "shop",
+            "ownerReferences": [owner("Deployment", "web", Some(true))]}});
+        let job = json!({"kind": "Job", "metadata": {"name": "nightly-1", "namespace": "shop",
+            "ownerReferences": [owner("CronJob", "nightly", Some(true))]}});
+        // (pod, expected missing workload "ns/kind/name", expected outdated pod)
+        let cases: Vec<(&str, Pod, Option<&str>, Option<&str>)> = vec![
+            (
+                "meshed, current",
+                pod("shop", "a", Some(CURRENT), vec![]),
+                None,
+                None,
+            ),
+            (
+                "bare pod without proxy",
+                pod("shop", "b", None, vec![]),
+                Some("shop/Pod/b"),
+                None,
+            ),
+            (
+                "ReplicaSet followed to its Deployment",
+                pod(
+                    "shop",
+                    "web-5d9-x",
+                    None,
+                    vec![owner("ReplicaSet", "web-5d9", Some(true))],
+                ),
+                Some("shop/Deployment/web"),
+                None,
+            ),
+            (
+                "ReplicaSet not listed: the ReplicaSet itself",
+                pod(
+                    "shop",
+                    "api-1-x",
+                    None,
+                    vec![owner("ReplicaSet", "api-1", Some(true))],
+                ),
+                Some("shop/ReplicaSet/api-1"),
+                None,
+            ),
+            (
+                "Job followed to its CronJob",
+                pod(
+                    "shop",
+                    "nightly-1-x",
+                    None,
+                    vec![owner("Job", "nightly-1", Some(true))],
+                ),
+                Some("shop/CronJob/nightly"),
+                None,
+            ),
+            (
+                "an owner that is not the controller does not count",
+                pod(
+                    "shop",
+                    "c",
+                    None,
+                    vec![owner("ReplicaSet", "web-5d9", None)],
+                ),
+                Some("shop/Pod/c"),
+                None,
+            ),
+            (
+                "outdated proxy",
+                pod("shop", "d", Some("cr.l5d.io/linkerd/proxy:old"), vec![]),
+                None,
+                Some("d"),
+            ),
+            (
+                "namespace not meshed",
+                pod("plain", "e", None, vec![]),
+                None,
+                None,
+            ),
+            (
+                "webhooks disabled on the namespace",
+                pod("off", "f", None, vec![]),
+                None,
+                None,
+            ),
+            (
+                "kube-system is never checked",
+                pod("kube-system", "g", None, vec![]),
+                None,
+                None,
+            ),
+        ];
+        for (what, p, want_missing, want_outdated) in cases {
+            let c = cluster(vec![p], vec![rs.clone(), job.clone()]);
+            let (missing, outdated) = classify(&c, &Config::default());
+            let got: Vec<String> = missing
+                .iter()
+                .map(|w| format!("{}/{}/{}", w.namespace, w.kind, w.name))
+                .collect();
+            assert_eq!(
+                got,
+                want_missing
+                    .into_iter()
+                    .map(String::from)
+                    .collect::<Vec<_>>(),
+                "{what}"
+            );
+            let got: Vec<&str> = outdated.iter().map(|o| o.pod.as_str()).collect();
+            assert_eq!(got, want_outdated.into_iter().collect::<Vec<_>>(), "{what}");
+        }
+    }
+
+    #[test]
+    fn pods_of_one_workload_are_grouped_with_one_fix() {
+        let rs = json!({"kind": "ReplicaSet", "metadata": {"name": "web-5d9", "namespace": "shop",
+            "ownerReferences": [owner("Deployment", "web", Some(true))]}});
+        let pods = ["web-5d9-a", "web-5d9-b"].map(|n| {
+            pod(
+                "shop",
+                n,
+                None,
+                vec![owner("ReplicaSet", "web-5d9", Some(true))],
+            )
+        });
+        let (missing, _) = classify(&cluster(pods.to_vec(), vec![rs]), &Config::default());
+        assert_eq!(missing.len(), 1);
+        assert_eq!(missing[0].pods, ["web-5d9-a", "web-5d9-b"]);
+        assert_eq!(
+            missing[0].fix,
+            "kubectl rollout restart deployment/web -n shop"
+        );
+    }
+}

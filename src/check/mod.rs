@@ -1,0 +1,123 @@
+//! `proxy-injector check`: against a cluster, find the quiet failures — pods that should have
+//! the proxy and do not, pods with an outdated proxy — and check the webhook registration
+//! (exists, has a caBundle, points at a live endpoint whose certificate that caBundle verifies,
+//! and how long that certificate has left).
+
+pub mod classify;
+mod webhook;
+
+use kube::Client;
+use serde::Serialize;
+
+use crate::config::Config;
+
+#[derive(Debug, Serialize)]
+pub struct Workload {
+    pub namespace: String,
+    pub kind: String,
+    pub name: String,
+    pub pods: Vec<String>,
+    /// The command that gets the proxy into its pods.
+    pub fix: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Outdated {
+    pub namespace: String,
+    pub pod: String,
+    pub running: String,
+    pub expected: String,
+}
+
+#[derive(Debug, Serialize, Default)]
+pub struct WebhookStatus {
+    pub name: String,
+    pub exists: bool,
+    pub ca_bundle: bool,
+    pub endpoint: String,
+    pub live: bool,
+    pub cert_verified: bool,
+    pub cert_days_left: Option<i64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub missing_proxy: Vec<Workload>,
+    pub outdated_proxy: Vec<Outdated>,
+    pub webhook: WebhookStatus,
+    pub problems: usize,
+}
+
+/// Runs every check. `webhook` is the MutatingWebhookConfiguration's name.
+pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Result<Report> {
+    let state = classify::Cluster::list(&client).await?;
+    let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
+    let webhook = webhook::check(&client, webhook).await;
+    let webhook_problems = usize::from(
+        !(webhook.exists && webhook.ca_bundle && webhook.live && webhook.cert_verified),
+    ) + usize::from(webhook.cert_days_left.is_some_and(|d| d < 30));
+    let problems = missing_proxy.len() + outdated_proxy.len() + webhook_problems;
+    Ok(Report {
+        missing_proxy,
+        outdated_proxy,
+        webhook,
+        problems,
+    })
+}
+
+impl Report {
+    /// Human-readable report.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        let w = &self.webhook;
+        let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
+        s.push_str(&format!("webhook {}:\n", w.name));
+        s.push_str(&format!("  [{}] registered\n", mark(w.exists)));
+        if w.exists {
+            s.push_str(&format!("  [{}] caBundle present\n", mark(w.ca_bundle)));
+            s.push_str(&format!(
+                "  [{}] endpoint live: {}\n",
+                mark(w.live),
+                w.endpoint
+            ));
+            s.push_str(&format!(
+                "  [{}] certificate: {}\n",
+                mark(w.cert_verified && w.cert_days_left.is_none_or(|d| d >= 30)),
+                w.detail
+            ));
+        } else {
+            s.push_str(&format!("         {}\n", w.detail));
+        }
+        if self.missing_proxy.is_empty() {
+            s.push_str("[ok  ] every pod that should have the proxy has it\n");
+        } else {
+            s.push_str("[FAIL] pods without the proxy although injection is enabled for them:\n");
+            for m in &self.missing_proxy {
+                s.push_str(&format!(
+                    "  {}/{} {} ({} pod{}: {})\n    fix: {}\n",
+                    m.namespace,
+                    m.kind.to_ascii_lowercase(),
+                    m.name,
+                    m.pods.len(),
+                    if m.pods.len() == 1 { "" } else { "s" },
+                    m.pods.join(", "),
+                    m.fix
+                ));
+            }
+        }
+        if self.outdated_proxy.is_empty() {
+            s.push_str("[ok  ] no pod runs an outdated proxy\n");
+        } else {
+            s.push_str("[FAIL] pods with an outdated proxy (restart them to update):\n");
+            for o in &self.outdated_proxy {
+                s.push_str(&format!(
+                    "  {}/{}: runs {}, would get {}\n",
+                    o.namespace, o.pod, o.running, o.expected
+                ));
+            }
+        }
+        s.push_str(&format!("{} problem(s) found\n", self.problems));
+        s
+    }
+}

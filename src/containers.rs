@@ -1,0 +1,476 @@
+//! The proxy's shape: the containers and volumes injection adds, as typed k8s-openapi objects
+//! built from the resolved values, and their removal (uninject). The patch writer serialises
+//! them once per distinct set of values.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
+    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Probe, ProjectedVolumeSource,
+    ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume,
+    VolumeMount, VolumeProjection,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::mesh::{
+    CONTAINERS, DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INIT_CONTAINER,
+    PROXY_CONTAINER, STATUS_ANNOTATIONS, STATUS_LABELS, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME,
+    VOLUMES, XTABLES_VOLUME,
+};
+use crate::values::ProxyValues;
+
+/// The proxy's env entries that depend on the pod, not on the values: the ports its containers
+/// expose and its opaque ports. [`proxy_container`] takes them in this order.
+pub const POD_ENV: [&str; 2] = [
+    "LINKERD2_PROXY_INBOUND_PORTS",
+    "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
+];
+
+pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..Default::default()
+    }
+}
+
+fn env_field(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn resources(pairs: [(&str, Option<&str>, Option<&str>); 3]) -> Option<ResourceRequirements> {
+    let mut requests = BTreeMap::new();
+    let mut limits = BTreeMap::new();
+    for (name, req, lim) in pairs {
+        if let Some(r) = req {
+            requests.insert(name.to_owned(), Quantity(r.to_owned()));
+        }
+        if let Some(l) = lim {
+            limits.insert(name.to_owned(), Quantity(l.to_owned()));
+        }
+    }
+    if requests.is_empty() && limits.is_empty() {
+        return None;
+    }
+    Some(ResourceRequirements {
+        requests: (!requests.is_empty()).then_some(requests),
+        limits: (!limits.is_empty()).then_some(limits),
+        ..Default::default()
+    })
+}
+
+fn http_probe(path: &str, port: u16, initial_delay: i32) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::Int(port.into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(initial_delay),
+        timeout_seconds: Some(1),
+        ..Default::default()
+    }
+}
+
+/// The proxy's environment; `pod_env` are the entries named by [`POD_ENV`].
+fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Vec<EnvVar> {
+    let cp = &config.control_plane_namespace;
+    let domain = &config.cluster_domain;
+    let networks = config.proxy.cluster_networks.as_str();
+    let identity = |sa: &str| {
+        format!("{sa}.$(_l5d_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)")
+    };
+    let mut e = Vec::with_capacity(40);
+    for (name, path) in [
+        ("_pod_name", "metadata.name"),
+        ("_pod_ns", "metadata.namespace"),
+        ("_pod_nodeName", "spec.nodeName"),
+        ("_pod_sa", "spec.serviceAccountName"),
+    ] {
+        e.push(env_field(name, path));
+    }
+    let mut put = |name: &str, value: String| e.push(env(name, value));
+    put("_l5d_ns", cp.clone());
+    put("_l5d_trustdomain", config.identity_trust_domain.clone());
+    put("LINKERD2_PROXY_LOG", v.log_level.to_string());
+    put("LINKERD2_PROXY_LOG_FORMAT", v.log_format.to_string());
+    put(
+        "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
+        format!("linkerd-dst-headless.{cp}.svc.{domain}.:8086"),
+    );
+    put(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
+        networks.to_owned(),
+    );
+    put(
+        "LINKERD2_PROXY_POLICY_SVC_ADDR",
+        format!("linkerd-policy.{cp}.svc.{domain}.:8090"),
+    );
+    put(
+        "LINKERD2_PROXY_POLICY_WORKLOAD",
+        r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#.to_owned(),
+    );
+    put(
+        "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
+        v.default_inbound_policy.to_string(),
+    );
+    put(
+        "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
+        networks.to_owned(),
+    );
+    put(
+        "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.control_port),
+    );
+    put(
+        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.admin_port),
+    );
+    put(
+        "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
+        format!("127.0.0.1:{}", v.outbound_port),
+    );
+    put(
+        "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
+        format!("0.0.0.0:{}", v.inbound_port),
+    );
+    e.push(env_field("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"));
+    e.extend(pod_env);
+    let mut put = |name: &str, value: String| e.push(env(name, value));
+    put(
+        "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
+        format!("svc.{domain}."),
+    );
+    put(
+        "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE",
+        "10000ms".to_owned(),
+    );
+    put(
+        "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE",
+        "10000ms".to_owned(),
+    );
+    if v.ingress {
+        put("LINKERD2_PROXY_INGRESS_MODE", "true".to_owned());
+    }
+    if let Some(g) = &v.shutdown_grace_period {
+        put("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", g.to_string());
+    }
+    if let Some(a) = &v.access_log {
+        put("LINKERD2_PROXY_ACCESS_LOG", a.to_string());
+    }
+    put("LINKERD2_PROXY_IDENTITY_DIR", END_ENTITY_PATH.to_owned());
+    if let Some(pem) = &config.trust_anchors_pem {
+        put("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", pem.clone());
+    }
+    put(
+        "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
+        format!("{TOKEN_DIR}/{TOKEN_VOLUME}"),
+    );
+    put(
+        "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
+        format!("linkerd-identity-headless.{cp}.svc.{domain}.:8080"),
+    );
+    put(
+        "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
+        "$(_pod_sa).$(_pod_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)".to_owned(),
+    );
+    put(
+        "LINKERD2_PROXY_IDENTITY_SVC_NAME",
+        identity("linkerd-identity"),
+    );
+    put(
+        "LINKERD2_PROXY_DESTINATION_SVC_NAME",
+        identity("linkerd-destination"),
+    );
+    put(
+        "LINKERD2_PROXY_POLICY_SVC_NAME",
+        identity("linkerd-destination"),
+    );
+    e
+}
+
+/// The proxy container as a typed object; `pod_env` are the entries named by [`POD_ENV`].
+pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Container {
+    let envs = proxy_env(v, config, pod_env);
+    let native = v.native_sidecar;
+    Container {
+        name: PROXY_CONTAINER.into(),
+        image: Some(format!("{}:{}", v.proxy_image, v.proxy_version)),
+        image_pull_policy: Some(v.pull_policy.to_string()),
+        env: Some(envs),
+        ports: Some(vec![
+            ContainerPort {
+                container_port: v.inbound_port.into(),
+                name: Some("linkerd-proxy".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                container_port: v.admin_port.into(),
+                name: Some("linkerd-admin".into()),
+                ..Default::default()
+            },
+        ]),
+        liveness_probe: Some(http_probe("/live", v.admin_port, 10)),
+        readiness_probe: Some(http_probe("/ready", v.admin_port, 2)),
+        startup_probe: native.then(|| Probe {
+            failure_threshold: Some(120),
+            period_seconds: Some(1),
+            ..http_probe("/ready", v.admin_port, 0)
+        }),
+        restart_policy: native.then(|| "Always".to_owned()),
+        lifecycle: lifecycle(v),
+        resources: resources([
+            ("cpu", v.cpu_request.as_deref(), v.cpu_limit.as_deref()),
+            (
+                "memory",
+                v.memory_request.as_deref(),
+                v.memory_limit.as_deref(),
+            ),
+            (
+                "ephemeral-storage",
+                v.ephemeral_request.as_deref(),
+                v.ephemeral_limit.as_deref(),
+            ),
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(v.uid),
+            run_as_group: v.gid,
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: END_ENTITY_VOLUME.into(),
+                mount_path: END_ENTITY_PATH.into(),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: TOKEN_VOLUME.into(),
+                mount_path: TOKEN_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+        ]),
+        ..Default::default()
+    }
+}
+
+fn exec(command: &[&str]) -> LifecycleHandler {
+    LifecycleHandler {
+        exec: Some(ExecAction {
+            command: Some(command.iter().map(|c| (*c).to_owned()).collect()),
+        }),
+        ..Default::default()
+    }
+}
+
+/// The proxy's hooks (none for a native sidecar, whose startup probe and restart policy do
+/// that work): `linkerd-await` holds the app containers until the proxy is ready; a preStop
+/// sleep keeps the proxy up a while when the pod stops.
+fn lifecycle(v: &ProxyValues<'_>) -> Option<Lifecycle> {
+    if v.native_sidecar || !(v.await_ready || v.wait_before_exit_seconds > 0) {
+        return None;
+    }
+    let wait = v.wait_before_exit_seconds.to_string();
+    Some(Lifecycle {
+        post_start: v
+            .await_ready
+            .then(|| exec(&["/usr/lib/linkerd/linkerd-await", "--timeout=2m"])),
+        pre_stop: (v.wait_before_exit_seconds > 0).then(|| exec(&["/bin/sleep", &wait])),
+        ..Default::default()
+    })
+}
+
+/// The `linkerd-init` container that installs the iptables redirect.
+pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
+    let mut skip_in = format!("{},{}", v.control_port, v.admin_port);
+    if !v.skip_inbound_ports.is_empty() {
+        skip_in.push(',');
+        skip_in.push_str(&v.skip_inbound_ports);
+    }
+    let mut args = vec![
+        "--incoming-proxy-port".to_owned(),
+        v.inbound_port.to_string(),
+        "--outgoing-proxy-port".to_owned(),
+        v.outbound_port.to_string(),
+        "--proxy-uid".to_owned(),
+        v.uid.to_string(),
+        "--inbound-ports-to-ignore".to_owned(),
+        skip_in,
+    ];
+    if !v.skip_outbound_ports.is_empty() {
+        args.push("--outbound-ports-to-ignore".into());
+        args.push(v.skip_outbound_ports.clone());
+    }
+    if !v.skip_subnets.is_empty() {
+        args.push("--subnets-to-ignore".into());
+        args.push(v.skip_subnets.to_string());
+    }
+    let r = &config.proxy_init.resources;
+    let root = config.proxy_init.run_as_root;
+    Container {
+        name: INIT_CONTAINER.into(),
+        image: Some(format!("{}:{}", v.init_image, v.init_version)),
+        image_pull_policy: Some(v.pull_policy.to_string()),
+        args: Some(args),
+        resources: resources([
+            ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
+            (
+                "memory",
+                r.memory.request.as_deref(),
+                r.memory.limit.as_deref(),
+            ),
+            (
+                "ephemeral-storage",
+                r.ephemeral_storage.request.as_deref(),
+                r.ephemeral_storage.limit.as_deref(),
+            ),
+        ]),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+                ..Default::default()
+            }),
+            privileged: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(!root),
+            run_as_user: Some(if root { 0 } else { 65534 }),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(vec![VolumeMount {
+            name: XTABLES_VOLUME.into(),
+            mount_path: "/run".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    }
+}
+
+/// The `linkerd-debug` sidecar.
+pub fn debug_container(v: &ProxyValues<'_>) -> Container {
+    Container {
+        name: DEBUG_CONTAINER.into(),
+        image: Some(format!("{}:{}", v.debug_image, v.debug_version)),
+        image_pull_policy: Some(v.pull_policy.to_string()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    }
+}
+
+/// The volumes the injector adds.
+pub fn volumes(config: &Config) -> Vec<Volume> {
+    let mut v = vec![
+        Volume {
+            name: END_ENTITY_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        Volume {
+            name: TOKEN_VOLUME.into(),
+            projected: Some(ProjectedVolumeSource {
+                sources: Some(vec![VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        audience: Some(TOKEN_AUDIENCE.into()),
+                        expiration_seconds: Some(86400),
+                        path: TOKEN_VOLUME.into(),
+                    }),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    if !config.cni_enabled {
+        v.push(Volume {
+            name: XTABLES_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Default::default()
+        });
+    }
+    v
+}
+
+/// The image of a pod's `linkerd-proxy` container (in `containers` or, as a native sidecar,
+/// in `initContainers`).
+pub fn proxy_image(pod: &Value) -> Option<&str> {
+    ["containers", "initContainers"].iter().find_map(|l| {
+        pod["spec"][l]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["name"] == PROXY_CONTAINER))
+            .and_then(|c| c["image"].as_str())
+    })
+}
+
+/// What injection adds, removed: the proxy, init and debug containers, the injector's volumes,
+/// its status annotations and labels. The user's own fields are left as they are.
+pub fn uninject_pod(pod: &Value) -> Value {
+    let mut out = pod.clone();
+    for list in ["/spec/containers", "/spec/initContainers"] {
+        if let Some(items) = out.pointer_mut(list).and_then(Value::as_array_mut) {
+            items.retain(|c| !c["name"].as_str().is_some_and(|n| CONTAINERS.contains(&n)));
+        }
+    }
+    if let Some(items) = out
+        .pointer_mut("/spec/volumes")
+        .and_then(Value::as_array_mut)
+    {
+        items.retain(|v| !v["name"].as_str().is_some_and(|n| VOLUMES.contains(&n)));
+    }
+    for (path, keys) in [
+        ("/metadata/annotations", &STATUS_ANNOTATIONS[..]),
+        ("/metadata/labels", &STATUS_LABELS[..]),
+    ] {
+        if let Some(m) = out.pointer_mut(path).and_then(Value::as_object_mut) {
+            for k in keys {
+                m.remove(*k);
+            }
+        }
+    }
+    // Arrays and maps that only held what injection added go away with it.
+    for (parent, key) in [
+        ("/spec", "initContainers"),
+        ("/spec", "volumes"),
+        ("/metadata", "annotations"),
+        ("/metadata", "labels"),
+    ] {
+        let empty = match out.pointer(parent).and_then(|p| p.get(key)) {
+            Some(Value::Array(a)) => a.is_empty(),
+            Some(Value::Object(o)) => o.is_empty(),
+            _ => false,
+        };
+        if empty && let Some(p) = out.pointer_mut(parent).and_then(Value::as_object_mut) {
+            p.remove(key);
+        }
+    }
+    out
+}

@@ -1,0 +1,82 @@
+//! The registry: every name injection adds to a pod, and (in [`settings`]) every setting with
+//! its Linkerd values key, annotation keys, default, parser and explain label. Everything else
+//! (the decision's override keys, value resolution, `explain`, `/warn`'s key checks, uninject,
+//! README's annotation table) is derived from here.
+
+pub mod settings;
+mod table;
+
+pub use settings::{SETTINGS, Setting, override_keys};
+
+/// The switch: `linkerd.io/inject: enabled | disabled | ingress`.
+pub const INJECT_ANNOTATION: &str = "linkerd.io/inject";
+/// Opaque ports: a setting whose value lands in the pod-specific part of the patch.
+pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
+/// Another mesh's mark: a pod carrying it is left alone.
+pub const ISTIO_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
+
+/// Containers injection adds.
+pub const PROXY_CONTAINER: &str = "linkerd-proxy";
+pub const INIT_CONTAINER: &str = "linkerd-init";
+pub const DEBUG_CONTAINER: &str = "linkerd-debug";
+pub const CONTAINERS: [&str; 3] = [PROXY_CONTAINER, INIT_CONTAINER, DEBUG_CONTAINER];
+
+/// Volumes injection adds, and where the proxy mounts them.
+pub const END_ENTITY_VOLUME: &str = "linkerd-identity-end-entity";
+pub const END_ENTITY_PATH: &str = "/var/run/linkerd/identity/end-entity";
+pub const TOKEN_VOLUME: &str = "linkerd-identity-token";
+pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
+pub const TOKEN_AUDIENCE: &str = "identity.l5d.io";
+pub const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
+pub const VOLUMES: [&str; 3] = [END_ENTITY_VOLUME, TOKEN_VOLUME, XTABLES_VOLUME];
+
+/// Annotations injection writes (besides `linkerd.io/inject` when it came from the namespace,
+/// and the opaque-ports annotation it may add).
+pub const CREATED_BY_ANNOTATION: &str = "linkerd.io/created-by";
+pub const PROXY_VERSION_ANNOTATION: &str = "linkerd.io/proxy-version";
+pub const IDENTITY_MODE_ANNOTATION: &str = "linkerd.io/identity-mode";
+/// Written by Linkerd's injector; removed by uninject so a Linkerd-injected pod comes out clean.
+pub const TRUST_ROOT_ANNOTATION: &str = "linkerd.io/trust-root-sha256";
+pub const STATUS_ANNOTATIONS: [&str; 4] = [
+    CREATED_BY_ANNOTATION,
+    PROXY_VERSION_ANNOTATION,
+    IDENTITY_MODE_ANNOTATION,
+    TRUST_ROOT_ANNOTATION,
+];
+/// The value of `linkerd.io/created-by`.
+pub const CREATED_BY: &str = concat!("proxy-injector/", env!("CARGO_PKG_VERSION"));
+
+/// Labels injection writes.
+pub const CONTROL_PLANE_NS_LABEL: &str = "linkerd.io/control-plane-ns";
+pub const WORKLOAD_NS_LABEL: &str = "linkerd.io/workload-ns";
+pub const STATUS_LABELS: [&str; 2] = [CONTROL_PLANE_NS_LABEL, WORKLOAD_NS_LABEL];
+
+/// `linkerd.io/*` keys that are not settings: the switch and what injection writes.
+pub fn status_keys() -> impl Iterator<Item = &'static str> {
+    std::iter::once(INJECT_ANNOTATION)
+        .chain(STATUS_ANNOTATIONS)
+        .chain(STATUS_LABELS)
+}
+
+/// Whether a key belongs to the mesh (`linkerd.io/*`, `config.linkerd.io/*`,
+/// `config.alpha.linkerd.io/*`).
+pub fn is_mesh_key(key: &str) -> bool {
+    key.starts_with("linkerd.io/")
+        || key.starts_with("config.linkerd.io/")
+        || key.starts_with("config.alpha.linkerd.io/")
+}
+
+/// Linkerd settings this injector does not support yet (they have no effect here).
+pub const UNSUPPORTED_KEYS: &[&str] = &[
+    "config.linkerd.io/enable-external-profiles",
+    "config.linkerd.io/close-wait-timeout",
+    "config.linkerd.io/proxy-outbound-connect-timeout",
+    "config.linkerd.io/proxy-inbound-connect-timeout",
+    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
+    "config.linkerd.io/trace-collector",
+    "config.alpha.linkerd.io/trace-collector-service-account",
+    "config.linkerd.io/proxy-require-identity-inbound-ports",
+    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
+];

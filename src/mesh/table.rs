@@ -1,0 +1,71 @@
+//! The settings table: one row per setting (see [`Setting`] for the columns). Kept one row per
+//! line so that a setting reads as one line and a new one is one added line.
+
+use super::settings::{Field, Parser, Setting, Slot, Value, opt, ports, text};
+use crate::overrides;
+
+macro_rules! setting {
+    ($field:ident, [$($ann:literal),+], $values_key:literal, $label:literal, $join:literal,
+     $parser:expr, $doc:literal, |$c:ident| $default:expr) => {
+        Setting {
+            annotations: &[$($ann),+],
+            values_key: $values_key,
+            label: $label,
+            join: $join,
+            parser: $parser,
+            doc: $doc,
+            default: |$c| $default,
+            slot: Some(Slot {
+                set: |v, x| Field::assign(&mut v.$field, x),
+                get: |v| Field::value(&v.$field),
+            }),
+        }
+    };
+}
+
+/// Every setting, in `explain`'s order: field of `ProxyValues`, annotation keys (Linkerd's
+/// first), Linkerd values key, explain label and joiner, parser, README's description, default.
+#[rustfmt::skip]
+pub static SETTINGS: &[Setting] = &[
+    setting!(proxy_image, ["config.linkerd.io/proxy-image"], "proxy.image.name", "proxy image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.proxy.image.name)),
+    setting!(proxy_version, ["config.linkerd.io/proxy-version"], "proxy.image.version", "proxy image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.proxy.image.version)),
+    setting!(init_image, ["config.linkerd.io/init-image"], "proxyInit.image.name", "init image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.proxy_init.image.name)),
+    setting!(init_version, ["config.linkerd.io/init-image-version"], "proxyInit.image.version", "init image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.proxy_init.image.version)),
+    setting!(debug_image, ["config.linkerd.io/debug-image"], "debugContainer.image.name", "debug image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.debug.image.name)),
+    setting!(debug_version, ["config.linkerd.io/debug-image-version"], "debugContainer.image.version", "debug image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.debug.image.version)),
+    setting!(pull_policy, ["config.linkerd.io/image-pull-policy"], "proxy.image.pullPolicy", "image pull policy", "", Parser::Text(overrides::parse_pull_policy), "`Always`, `IfNotPresent`, `Never`", |c| text(&c.proxy.image_pull_policy)),
+    setting!(cpu_request, ["config.linkerd.io/proxy-cpu-request"], "proxy.resources.cpu.request", "proxy cpu request", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.cpu.request)),
+    setting!(cpu_limit, ["config.linkerd.io/proxy-cpu-limit"], "proxy.resources.cpu.limit", "proxy cpu limit", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.cpu.limit)),
+    setting!(memory_request, ["config.linkerd.io/proxy-memory-request"], "proxy.resources.memory.request", "proxy memory request", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.memory.request)),
+    setting!(memory_limit, ["config.linkerd.io/proxy-memory-limit"], "proxy.resources.memory.limit", "proxy memory limit", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.memory.limit)),
+    setting!(ephemeral_request, ["config.linkerd.io/proxy-ephemeral-storage-request"], "proxy.resources.ephemeral-storage.request", "proxy storage request", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.ephemeral_storage.request)),
+    setting!(ephemeral_limit, ["config.linkerd.io/proxy-ephemeral-storage-limit"], "proxy.resources.ephemeral-storage.limit", "proxy storage limit", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.ephemeral_storage.limit)),
+    setting!(log_level, ["config.linkerd.io/proxy-log-level"], "proxy.logLevel", "proxy log level", "", Parser::Text(overrides::parse_log_level), "`level` or `target=level` list", |c| text(&c.proxy.log_level)),
+    setting!(log_format, ["config.linkerd.io/proxy-log-format"], "proxy.logFormat", "proxy log format", "", Parser::Text(overrides::parse_log_format), "`plain`, `json`", |c| text(&c.proxy.log_format)),
+    setting!(uid, ["config.linkerd.io/proxy-uid"], "proxy.uid", "proxy uid", "", Parser::Id, "", |c| Value::Id(c.proxy.uid)),
+    setting!(gid, ["config.linkerd.io/proxy-gid"], "proxy.gid", "proxy gid", "", Parser::OptId, "", |c| Value::OptId(c.proxy.gid)),
+    setting!(inbound_port, ["config.linkerd.io/inbound-port", "config.linkerd.io/proxy-inbound-port"], "proxy.ports.inbound", "ports in/out/admin/control", "", Parser::Port, "", |c| Value::Port(c.proxy.ports.inbound)),
+    setting!(outbound_port, ["config.linkerd.io/outbound-port", "config.linkerd.io/proxy-outbound-port"], "proxy.ports.outbound", "ports in/out/admin/control", "/", Parser::Port, "", |c| Value::Port(c.proxy.ports.outbound)),
+    setting!(admin_port, ["config.linkerd.io/admin-port", "config.linkerd.io/proxy-admin-port"], "proxy.ports.admin", "ports in/out/admin/control", "/", Parser::Port, "", |c| Value::Port(c.proxy.ports.admin)),
+    setting!(control_port, ["config.linkerd.io/control-port", "config.linkerd.io/proxy-control-port"], "proxy.ports.control", "ports in/out/admin/control", "/", Parser::Port, "", |c| Value::Port(c.proxy.ports.control)),
+    setting!(skip_inbound_ports, ["config.linkerd.io/skip-inbound-ports"], "proxyInit.ignoreInboundPorts", "skip inbound ports", "", Parser::Ports, "", |c| ports(&c.proxy_init.skip_inbound_ports)),
+    setting!(skip_outbound_ports, ["config.linkerd.io/skip-outbound-ports"], "proxyInit.ignoreOutboundPorts", "skip outbound ports", "", Parser::Ports, "", |c| ports(&c.proxy_init.skip_outbound_ports)),
+    setting!(skip_subnets, ["config.linkerd.io/skip-subnets"], "proxyInit.skipSubnets", "skip subnets", "", Parser::Text(overrides::parse_subnets), "CIDR list", |c| text(&c.proxy_init.skip_subnets)),
+    setting!(await_ready, ["config.linkerd.io/proxy-await"], "proxy.await", "proxy await", "", Parser::Bool, "", |c| Value::Bool(c.proxy.await_ready)),
+    setting!(native_sidecar, ["config.alpha.linkerd.io/proxy-enable-native-sidecar"], "proxy.nativeSidecar", "native sidecar", "", Parser::Bool, "", |c| Value::Bool(c.proxy.native_sidecar)),
+    setting!(debug_sidecar, ["config.linkerd.io/enable-debug-sidecar"], "", "debug sidecar", "", Parser::Bool, "", |_c| Value::Bool(false)),
+    setting!(shutdown_grace_period, ["config.linkerd.io/shutdown-grace-period"], "proxy.shutdownGracePeriod", "shutdown grace period", "", Parser::OptText(overrides::parse_duration), "Go duration (`30s`)", |c| opt(&c.proxy.shutdown_grace_period)),
+    setting!(default_inbound_policy, ["config.linkerd.io/default-inbound-policy"], "proxy.defaultInboundPolicy", "default inbound policy", "", Parser::Text(overrides::parse_inbound_policy), "`all-unauthenticated`, `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit`", |c| text(&c.proxy.default_inbound_policy)),
+    setting!(access_log, ["config.linkerd.io/access-log"], "proxy.accessLog", "access log", "", Parser::OptText(overrides::parse_access_log), "`apache`, `json`", |_c| Value::Opt(None)),
+    setting!(wait_before_exit_seconds, ["config.alpha.linkerd.io/proxy-wait-before-exit-seconds"], "proxy.waitBeforeExitSeconds", "wait before exit (s)", "", Parser::Uint, "seconds the proxy waits (preStop `sleep`) before it stops", |_c| Value::Id(0)),
+    Setting {
+        annotations: &[super::OPAQUE_PORTS_ANNOTATION],
+        values_key: "proxy.opaquePorts",
+        label: "opaque ports",
+        join: "",
+        parser: Parser::Ports,
+        doc: "",
+        default: |c| ports(&c.proxy.opaque_ports),
+        slot: None,
+    },
+];
