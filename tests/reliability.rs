@@ -589,3 +589,216 @@ async fn client_ca_requires_an_api_server_certificate() {
         .unwrap();
     assert_eq!(r.status(), 404);
 }
+
+/// A stand-in for the Kubernetes API that accepts connections and reads requests but never
+/// answers: an Event write to it stalls for good. Returns its port and the request lines seen.
+fn stalled_api_server() -> (u16, Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                match std::io::Read::read(&mut conn, &mut byte) {
+                    Ok(1) => head.push(byte[0]),
+                    _ => break,
+                }
+            }
+            let line = String::from_utf8_lossy(&head)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned();
+            log.lock().unwrap().push(line);
+            held.push(conn); // never answered, never closed
+        }
+    });
+    (port, seen)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// RELIABILITY.md, "many pods at once": Events go through a bounded queue (1024) to a task
+/// that publishes them; when the queue is full the Event is dropped and counted, and the
+/// answer never waits. The Kubernetes API here never answers, so the publishing task is stuck
+/// on its first Event and the queue fills; the server runs in-process with that Events sender.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_event_queue_drops_and_counts_and_never_delays_answers() {
+    use proxy_injector::admission::Admission;
+    use proxy_injector::config::Config;
+    use proxy_injector::events::{Events, QUEUE};
+    use proxy_injector::metrics::Metrics;
+    use proxy_injector::namespaces::Namespaces;
+    use proxy_injector::server::{self, ServeOptions, Services};
+
+    let (api_port, api_requests) = stalled_api_server();
+    let kube = kube::Client::try_from(kube::Config::new(
+        format!("http://127.0.0.1:{api_port}").parse().unwrap(),
+    ))
+    .unwrap();
+    let metrics = Arc::new(Metrics::new());
+    let events = Events::start(kube, Some("queue-test".into()), metrics.clone());
+
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    make_certs(&certs);
+    let ns = Namespaces::from_file(&meshed_namespace_file(dir.path())).unwrap();
+    let admission = Admission::new(Arc::new(Config::default()), ns.clone()).with_events(true);
+    let port = free_port();
+    let opts = ServeOptions {
+        shutdown_delay: Duration::ZERO,
+        drain: Duration::from_secs(1),
+        ..ServeOptions::new(
+            format!("127.0.0.1:{port}").parse().unwrap(),
+            certs.join("tls.crt"),
+            certs.join("tls.key"),
+        )
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let services = Services {
+        metrics: metrics.clone(),
+        events: Some(events.clone()),
+    };
+    let serving = tokio::spawn(server::serve(admission, opts, services, async move {
+        let _ = stopped.await;
+    }));
+    support::wait_until_async(
+        "the in-process server to listen",
+        Duration::from_secs(10),
+        async || {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+        },
+    )
+    .await;
+
+    // 4 clients, 400 injected pods each: every one of them makes an Event.
+    let ca = std::fs::read(certs.join("ca.crt")).unwrap();
+    let url = format!("https://127.0.0.1:{port}/inject");
+    let total: usize = 1600;
+    let order = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let (c, url, order) = (client(&ca), url.clone(), order.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut timings = Vec::new();
+            for i in 0..total / 4 {
+                let uid = format!("q{t}-{i}");
+                let started = Instant::now();
+                let r = c
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(review_body(&uid))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{uid}: {e:?}"));
+                let status = r.status();
+                let v: serde_json::Value = r.json().await.unwrap();
+                let took = started.elapsed();
+                assert_eq!(status, 200, "{uid}: {v}");
+                assert!(v["response"]["patch"].is_string(), "{uid}: {v}");
+                timings.push((order.fetch_add(1, Ordering::Relaxed), took));
+            }
+            timings
+        }));
+    }
+    let mut timings = Vec::new();
+    for t in tasks {
+        timings.extend(t.await.unwrap());
+    }
+    timings.sort();
+    // Latencies while the queue still had room (the first 800 answers) and once it was full
+    // (the last 500): no difference in kind.
+    let mut before: Vec<Duration> = timings[..800].iter().map(|t| t.1).collect();
+    let mut after: Vec<Duration> = timings[total - 500..].iter().map(|t| t.1).collect();
+    before.sort();
+    after.sort();
+    eprintln!(
+        "answers while the queue had room: p50 {:?}, p99 {:?}, max {:?}; once it was full: p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&before, 0.5),
+        percentile(&before, 0.99),
+        before[before.len() - 1],
+        percentile(&after, 0.5),
+        percentile(&after, 0.99),
+        after[after.len() - 1],
+    );
+    assert!(
+        after[after.len() - 1] < Duration::from_secs(2),
+        "an answer waited {:?} with the Event queue full",
+        after[after.len() - 1]
+    );
+
+    // The publishing task took the first Event and is stuck writing it; QUEUE more were
+    // queued (one fewer if the task had not taken its first yet); the rest were dropped.
+    let text = client(&ca)
+        .get(format!("https://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped = metric(&text, r#"proxy_injector_events_total{result="dropped"}"#)
+        .unwrap_or_else(|| panic!("no dropped count in\n{text}")) as usize;
+    eprintln!(
+        "{total} Events offered, queue {QUEUE}: {dropped} dropped and counted; the API saw {:?}",
+        api_requests.lock().unwrap()
+    );
+    assert!(
+        (total - QUEUE - 1..=total - QUEUE).contains(&dropped),
+        "dropped {dropped} of {total} with a queue of {QUEUE}"
+    );
+    for result in ["sent", "failed"] {
+        let n = metric(
+            &text,
+            &format!(r#"proxy_injector_events_total{{result="{result}"}}"#),
+        );
+        assert!(
+            n.unwrap_or(0.0) == 0.0,
+            "{result}: {n:?} with an API that never answers"
+        );
+    }
+    let seen = api_requests.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one Event write in flight: {seen:?}");
+    assert!(
+        seen[0].starts_with("POST /apis/events.k8s.io/v1/namespaces/shop/events"),
+        "{seen:?}"
+    );
+
+    // `send` itself on the full queue: a try_send and a counter, nothing that waits.
+    let seed = Admission::new(Arc::new(Config::default()), ns)
+        .with_events(true)
+        .review(&review_body("direct"))
+        .unwrap()
+        .event
+        .expect("an injected, named pod makes an Event");
+    let n = 10_000;
+    let started = Instant::now();
+    for _ in 0..n {
+        events.send(seed.clone());
+    }
+    let took = started.elapsed();
+    let text = metrics.render(&Namespaces::empty());
+    let dropped_now = metric(&text, r#"proxy_injector_events_total{result="dropped"}"#).unwrap();
+    eprintln!(
+        "{n} sends on the full queue took {took:?} ({:?} each), all dropped and counted",
+        took / n as u32
+    );
+    assert_eq!(dropped_now as usize, dropped + n);
+    assert!(took < Duration::from_secs(1), "{n} sends took {took:?}");
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("the server stops")
+        .unwrap()
+        .unwrap();
+}
