@@ -194,31 +194,42 @@ async fn slow_clients_are_cut_off_and_others_still_served() {
         &[],
     );
     let (port, ca) = (inj.port, inj.ca_pem());
+    // Each slow client says when it has sent what it is going to send.
+    let (in_place, slow_clients) = std::sync::mpsc::channel::<()>();
     // Slow headers: half a request line, then nothing.
+    let tx = in_place.clone();
     let headers = std::thread::spawn(move || {
         let mut s = tls_stream(port, &ca);
         s.write_all(b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\n")
             .unwrap();
         s.flush().unwrap();
+        tx.send(()).unwrap();
         read_until_closed(&mut s)
     });
     // Slow body: complete headers, 10 bytes of a declared 5000, then nothing.
     let ca = inj.ca_pem();
+    let tx = in_place.clone();
     let body = std::thread::spawn(move || {
         let mut s = tls_stream(port, &ca);
         s.write_all(b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n{\"apiVersi")
             .unwrap();
         s.flush().unwrap();
+        tx.send(()).unwrap();
         read_until_closed(&mut s)
     });
     // A TCP connection that never starts TLS.
     let silent = std::thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        in_place.send(()).unwrap();
         read_until_closed(&mut s)
     });
-    // Meanwhile, ordinary requests are answered at once.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Meanwhile (once all three are in place), ordinary requests are answered at once.
+    for _ in 0..3 {
+        slow_clients
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the three slow clients connect within 5 s");
+    }
     let c = client(&inj.ca_pem());
     let started = Instant::now();
     for uid in ["x1", "x2", "x3"] {
@@ -327,18 +338,21 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
     switch(&certs, "v2");
     tokio::time::sleep(third).await;
     // New handshakes get the new certificate (polled every 100 ms; a busy machine may take longer).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let served_v2 = loop {
-        let r = only_v2
-            .get(inj.url("/healthz"))
-            .send()
-            .await
-            .map(|r| r.status().as_u16());
-        if r.is_ok() || Instant::now() > deadline {
-            break r;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let took = support::wait_until_async(
+        support::Lazy(|| {
+            format!(
+                "new handshakes to get the rotated certificate:\n{}",
+                inj.logs()
+            )
+        }),
+        Duration::from_secs(5),
+        async || only_v2.get(inj.url("/healthz")).send().await.is_ok(),
+    )
+    .await;
+    eprintln!(
+        "new handshakes got the rotated certificate by {:?} after the switch (first checked at {third:?})",
+        third + took
+    );
     switch(&certs, "v3");
     tokio::time::sleep(third).await;
     stop.store(true, Ordering::Release);
@@ -352,12 +366,6 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
         totals.errors.lock().unwrap()
     );
     assert!(ok > 20, "too few requests to mean anything: {ok}");
-    assert_eq!(
-        served_v2.as_ref().ok(),
-        Some(&200),
-        "the rotated certificate was not served: {served_v2:?}\n{}",
-        inj.logs()
-    );
     // The broken v3 certificate was refused; v2 is still served.
     assert_eq!(
         only_v2
@@ -433,18 +441,21 @@ async fn sigterm_under_load_drops_no_request() {
     // Readiness turns false while requests are still answered; the load stops once the
     // "endpoints controller" (this loop) has seen readiness off, as the API server would.
     let c = client(&ca);
-    loop {
-        let r = c.get(inj.url("/readyz")).send().await.unwrap();
-        if r.status() == 503 {
-            assert_eq!(r.text().await.unwrap(), "shutting down\n");
-            break;
-        }
-        assert!(
-            signalled.elapsed() < Duration::from_secs(1),
-            "readiness still on after SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let said = support::wait_for_async(
+        "readiness to turn off (/readyz 503) after SIGTERM",
+        Duration::from_secs(1),
+        async || {
+            let r = c.get(inj.url("/readyz")).send().await.unwrap();
+            if r.status() == 503 {
+                Some(r.text().await.unwrap())
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    eprintln!("readiness off {:?} after SIGTERM", signalled.elapsed());
+    assert_eq!(said, "shutting down\n");
     tokio::time::sleep(Duration::from_millis(500)).await;
     stop.store(true, Ordering::Release);
     run.await.unwrap();
