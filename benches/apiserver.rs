@@ -139,6 +139,26 @@ async fn main() {
         }))
         .unwrap()
     };
+    // The registration reaches the API server's admission chain through an informer: wait
+    // until a dry-run pod comes back injected.
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    support::wait_until_async(
+        "the API server to call the bench webhook",
+        Duration::from_secs(30),
+        async || {
+            injected
+                .create(&dry, &pod("probe".into()))
+                .await
+                .is_ok_and(|p| {
+                    p.spec
+                        .is_some_and(|s| s.containers[0].name == "linkerd-proxy")
+                })
+        },
+    )
+    .await;
     // Warm-up: connections from the API server to the webhook, caches.
     for i in 0..20 {
         let _ = injected

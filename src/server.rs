@@ -345,6 +345,9 @@ fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> R
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // A declared Content-Length over the limit is answered 413 at once, before any of the
+        // body is read (DefaultBodyLimit alone reads up to the limit first).
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,

@@ -291,24 +291,171 @@ async fn http_level_mistakes() {
         .send()
         .await;
     assert!(plain.is_err() || !plain.unwrap().status().is_success());
-    // TLS 1.0/1.1 clients are refused (openssl, when it can still offer them).
-    for flag in ["-tls1", "-tls1_1"] {
-        let out = std::process::Command::new("openssl")
-            .args([
-                "s_client",
-                flag,
-                "-connect",
-                &format!("127.0.0.1:{}", inj.port),
-            ])
-            .stdin(std::process::Stdio::null())
-            .output();
-        if let Ok(out) = out {
-            let text = String::from_utf8_lossy(&out.stdout).to_string()
-                + &String::from_utf8_lossy(&out.stderr);
-            let negotiated = text.contains("Cipher is ") && !text.contains("Cipher is (NONE)");
-            assert!(!negotiated, "{flag} was accepted:\n{text}");
+    // TLS 1.0/1.1: see `only_tls_1_2_and_1_3_are_negotiated`.
+    assert_eq!(
+        c.get(inj.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+}
+
+/// A ClientHello built by hand: `legacy_version` in the hello (and the record), and the
+/// supported_versions extension when given. Everything else is what a TLS 1.2 client sends:
+/// ECDHE suites for ECDSA and RSA certificates, SNI, groups, point formats, signature schemes.
+fn client_hello(legacy_version: u16, supported_versions: Option<&[u16]>) -> Vec<u8> {
+    fn u16s(v: &[u16]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+    fn ext(kind: u16, data: &[u8]) -> Vec<u8> {
+        let mut e = kind.to_be_bytes().to_vec();
+        e.extend((data.len() as u16).to_be_bytes());
+        e.extend(data);
+        e
+    }
+    fn with_u16_len(data: &[u8]) -> Vec<u8> {
+        let mut v = (data.len() as u16).to_be_bytes().to_vec();
+        v.extend(data);
+        v
+    }
+    let host = b"localhost";
+    let mut sni = vec![0u8]; // host_name
+    sni.extend(with_u16_len(host));
+    let mut exts = ext(0x0000, &with_u16_len(&sni)); // server_name
+    exts.extend(ext(0x000a, &with_u16_len(&u16s(&[0x001d, 0x0017])))); // x25519, secp256r1
+    exts.extend(ext(0x000b, &[1, 0])); // ec_point_formats: uncompressed
+    exts.extend(ext(
+        0x000d,
+        &with_u16_len(&u16s(&[0x0403, 0x0804, 0x0401, 0x0807])),
+    )); // signature_algorithms
+    if let Some(versions) = supported_versions {
+        let list = u16s(versions);
+        let mut data = vec![list.len() as u8];
+        data.extend(list);
+        exts.extend(ext(0x002b, &data));
+    }
+    let mut hello = legacy_version.to_be_bytes().to_vec();
+    hello.extend([0x5a; 32]); // random
+    hello.push(0); // no session id
+    hello.extend(with_u16_len(&u16s(&[
+        0xc02b, 0xc02c, 0xcca9, 0xc02f, 0xc030, 0xcca8, // ECDHE AEAD (TLS 1.2)
+        0xc009, 0xc00a, 0xc013, 0xc014, 0x002f, 0x0035, // CBC suites of TLS 1.0/1.1
+    ])));
+    hello.extend([1, 0]); // compression: null
+    hello.extend(with_u16_len(&exts));
+    let mut handshake = vec![1u8]; // client_hello
+    handshake.extend(&(hello.len() as u32).to_be_bytes()[1..]);
+    handshake.extend(hello);
+    let mut record = vec![0x16]; // handshake
+    record.extend(legacy_version.min(0x0301).to_be_bytes()); // as clients do: 1.0 on the record
+    record.extend((handshake.len() as u16).to_be_bytes());
+    record.extend(handshake);
+    record
+}
+
+/// Sends `hello` over plain TCP and returns what the server wrote, and how long that took:
+/// everything until it closed (or 5 s passed), or with `first_record_only` the first record.
+fn answer_to_hello(
+    port: u16,
+    hello: &[u8],
+    first_record_only: bool,
+) -> (Vec<u8>, std::time::Duration) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    s.write_all(hello).unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+        if first_record_only
+            && out.len() >= 5
+            && out.len() >= 5 + u16::from_be_bytes([out[3], out[4]]) as usize
+        {
+            break;
         }
     }
+    (out, started.elapsed())
+}
+
+#[tokio::test]
+async fn only_tls_1_2_and_1_3_are_negotiated() {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = support::meshed_namespace_file(dir.path());
+    let inj = support::Injector::start(&["--namespaces", ns.to_str().unwrap()], &[]);
+    let (port, ca) = (inj.port, inj.ca_pem());
+    tokio::task::spawn_blocking(move || {
+        // The control: the same hand-built hello saying TLS 1.2 gets a TLS 1.2 ServerHello, so
+        // what refuses the others below is their version and nothing else in the bytes.
+        let (out, took) = answer_to_hello(port, &client_hello(0x0303, None), true);
+        eprintln!(
+            "TLS 1.2 ClientHello (hand-built): a {}-byte first record (ServerHello flight) back in {took:?}",
+            out.len()
+        );
+        assert!(out.len() > 11, "no ServerHello for TLS 1.2: {out:02x?}");
+        assert_eq!(out[0], 0x16, "a handshake record: {:02x?}", &out[..11]);
+        assert_eq!(out[5], 0x02, "a ServerHello: {:02x?}", &out[..11]);
+        assert_eq!(&out[9..11], &[0x03, 0x03], "server_version TLS 1.2");
+
+        // Old clients: a TLS 1.0 or 1.1 hello, and hellos whose supported_versions list only
+        // TLS 1.0/1.1: a fatal protocol_version alert (70), no ServerHello, connection closed.
+        for (what, hello) in [
+            ("TLS 1.0 ClientHello", client_hello(0x0301, None)),
+            ("TLS 1.1 ClientHello", client_hello(0x0302, None)),
+            (
+                "supported_versions: TLS 1.1 only",
+                client_hello(0x0302, Some(&[0x0302])),
+            ),
+            (
+                "legacy TLS 1.2, supported_versions: TLS 1.1 and 1.0",
+                client_hello(0x0303, Some(&[0x0302, 0x0301])),
+            ),
+        ] {
+            let (out, took) = answer_to_hello(port, &hello, false);
+            eprintln!("{what}: answered {out:02x?} in {took:?}, then closed");
+            assert_eq!(
+                out.len(),
+                7,
+                "{what}: one alert record, nothing else: {out:02x?}"
+            );
+            assert_eq!(out[0], 0x15, "{what}: an alert record: {out:02x?}");
+            assert_eq!(&out[3..5], &[0, 2], "{what}: alert length: {out:02x?}");
+            assert_eq!(
+                &out[5..7],
+                &[2, 70],
+                "{what}: fatal protocol_version: {out:02x?}"
+            );
+            assert!(
+                took < std::time::Duration::from_secs(4),
+                "{what}: the connection was not closed after the alert ({took:?})"
+            );
+        }
+
+        // rustls clients restricted to one version each: both work, and that version is used.
+        use std::io::Write;
+        for (version, name) in [
+            (&rustls::version::TLS12, rustls::ProtocolVersion::TLSv1_2),
+            (&rustls::version::TLS13, rustls::ProtocolVersion::TLSv1_3),
+        ] {
+            let mut s = support::tls_stream_with(port, &ca, &[version]);
+            assert_eq!(s.conn.protocol_version(), Some(name));
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .unwrap();
+            let (text, took) = support::read_until_closed(&mut s);
+            eprintln!(
+                "rustls {name:?} only: {:?} in {took:?}",
+                text.lines().next()
+            );
+            assert!(text.starts_with("HTTP/1.1 200"), "{name:?}: {text}");
+        }
+    })
+    .await
+    .unwrap();
+    // The refused handshakes left the server fine.
+    let c = support::client(&inj.ca_pem());
     assert_eq!(
         c.get(inj.url("/healthz")).send().await.unwrap().status(),
         200

@@ -129,7 +129,8 @@ fn first_container(doc: &serde_json::Value) -> String {
 }
 
 /// Golden test of `inject` over a multi-document file with every workload kind, a List, and
-/// objects that pass through. UPDATE_GOLDEN=1 rewrites tests/inject/expected.yaml.
+/// objects that pass through. UPDATE_GOLDEN=1 rewrites tests/inject/expected.yaml when it
+/// differs, and then fails (review `git diff tests/inject`, run again without it).
 #[test]
 fn inject_every_workload_kind() {
     let (ok, out, err) = run(&[
@@ -141,14 +142,16 @@ fn inject_every_workload_kind() {
     ]);
     assert!(ok, "{err}");
     let expected_path = format!("{}/tests/inject/expected.yaml", env!("CARGO_MANIFEST_DIR"));
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&expected_path, &out).unwrap();
-    }
     let got = yaml_docs(&out);
-    assert_eq!(
-        got,
-        yaml_docs(&std::fs::read_to_string(&expected_path).unwrap())
-    );
+    let expected = std::fs::read_to_string(&expected_path).map(|t| yaml_docs(&t));
+    if std::env::var_os("UPDATE_GOLDEN").is_some() && expected.as_ref().ok() != Some(&got) {
+        std::fs::write(&expected_path, &out).unwrap();
+        panic!(
+            "UPDATE_GOLDEN=1 rewrote tests/inject/expected.yaml: review `git diff tests/inject`, \
+             then run again without UPDATE_GOLDEN"
+        );
+    }
+    assert_eq!(got, expected.unwrap());
     let by_name = |n: &str| got.iter().find(|d| d["metadata"]["name"] == n).unwrap();
     for injected in ["web", "db", "cache", "legacy", "migrate", "report", "shell"] {
         assert_eq!(

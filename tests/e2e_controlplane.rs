@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use serde_json::{Value, json};
-use support::Injector;
 use support::cluster::{self, control_plane, create_namespace, delete_namespace, register_webhook};
+use support::{Injector, Lazy, wait_for_async, wait_until_async};
 
 /// An injector watching the control plane's namespaces, registered for `test`'s namespaces;
 /// returns once the API server is seen calling it for pods in `probe_ns`.
@@ -30,21 +30,18 @@ async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector,
         dry_run: true,
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let probe = pod("probe", json!({"linkerd.io/inject": "enabled"}));
-        if let Ok(p) = pods.create(&dry, &probe).await
-            && container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the API server did not call the webhook within 30s:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let probe = pod("probe", json!({"linkerd.io/inject": "enabled"}));
+    let took = wait_until_async(
+        Lazy(|| format!("the API server to call the webhook:\n{}", inj.logs())),
+        Duration::from_secs(30),
+        async || {
+            pods.create(&dry, &probe).await.is_ok_and(|p| {
+                container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+            })
+        },
+    )
+    .await;
+    eprintln!("{test}: the API server called the new webhook after {took:?}");
     (inj, wh)
 }
 
@@ -98,22 +95,25 @@ async fn wait_for_event(
     want: impl Fn(&k8s_openapi::api::events::v1::Event) -> bool,
 ) -> k8s_openapi::api::events::v1::Event {
     let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let list = events.list(&ListParams::default()).await.unwrap();
-        if let Some(e) = list.items.iter().find(|e| want(e)) {
-            return e.clone();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no such event in {ns} within 15s; events: {:?}",
-            list.items
+    let last = std::cell::RefCell::new(Vec::new());
+    wait_for_async(
+        Lazy(|| format!("the event in {ns}; events there: {:?}", last.borrow())),
+        Duration::from_secs(15),
+        async || {
+            let list = events.list(&ListParams::default()).await.unwrap();
+            *last.borrow_mut() = list
+                .items
                 .iter()
-                .map(|e| (&e.reason, e.regarding.as_ref().map(|r| (&r.kind, &r.name))))
-                .collect::<Vec<_>>()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+                .map(|e| {
+                    let r = e.regarding.as_ref();
+                    let kind = r.and_then(|r| r.kind.clone());
+                    (e.reason.clone(), kind, r.and_then(|r| r.name.clone()))
+                })
+                .collect();
+            list.items.into_iter().find(|e| want(e))
+        },
+    )
+    .await
 }
 
 fn find<'a>(list: &'a Value, name: &str) -> &'a Value {
@@ -217,22 +217,25 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let list = loop {
-        let list = pods
-            .list(&ListParams::default().labels("app=shop"))
-            .await
-            .unwrap();
-        if list.items.len() == 2 {
-            break list;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the controller-manager made {} of 2 pods in 60s",
-            list.items.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let made = std::cell::Cell::new(0);
+    let list = wait_for_async(
+        Lazy(|| {
+            format!(
+                "the controller-manager to make 2 pods (made {})",
+                made.get()
+            )
+        }),
+        Duration::from_secs(60),
+        async || {
+            let list = pods
+                .list(&ListParams::default().labels("app=shop"))
+                .await
+                .unwrap();
+            made.set(list.items.len());
+            (list.items.len() == 2).then_some(list)
+        },
+    )
+    .await;
     for p in &list.items {
         let (init, containers) = container_names(p);
         assert_eq!(
@@ -426,22 +429,21 @@ async fn injector_down_fail_blocks_and_ignore_admits_uninjected() {
     // Until the API server's webhook informer has the new registration, creation succeeds:
     // retry with fresh names until it is refused (it must be, within 10 s).
     let t0 = Instant::now();
-    let err = loop {
-        let name = format!("blocked-{}", t0.elapsed().as_millis());
-        match pods
-            .create(&PostParams::default(), &pod(&name, json!({})))
-            .await
-        {
-            Err(e) => break e,
-            Ok(_) => {
-                assert!(
-                    t0.elapsed() < Duration::from_secs(10),
-                    "creation was never refused"
-                );
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    };
+    let err = wait_for_async(
+        "pod creation to be refused (Fail, injector down)",
+        Duration::from_secs(10),
+        async || {
+            let name = format!("blocked-{}", t0.elapsed().as_millis());
+            pods.create(&PostParams::default(), &pod(&name, json!({})))
+                .await
+                .err()
+        },
+    )
+    .await;
+    eprintln!(
+        "Fail: creation refused {:?} after registering",
+        t0.elapsed()
+    );
     let msg = err.to_string();
     assert!(
         msg.contains("failed calling webhook") && msg.contains("inject.proxy-injector.dev"),
@@ -456,8 +458,44 @@ async fn injector_down_fail_blocks_and_ignore_admits_uninjected() {
         &[("linkerd.io/inject", "enabled")],
     )
     .await;
-    let wh = register_webhook(&client, "down-ignore", port, &ca, "Ignore").await;
+    // Registered with Fail first, so that a refusal shows the API server calls it; then
+    // switched to Ignore: once creation succeeds again, the pod went through a failed call.
+    let wh = register_webhook(&client, "down-ignore", port, &ca, "Fail").await;
     let pods: Api<Pod> = Api::namespaced(client.clone(), "e2e-down-ignore");
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    wait_until_async(
+        "the API server to call the down-ignore webhook (refused while Fail)",
+        Duration::from_secs(10),
+        async || pods.create(&dry, &pod("probe", json!({}))).await.is_err(),
+    )
+    .await;
+    let out = control_plane().kubectl(
+        &[
+            "patch",
+            "mutatingwebhookconfiguration",
+            &wh,
+            "--type=json",
+            "-p",
+            r#"[{"op": "replace", "path": "/webhooks/0/failurePolicy", "value": "Ignore"}]"#,
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t0 = Instant::now();
+    wait_until_async(
+        "creation to be admitted with failurePolicy Ignore",
+        Duration::from_secs(10),
+        async || pods.create(&dry, &pod("probe", json!({}))).await.is_ok(),
+    )
+    .await;
+    eprintln!("Ignore: admitted again {:?} after the switch", t0.elapsed());
     let p = pods
         .create(&PostParams::default(), &pod("through", json!({})))
         .await
@@ -492,19 +530,15 @@ async fn namespace_annotated_after_start_is_seen_within_2s() {
     nss.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .unwrap();
-    let t0 = Instant::now();
-    loop {
-        let p = pods.create(&dry, &pod("after", json!({}))).await.unwrap();
-        if container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy") {
-            break;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "the annotation was not seen within 2s"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let seen = t0.elapsed();
+    let seen = wait_until_async(
+        "the injector to see the namespace annotation",
+        Duration::from_secs(2),
+        async || {
+            let p = pods.create(&dry, &pod("after", json!({}))).await.unwrap();
+            container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+        },
+    )
+    .await;
     eprintln!("namespace annotation seen by the injector after {seen:?}");
     assert!(seen < Duration::from_secs(2));
     cluster::unregister_webhook(&client, &wh).await;
@@ -526,22 +560,23 @@ async fn kubectl_prints_the_warning_for_an_annotation_on_the_wrong_level() {
         )
     };
     // Wait until the API server calls the new registration (server-side dry runs store nothing).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let out = control_plane().kubectl(
-            &["apply", "--dry-run=server", "-f", "-"],
-            Some(&manifest("probe")),
-        );
-        if String::from_utf8_lossy(&out.stderr).contains("Warning:") {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the warnings webhook was never called:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_async(
+        Lazy(|| {
+            format!(
+                "the API server to call the warnings webhook:\n{}",
+                inj.logs()
+            )
+        }),
+        Duration::from_secs(30),
+        async || {
+            let out = control_plane().kubectl(
+                &["apply", "--dry-run=server", "-f", "-"],
+                Some(&manifest("probe")),
+            );
+            String::from_utf8_lossy(&out.stderr).contains("Warning:")
+        },
+    )
+    .await;
     let out = control_plane().kubectl(&["apply", "-f", "-"], Some(&manifest("web")));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -598,17 +633,19 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
         .await
         .unwrap();
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while pods
-        .list(&ListParams::default().labels("app=web"))
-        .await
-        .unwrap()
-        .items
-        .is_empty()
-    {
-        assert!(Instant::now() < deadline, "no pod from the Deployment");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_async(
+        "a pod from the Deployment",
+        Duration::from_secs(60),
+        async || {
+            !pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        },
+    )
+    .await;
     let nss: Api<Namespace> = Api::all(client.clone());
     let patch = json!({"metadata": {"annotations": {"linkerd.io/inject": "enabled"}}});
     nss.patch(ns, &PatchParams::default(), &Patch::Merge(&patch))
@@ -697,31 +734,31 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let list = pods
-            .list(&ListParams::default().labels("app=web"))
-            .await
-            .unwrap();
-        if let Some(p) = list
-            .items
-            .iter()
-            .find(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
-        {
-            let text = explain(p.metadata.name.as_deref().unwrap());
-            assert!(
-                text.contains("running pod: proxy cr.l5d.io/linkerd/proxy:edge-25.4.4 is current"),
-                "{text}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the restarted Deployment's pods were not injected:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let new_pod = wait_for_async(
+        Lazy(|| {
+            format!(
+                "the restarted Deployment's pods to be injected:\n{}",
+                inj.logs()
+            )
+        }),
+        Duration::from_secs(60),
+        async || {
+            let list = pods
+                .list(&ListParams::default().labels("app=web"))
+                .await
+                .unwrap();
+            list.items
+                .into_iter()
+                .find(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
+                .and_then(|p| p.metadata.name)
+        },
+    )
+    .await;
+    let text = explain(&new_pod);
+    assert!(
+        text.contains("running pod: proxy cr.l5d.io/linkerd/proxy:edge-25.4.4 is current"),
+        "{text}"
+    );
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
 }
@@ -781,19 +818,24 @@ async fn api_server_outage_keeps_answering_from_the_cache_and_readiness_tells() 
     proxy.abort();
     let _ = proxy.await;
     let c = support::client(&inj.ca_pem());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let says = loop {
-        let r = c.get(inj.url("/readyz")).send().await.unwrap();
-        if r.status() == 503 {
-            break r.text().await.unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "readiness still on 30s into the outage:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let cut = Instant::now();
+    let says = wait_for_async(
+        Lazy(|| format!("readiness to turn off during the outage:\n{}", inj.logs())),
+        Duration::from_secs(30),
+        async || {
+            let r = c.get(inj.url("/readyz")).send().await.unwrap();
+            if r.status() == 503 {
+                Some(r.text().await.unwrap())
+            } else {
+                None
+            }
+        },
+    )
+    .await;
+    eprintln!(
+        "readiness off {:?} into the outage (--max-stale-seconds 2)",
+        cut.elapsed()
+    );
     assert!(says.contains("past the staleness limit"), "{says}");
     // Admissions are still answered, from the last known namespaces.
     let review = support::pod_review(
@@ -863,34 +905,34 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
         ],
         &[("KUBECONFIG", kubeconfig)],
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ready = reqwest::get(format!("http://127.0.0.1:{admin}/readyz")).await;
-        if ready.is_ok_and(|r| r.status() == 200) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready:\n{}", inj.logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_async(
+        Lazy(|| format!("readiness on the admin port:\n{}", inj.logs())),
+        Duration::from_secs(30),
+        async || {
+            reqwest::get(format!("http://127.0.0.1:{admin}/readyz"))
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        },
+    )
+    .await;
     let wh = register_webhook(&client, "mtls", inj.port, &inj.ca_pem(), "Fail").await;
     let dry = PostParams {
         dry_run: true,
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while pods_in("e2e-mtls")
-        .create(&dry, &pod("probe", json!({})))
-        .await
-        .map(|p| container_names(&p).1.first().map(String::as_str) != Some("linkerd-proxy"))
-        .unwrap_or(true)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "not injected within 30s:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_until_async(
+        Lazy(|| format!("a probe pod injected through mTLS:\n{}", inj.logs())),
+        Duration::from_secs(30),
+        async || {
+            pods_in("e2e-mtls")
+                .create(&dry, &pod("probe", json!({})))
+                .await
+                .is_ok_and(|p| {
+                    container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+                })
+        },
+    )
+    .await;
     let p = pods_in("e2e-mtls")
         .create(&PostParams::default(), &pod("mtls", json!({})))
         .await
@@ -919,25 +961,25 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
         &[("KUBECONFIG", kubeconfig)],
     );
     let wh2 = register_webhook(&client, "mtls-other", strict.port, &strict.ca_pem(), "Fail").await;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let err = loop {
-        match pods_in("e2e-mtls-other")
+    let err = wait_for_async(
+        "the API server to call the webhook that trusts another CA (and be refused)",
+        Duration::from_secs(30),
+        async || match pods_in("e2e-mtls-other")
             .create(&dry, &pod("refused", json!({})))
             .await
         {
-            Err(e) => break e,
-            Ok(p) => assert_eq!(
-                container_names(&p).1,
-                ["app"],
-                "injected without a trusted client certificate"
-            ),
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the webhook was never called within 30s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+            Err(e) => Some(e),
+            Ok(p) => {
+                assert_eq!(
+                    container_names(&p).1,
+                    ["app"],
+                    "injected without a trusted client certificate"
+                );
+                None
+            }
+        },
+    )
+    .await;
     assert!(err.to_string().contains("failed calling webhook"), "{err}");
     cluster::unregister_webhook(&client, &wh).await;
     cluster::unregister_webhook(&client, &wh2).await;

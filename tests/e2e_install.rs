@@ -5,7 +5,7 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::{
     MutatingWebhookConfiguration, ValidatingWebhookConfiguration,
@@ -273,14 +273,12 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         );
     }
     let pods: Api<Pod> = Api::namespaced(client.clone(), "proxy-injector");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while pods.list(&ListParams::default()).await.unwrap().items.len() < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the Deployment's pods were not created (Pod Security?)"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::wait_until_async(
+        "the Deployment's 2 pods to be created (if not: Pod Security?)",
+        Duration::from_secs(60),
+        async || pods.list(&ListParams::default()).await.unwrap().items.len() >= 2,
+    )
+    .await;
 
     // Run `serve` as the manifests' service account: enough to become ready (namespace watch)...
     let token = ok(
@@ -354,22 +352,18 @@ async fn manifests_render_apply_and_grant_least_privilege() {
     assert_eq!(r.status(), 200);
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), "proxy-injector");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let list = events.list(&ListParams::default()).await.unwrap();
-        if list.items.iter().any(|e| {
-            e.reason.as_deref() == Some("Injected")
-                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-5d9")
-        }) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no Injected event on ReplicaSet web-5d9 within 15s:\n{}",
-            inj.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::wait_until_async(
+        support::Lazy(|| format!("an Injected event on ReplicaSet web-5d9:\n{}", inj.logs())),
+        Duration::from_secs(15),
+        async || {
+            let list = events.list(&ListParams::default()).await.unwrap();
+            list.items.iter().any(|e| {
+                e.reason.as_deref() == Some("Injected")
+                    && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("web-5d9")
+            })
+        },
+    )
+    .await;
     let denied = cp.kubectl(
         &["--kubeconfig", sa, "get", "secrets", "-n", "proxy-injector"],
         None,

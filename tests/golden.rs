@@ -1,15 +1,29 @@
 //! Golden fixtures: the project's spec. Each directory under tests/fixtures/ holds an input pod
-//! (pod.yaml), optionally its namespace (namespace.yaml) and an injector config (config.yaml),
-//! what to expect (case.yaml), and for injected pods the expected patched pod (expected.yaml).
+//! (pod.yaml), optionally its namespace (namespace.yaml) and an injector config (config.yaml,
+//! with the trust anchors file it names), what to expect (case.yaml), and for injected pods the
+//! expected patched pod (expected.yaml).
 //!
-//! For every case the AdmissionReview goes through `Admission::review`; the returned patch is
+//! Each directory is its own test, named after it (`cargo test --test golden 17-escaped-keys`
+//! runs one): the AdmissionReview goes through `Admission::review`; the returned patch is
 //! applied with the json-patch crate and compared with expected.yaml, and with the offline
-//! `inject` result. Set UPDATE_GOLDEN=1 to (re)write expected.yaml files, then review the diff.
+//! `inject` result. A file in a fixture directory that the case does not read (an expected.yaml
+//! for a pod that is not injected, an unknown name) fails the case, and so does a directory
+//! without case.yaml or a stray file in tests/fixtures/ (test `fixtures-root-holds-only-cases`).
+//!
+//! UPDATE_GOLDEN=1 rewrites the expected.yaml files whose contents differ from the result, and
+//! then FAILS, naming them: review `git diff tests/fixtures` and run again without
+//! UPDATE_GOLDEN. With nothing to rewrite it passes as usual.
+//!
+//! The harness is libtest-mimic (`harness = false` in Cargo.toml), so the usual arguments work:
+//! a name filter, `--exact`, `--list`, `--test-threads=N`, `--nocapture` (output is never
+//! captured).
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use libtest_mimic::{Arguments, Failed, Trial};
 use proxy_injector::admission::{Admission, Outcome};
 use proxy_injector::config::Config;
 use proxy_injector::namespaces::Namespaces;
@@ -77,9 +91,20 @@ fn decode_patch(resp: &Value) -> Option<json_patch::Patch> {
     Some(serde_json::from_slice(&bytes).expect("patch is an RFC 6902 patch"))
 }
 
+fn fixtures_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// `tests/fixtures/…/FILE`, as a user would type it (for messages).
+fn shown(path: &Path) -> String {
+    path.strip_prefix(env!("CARGO_MANIFEST_DIR"))
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
 fn case_dirs() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_root())
         .unwrap()
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -89,10 +114,97 @@ fn case_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-fn run_case(dir: &Path, update: bool) -> Result<(), String> {
+/// Every entry of tests/fixtures/ is a case directory (one with a case.yaml): a directory
+/// without one, or a stray file, would be skipped by `case_dirs` without a word.
+fn check_fixture_root(root: &Path) -> Result<(), String> {
+    let mut stray = Vec::new();
+    for entry in std::fs::read_dir(root).map_err(|e| e.to_string())? {
+        let path = entry.map_err(|e| e.to_string())?.path();
+        if !path.join("case.yaml").is_file() {
+            stray.push(shown(&path));
+        }
+    }
+    stray.sort();
+    if stray.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "not a fixture directory (no case.yaml), so never read by this runner: {}",
+            stray.join(", ")
+        ))
+    }
+}
+
+/// The files the runner reads for this case; any other file in the directory is stale.
+fn check_no_stale_files(dir: &Path, case: &Case) -> Result<(), String> {
+    let mut read = vec!["case.yaml".to_owned(), "pod.yaml".to_owned()];
+    for optional in ["namespace.yaml", "config.yaml"] {
+        if dir.join(optional).exists() {
+            read.push(optional.to_owned());
+        }
+    }
+    if case.expect == "injected" {
+        read.push("expected.yaml".to_owned());
+    }
+    // The config names its trust anchors file, relative to itself.
+    if dir.join("config.yaml").exists()
+        && let Some(anchors) = read_yaml(&dir.join("config.yaml"))["trustAnchorsFile"].as_str()
+    {
+        read.push(anchors.to_owned());
+    }
+    let mut stale = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if read.contains(&name) {
+            continue;
+        }
+        let why = if name == "expected.yaml" {
+            format!(
+                "case.yaml says `expect: {}`, so no patched pod is compared with it: delete it, or fix case.yaml",
+                case.expect
+            )
+        } else {
+            format!(
+                "not a file this runner reads (it reads {}): delete or rename it",
+                read.join(", ")
+            )
+        };
+        stale.push(format!("stale file {}: {why}", shown(&entry.path())));
+    }
+    stale.sort();
+    if stale.is_empty() {
+        Ok(())
+    } else {
+        Err(stale.join("\n"))
+    }
+}
+
+/// The first line where `want` and `got` differ, for the failure message.
+fn first_difference(want: &str, got: &str) -> String {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    for i in 0..w.len().max(g.len()) {
+        let (a, b) = (w.get(i).copied(), g.get(i).copied());
+        if a != b {
+            return format!(
+                "first difference at line {}:\n  expected.yaml: {}\n  got:           {}",
+                i + 1,
+                a.unwrap_or("(end of file)"),
+                b.unwrap_or("(end of file)")
+            );
+        }
+    }
+    "the YAML texts are equal line by line but parse differently".into()
+}
+
+/// Files rewritten by UPDATE_GOLDEN=1 in this run.
+type Rewritten = Arc<Mutex<Vec<String>>>;
+
+fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), String> {
     let case: Case =
         serde_yaml::from_value(serde_yaml::to_value(read_yaml(&dir.join("case.yaml"))).unwrap())
             .map_err(|e| format!("case.yaml: {e}"))?;
+    check_no_stale_files(dir, &case)?;
     let pod = read_yaml(&dir.join("pod.yaml"));
     let admission = admission_for(dir);
     let uid = format!("uid-{}", dir.file_name().unwrap().to_string_lossy());
@@ -163,19 +275,37 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
             // The user's containers, volumes and annotations are never changed or removed.
             check_preserved(&pod, &patched)?;
             let expected_path = dir.join("expected.yaml");
-            if update {
-                std::fs::write(&expected_path, serde_yaml::to_string(&patched).unwrap()).unwrap();
-            }
-            let expected = read_yaml(&expected_path);
-            if patched != expected {
-                return Err(format!(
-                    "patched pod differs from expected.yaml\n--- got\n{}",
-                    serde_yaml::to_string(&patched).unwrap()
-                ));
+            let got_text = serde_yaml::to_string(&patched).unwrap();
+            let existing = std::fs::read_to_string(&expected_path).ok();
+            let expected = existing
+                .as_deref()
+                .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
+            // Compared as values: an update rewrites only what differs, not formatting.
+            let same = matches!(&expected, Some(Ok(v)) if *v == patched);
+            let mut rewrote = None;
+            if !same {
+                if !update {
+                    return Err(match (&existing, &expected) {
+                        (Some(text), Some(Ok(_))) => format!(
+                            "patched pod differs from {}\n{}\n--- got\n{got_text}",
+                            shown(&expected_path),
+                            first_difference(text, &got_text)
+                        ),
+                        (_, Some(Err(e))) => format!("{}: {e}", shown(&expected_path)),
+                        _ => format!(
+                            "{} is missing; UPDATE_GOLDEN=1 writes it (then review it)",
+                            shown(&expected_path)
+                        ),
+                    });
+                }
+                std::fs::write(&expected_path, &got_text)
+                    .map_err(|e| format!("{}: {e}", shown(&expected_path)))?;
+                rewritten.lock().unwrap().push(shown(&expected_path));
+                rewrote = Some(shown(&expected_path));
             }
             // The offline `inject` command gives exactly the same pod.
             let off = offline::inject_pod(&admission, 0, &pod, None).map_err(|e| e.to_string())?;
-            if off.pod != expected {
+            if off.pod != patched {
                 return Err("offline inject differs from the webhook's result".into());
             }
             // Idempotence: a second pass over the injected pod changes nothing.
@@ -184,6 +314,11 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
             let again: Value = serde_json::from_slice(&again.body).unwrap();
             if !again["response"]["patch"].is_null() {
                 return Err("a second pass over the injected pod produced a patch".into());
+            }
+            if let Some(file) = rewrote {
+                return Err(format!(
+                    "UPDATE_GOLDEN=1 rewrote {file}: review `git diff tests/fixtures`, then run again without UPDATE_GOLDEN"
+                ));
             }
         }
         other => return Err(format!("unknown expect {other:?}")),
@@ -219,29 +354,135 @@ fn check_preserved(before: &Value, after: &Value) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn golden_fixtures() {
-    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
-    let dirs = case_dirs();
-    assert!(
-        dirs.len() >= 25,
-        "expected at least 25 golden cases, found {}",
-        dirs.len()
-    );
-    let mut failures = Vec::new();
-    for dir in &dirs {
-        if let Err(e) = run_case(dir, update) {
-            failures.push(format!(
-                "{}: {e}",
-                dir.file_name().unwrap().to_string_lossy()
-            ));
-        }
+/// The runner itself, on a copy of one fixture: an update rewrites and fails, an update with
+/// nothing to change passes, stale files and stray directories fail naming the file.
+fn runner_self_check() -> Result<(), String> {
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let root = tmp.path();
+    let case = root.join("01-namespace-enabled");
+    std::fs::create_dir(&case).map_err(|e| e.to_string())?;
+    let original = fixtures_root().join("01-namespace-enabled");
+    for f in ["case.yaml", "pod.yaml", "namespace.yaml", "expected.yaml"] {
+        std::fs::copy(original.join(f), case.join(f)).map_err(|e| format!("{f}: {e}"))?;
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} golden cases failed:\n{}",
-        failures.len(),
-        dirs.len(),
-        failures.join("\n\n")
-    );
+    let expected = case.join("expected.yaml");
+    let good = std::fs::read_to_string(&expected).map_err(|e| e.to_string())?;
+    let rewritten: Rewritten = Arc::default();
+    let passed = std::cell::Cell::new(0);
+    let check = |what: &str, ok: bool| {
+        if ok {
+            passed.set(passed.get() + 1);
+            Ok(())
+        } else {
+            Err(format!("runner self-check: {what}"))
+        }
+    };
+
+    check(
+        "the copy passes",
+        run_case(&case, false, &rewritten).is_ok(),
+    )?;
+    check(
+        "an update with nothing to change passes",
+        run_case(&case, true, &rewritten).is_ok(),
+    )?;
+    check(
+        "... and rewrites nothing",
+        rewritten.lock().unwrap().is_empty(),
+    )?;
+
+    std::fs::write(&expected, good.replace("edge-25.4.4", "edge-old"))
+        .map_err(|e| e.to_string())?;
+    let plain = run_case(&case, false, &rewritten);
+    check(
+        "a differing expected.yaml fails",
+        plain.as_ref().is_err_and(|e| e.contains("differs")),
+    )?;
+    let update = run_case(&case, true, &rewritten);
+    check(
+        "an update that rewrites fails and says so",
+        update
+            .as_ref()
+            .is_err_and(|e| e.contains("rewrote") && e.contains("git diff tests/fixtures")),
+    )?;
+    check(
+        "the rewrite is recorded",
+        rewritten.lock().unwrap().len() == 1,
+    )?;
+    let now = std::fs::read_to_string(&expected).map_err(|e| e.to_string())?;
+    check("the rewritten file is the result", now == good)?;
+    check(
+        "after the update the case passes",
+        run_case(&case, false, &rewritten).is_ok(),
+    )?;
+
+    std::fs::write(case.join("notes.txt"), "").map_err(|e| e.to_string())?;
+    let stale = run_case(&case, false, &rewritten);
+    check(
+        "an unknown file fails, named",
+        stale.as_ref().is_err_and(|e| e.contains("notes.txt")),
+    )?;
+    std::fs::remove_file(case.join("notes.txt")).map_err(|e| e.to_string())?;
+    std::fs::write(case.join("case.yaml"), "description: d\nexpect: skipped\n")
+        .map_err(|e| e.to_string())?;
+    let stale = run_case(&case, false, &rewritten);
+    check(
+        "an expected.yaml of a case that is not injected fails, named",
+        stale
+            .as_ref()
+            .is_err_and(|e| e.contains("expected.yaml") && e.contains("expect: skipped")),
+    )?;
+    check(
+        "a directory of cases only passes",
+        check_fixture_root(root).is_ok(),
+    )?;
+    std::fs::create_dir(root.join("99-draft")).map_err(|e| e.to_string())?;
+    let stray = check_fixture_root(root);
+    check(
+        "a directory without case.yaml fails, named",
+        stray.as_ref().is_err_and(|e| e.contains("99-draft")),
+    )?;
+    eprintln!("runner self-check: {} checks passed", passed.get());
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let rewritten: Rewritten = Arc::default();
+    let dirs = case_dirs();
+    let count = dirs.len();
+    let mut trials = vec![Trial::test("fixtures-root-holds-only-cases", move || {
+        if count < 25 {
+            return Err(format!("expected at least 25 golden cases, found {count}").into());
+        }
+        check_fixture_root(&fixtures_root()).map_err(Failed::from)
+    })];
+    trials.push(Trial::test("runner-self-check", || {
+        runner_self_check().map_err(Failed::from)
+    }));
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let rewritten = rewritten.clone();
+        trials.push(Trial::test(name, move || {
+            run_case(&dir, update, &rewritten).map_err(Failed::from)
+        }));
+    }
+    if update {
+        eprintln!(
+            "UPDATE_GOLDEN is set: expected.yaml files that differ from the result are rewritten, and their cases fail"
+        );
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    let rewritten = rewritten.lock().unwrap();
+    if !rewritten.is_empty() {
+        eprintln!(
+            "\nUPDATE_GOLDEN=1 rewrote {} file(s):\n  {}\nReview them with `git diff tests/fixtures`, then run again \
+             without UPDATE_GOLDEN. This run fails so that an update is never a silent pass.",
+            rewritten.len(),
+            rewritten.join("\n  ")
+        );
+        return ExitCode::FAILURE;
+    }
+    conclusion.exit_code()
 }

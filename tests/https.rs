@@ -4,6 +4,8 @@
 #[path = "support/mod.rs"]
 mod support;
 
+use std::time::{Duration, Instant};
+
 use base64::Engine;
 use serde_json::{Value, json};
 use support::{Injector, client, pod_review};
@@ -94,30 +96,100 @@ async fn garbage_gets_400_with_a_message() {
     assert_eq!(ok.status(), 200);
 }
 
+/// Writes `head` (request line and headers, no body) over TLS, then reads for up to `wait`:
+/// returns the answer (empty if none came) and when its first bytes arrived.
+fn send_head_only(port: u16, ca: &[u8], head: &str, wait: Duration) -> (String, Option<Duration>) {
+    use std::io::{Read, Write};
+    let mut s = support::tls_stream(port, ca);
+    s.sock.set_read_timeout(Some(wait)).unwrap();
+    let sent = Instant::now();
+    s.write_all(head.as_bytes()).unwrap();
+    s.flush().unwrap();
+    let mut out = Vec::new();
+    let mut first = None;
+    let mut buf = [0u8; 4096];
+    while sent.elapsed() < wait {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                first.get_or_insert(sent.elapsed());
+                out.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), first)
+}
+
 #[tokio::test]
-async fn body_over_the_limit_gets_413() {
-    let (inj, _d) = start();
-    let c = client(&inj.ca_pem());
-    // Declare 4 MiB, send the first 64 KiB, then pause: the answer must come from the declared
-    // length, before the body is read whole.
-    let total: usize = 4 * 1024 * 1024;
-    let chunks = futures::stream::unfold(0usize, move |sent| async move {
-        if sent >= total {
-            return None;
-        }
-        if sent > 0 {
-            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        }
-        let n = if sent == 0 { 64 * 1024 } else { total - sent };
-        Some((Ok::<_, std::io::Error>(vec![b' '; n]), sent + n))
-    });
-    let resp = c
+async fn body_over_the_limit_gets_413_before_it_is_sent() {
+    // A request timeout of 5 s: an answer within 1 s cannot be the 408 of a server that waited
+    // for the body.
+    let dir = tempfile::tempdir().unwrap();
+    let ns = support::meshed_namespace_file(dir.path());
+    let inj = Injector::start(
+        &[
+            "--namespaces",
+            ns.to_str().unwrap(),
+            "--request-timeout-ms",
+            "5000",
+        ],
+        &[],
+    );
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let head = |len: usize| {
+        format!(
+            "POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let declared = 4_000_000; // over the 3 MiB (3,145,728 bytes) limit
+    let (text, first) = tokio::task::spawn_blocking({
+        let (ca, head) = (ca.clone(), head(declared));
+        move || send_head_only(port, &ca, &head, Duration::from_secs(4))
+    })
+    .await
+    .unwrap();
+    let took =
+        first.unwrap_or_else(|| panic!("no answer within 4 s to the headers alone: {text:?}"));
+    eprintln!(
+        "Content-Length {declared}, 0 body bytes sent: {:?} after {took:?}",
+        text.lines().next().unwrap_or("")
+    );
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        took < Duration::from_secs(1),
+        "413 came after {took:?}: the server waited for a body that was never sent"
+    );
+
+    // The control: a declared length within the limit, and no body: no early answer (the
+    // server waits for the body), so the 413 above came from the declared length.
+    let (text, first) = tokio::task::spawn_blocking({
+        let head = head(1000);
+        move || send_head_only(port, &ca, &head, Duration::from_secs(1))
+    })
+    .await
+    .unwrap();
+    eprintln!(
+        "Content-Length 1000, 0 body bytes sent: first answer after {first:?} (none expected within 1 s)"
+    );
+    assert_eq!(first, None, "an answer without the body: {text}");
+
+    // Without a declared length (chunked), the limit applies to what is read: 4 MiB in 64 KiB
+    // chunks gets 413 too.
+    let chunks =
+        futures::stream::iter((0..64).map(|_| Ok::<_, std::io::Error>(vec![b' '; 64 * 1024])));
+    let started = Instant::now();
+    let resp = client(&inj.ca_pem())
         .post(inj.url("/inject"))
-        .header("content-length", total.to_string())
+        .header("content-type", "application/json")
         .body(reqwest::Body::wrap_stream(chunks))
         .send()
         .await
         .unwrap();
+    eprintln!(
+        "chunked 4 MiB body: {} after {:?}",
+        resp.status(),
+        started.elapsed()
+    );
     assert_eq!(resp.status(), 413);
 }
 

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -116,14 +116,12 @@ pub async fn create_namespace(
         .await
         .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     let sa: Api<ServiceAccount> = Api::namespaced(client.clone(), name);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while sa.get_opt("default").await.ok().flatten().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "no default ServiceAccount in {name} after 60s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    super::wait_until_async(
+        format!("the default ServiceAccount in {name}"),
+        Duration::from_secs(60),
+        async || sa.get_opt("default").await.ok().flatten().is_some(),
+    )
+    .await;
 }
 
 pub async fn delete_namespace(client: &Client, name: &str) {
@@ -132,7 +130,10 @@ pub async fn delete_namespace(client: &Client, name: &str) {
 }
 
 /// Registers a MutatingWebhookConfiguration that sends pods of `test`'s namespaces to
-/// https://127.0.0.1:PORT/inject.
+/// https://127.0.0.1:PORT/inject. Returns once it is stored: the API server's admission chain
+/// picks it up through an informer a moment later, so callers wait for a sign that it is
+/// called (e.g. a dry-run pod that comes back injected, or refused while the injector is
+/// down), with `support::wait_until_async`.
 pub async fn register_webhook(
     client: &Client,
     test: &str,
@@ -166,8 +167,6 @@ pub async fn register_webhook(
     api.create(&PostParams::default(), &wh)
         .await
         .unwrap_or_else(|e| panic!("register webhook: {e}"));
-    // Webhook registrations reach the API server's admission chain through an informer.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
     name
 }
 

@@ -91,21 +91,26 @@ impl Injector {
     }
 
     fn wait_healthy(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Some(c) = self.child.as_mut()
-                && let Ok(Some(st)) = c.try_wait()
-            {
-                panic!("proxy-injector serve exited with {st}:\n{}", self.logs());
-            }
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "proxy-injector serve did not listen within 20s:\n{}",
-            self.logs()
+        let port = self.port;
+        let log = self.log.clone();
+        let child = self.child.as_mut().expect("running");
+        wait_until(
+            Lazy(|| {
+                format!(
+                    "proxy-injector serve to listen on 127.0.0.1:{port}:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                )
+            }),
+            Duration::from_secs(20),
+            || {
+                if let Ok(Some(st)) = child.try_wait() {
+                    panic!(
+                        "proxy-injector serve exited with {st}:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            },
         );
     }
 
@@ -113,20 +118,18 @@ impl Injector {
     /// `within`, with the server's log and `what` in the message.
     pub async fn wait_ready(&self, within: Duration, what: &str) {
         let c = client(&self.ca_pem());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Ok(r) = c.get(self.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not ready within {within:?}:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let took = wait_until_async(
+            Lazy(|| format!("{what} to be ready (/readyz 200):\n{}", self.logs())),
+            within,
+            async || {
+                c.get(self.url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+            },
+        )
+        .await;
+        eprintln!("{what}: ready after {took:.1?}");
     }
 
     pub fn logs(&self) -> String {
@@ -153,24 +156,25 @@ impl Injector {
         std::fs::read(self.certs.join("ca.crt")).unwrap()
     }
 
-    /// Sends SIGTERM and waits for the exit status.
+    /// Sends SIGTERM and waits for the exit status (killed, by `Drop`, if it takes over 20 s).
     pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let pid = self.child.as_ref().expect("running").id();
         let _ = Command::new("kill")
             .arg("-TERM")
-            .arg(child.id().to_string())
+            .arg(pid.to_string())
             .status();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(Some(st)) = child.try_wait() {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("serve did not exit within 20s of SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut status = None;
+        let child = self.child.as_mut().expect("running");
+        wait_until(
+            "serve to exit after SIGTERM",
+            Duration::from_secs(20),
+            || {
+                status = child.try_wait().ok().flatten();
+                status.is_some()
+            },
+        );
+        self.child = None;
+        status.expect("exited")
     }
 }
 
@@ -244,13 +248,22 @@ pub fn tls_stream(
     port: u16,
     ca: &[u8],
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
+    tls_stream_with(port, ca, rustls::DEFAULT_VERSIONS)
+}
+
+/// `tls_stream`, offering only `versions` (e.g. `&[&rustls::version::TLS12]`).
+pub fn tls_stream_with(
+    port: u16,
+    ca: &[u8],
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pemfile::certs(&mut &ca[..]) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
@@ -281,6 +294,75 @@ pub fn read_until_closed(s: &mut impl std::io::Read) -> (String, Duration) {
         String::from_utf8_lossy(&out).into_owned(),
         started.elapsed(),
     )
+}
+
+/// How often the `wait_*` helpers check their condition.
+pub const POLL: Duration = Duration::from_millis(50);
+
+/// A failure message computed only when it is needed (e.g. one that includes a server's log).
+pub struct Lazy<F: Fn() -> String>(pub F);
+
+impl<F: Fn() -> String> std::fmt::Display for Lazy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&(self.0)())
+    }
+}
+
+fn timed_out(what: &dyn std::fmt::Display, waited: Duration, polls: u32) -> ! {
+    panic!("timed out after {waited:.1?} ({polls} checks) waiting for {what}")
+}
+
+/// Polls `ready` every `POLL` until it returns true; returns how long that took. Panics after
+/// `timeout`, naming `what` and the time waited.
+pub fn wait_until(
+    what: impl std::fmt::Display,
+    timeout: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if ready() {
+            return started.elapsed();
+        }
+        if started.elapsed() >= timeout {
+            timed_out(&what, started.elapsed(), polls);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// `wait_until` for async conditions (API calls, HTTP requests).
+pub async fn wait_until_async(
+    what: impl std::fmt::Display,
+    timeout: Duration,
+    mut ready: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let started = Instant::now();
+    wait_for_async(what, timeout, async || ready().await.then_some(())).await;
+    started.elapsed()
+}
+
+/// Polls `get` every `POLL` until it returns a value, and returns it. Panics after `timeout`,
+/// naming `what` and the time waited.
+pub async fn wait_for_async<T>(
+    what: impl std::fmt::Display,
+    timeout: Duration,
+    mut get: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let started = Instant::now();
+    let mut polls = 0;
+    loop {
+        polls += 1;
+        if let Some(v) = get().await {
+            return v;
+        }
+        if started.elapsed() >= timeout {
+            timed_out(&what, started.elapsed(), polls);
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 pub mod cluster;
