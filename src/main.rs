@@ -1,14 +1,19 @@
 //! proxy-injector CLI: one function per subcommand (serve, inject, explain, check,
-//! completions, certs), one runtime, one way to reach the cluster.
+//! completions, certs), one runtime, one way to reach the cluster. The arguments are in `cli`.
+
+mod cli;
 
 use std::io::Read;
-use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use cli::{
+    CertsArgs, CheckArgs, CheckOutput, Cli, Command, ExplainArgs, InjectArgs, LogFormat, Output,
+    ServeArgs,
+};
 use proxy_injector::admission::Admission;
 use proxy_injector::config::Config;
 use proxy_injector::events::Events;
@@ -16,221 +21,6 @@ use proxy_injector::metrics::Metrics;
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::{certs, explain, offline, server};
 use tokio::runtime::Runtime;
-
-#[derive(Parser)]
-#[command(
-    name = "proxy-injector",
-    version,
-    about = "Mutating admission webhook that injects a Linkerd-compatible proxy into pods"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Plain,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CheckOutput {
-    Text,
-    Json,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Output {
-    Yaml,
-    Json,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the HTTPS admission webhook (POST /inject, POST /warn, GET /healthz, /readyz, /metrics).
-    ///
-    /// Examples:
-    ///   proxy-injector serve --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
-    ///   proxy-injector serve --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key \
-    ///       --config config.yaml --namespaces namespaces.yaml --log-format json
-    #[command(verbatim_doc_comment)]
-    Serve(ServeArgs),
-    /// Print manifests with the proxy added to their pods, exactly as the webhook would.
-    ///
-    /// Reads YAML or JSON (multi-document, `List`), injects Pods and the pod templates of
-    /// Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
-    /// CronJobs, and passes every other object through unchanged.
-    ///
-    /// Examples:
-    ///   proxy-injector inject -f app.yaml | kubectl apply -f -
-    ///   kubectl get deploy web -o yaml | proxy-injector inject -f - --manual
-    ///   proxy-injector inject -f app.yaml --namespaces namespaces.yaml
-    ///   proxy-injector inject -f injected.yaml --uninject
-    #[command(verbatim_doc_comment)]
-    Inject(InjectArgs),
-    /// Say whether a pod is (or would be) injected, by which rule, with which values and
-    /// where each value comes from; and the mesh mistakes in any workload or namespace (the
-    /// same warnings the webhook's /warn gives).
-    ///
-    /// Examples:
-    ///   proxy-injector explain web-7d9c6b8f5-x2x7q -n shop     (a running pod, from the cluster)
-    ///   proxy-injector explain -f deployment.yaml --namespaces namespaces.yaml
-    #[command(verbatim_doc_comment)]
-    Explain(ExplainArgs),
-    /// Check a cluster for pods missing the proxy, outdated proxies, and the webhook's health.
-    ///
-    /// Lists pods that injection is enabled for but that run without the proxy (grouped by
-    /// owner, with the command that fixes each), pods with an outdated proxy, and whether the
-    /// MutatingWebhookConfiguration exists, has a caBundle, points at a live endpoint whose
-    /// certificate the caBundle verifies, and how long that certificate has left.
-    /// Exits with 1 when a problem was found.
-    ///
-    /// Examples:
-    ///   proxy-injector check
-    ///   proxy-injector check -o json | jq '.missing_proxy[].fix'
-    #[command(verbatim_doc_comment)]
-    Check(CheckArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
-    ///
-    /// Example: proxy-injector completions bash > /etc/bash_completion.d/proxy-injector
-    Completions { shell: clap_complete::Shell },
-    /// Write a CA and a serving certificate for the webhook (ca.crt, ca.key, tls.crt, tls.key).
-    ///
-    /// Examples:
-    ///   proxy-injector certs --out certs/out --dns localhost --ip 127.0.0.1
-    ///   proxy-injector certs --out certs/out --kubernetes --namespace proxy-injector
-    #[command(verbatim_doc_comment)]
-    Certs(CertsArgs),
-}
-
-#[derive(Args)]
-struct ServeArgs {
-    #[arg(long, default_value = "0.0.0.0:8443")]
-    listen: SocketAddr,
-    #[arg(long)]
-    tls_cert: PathBuf,
-    #[arg(long)]
-    tls_key: PathBuf,
-    /// YAML config file (defaults are Linkerd's).
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Multi-document YAML of Namespace objects, instead of watching the cluster.
-    #[arg(long)]
-    namespaces: Option<PathBuf>,
-    #[arg(
-        long,
-        value_enum,
-        default_value = "plain",
-        env = "PROXY_INJECTOR_LOG_FORMAT"
-    )]
-    log_format: LogFormat,
-    /// Per-request timeout (reading the body, reviewing, answering), in milliseconds.
-    #[arg(long, default_value_t = 10_000)]
-    request_timeout_ms: u64,
-    /// Limit for the TLS handshake and for reading request headers, in milliseconds.
-    #[arg(long, default_value_t = 5_000)]
-    header_timeout_ms: u64,
-    /// After SIGTERM: seconds to keep serving with readiness off, so endpoints stop
-    /// routing here before connections are refused.
-    #[arg(long, default_value_t = 5)]
-    shutdown_delay_seconds: u64,
-    /// Then: seconds given to in-flight requests to finish.
-    #[arg(long, default_value_t = 10)]
-    drain_seconds: u64,
-    /// PEM CA bundle: require API server client certificates that chain to it.
-    /// Probes and Prometheus then use --admin-listen (they present no certificate).
-    #[arg(long)]
-    client_ca: Option<PathBuf>,
-    /// Plain-HTTP address for /healthz, /readyz and /metrics (e.g. 0.0.0.0:9995).
-    #[arg(long)]
-    admin_listen: Option<SocketAddr>,
-    /// Seconds the namespace watch may fail (answers come from the last known namespaces
-    /// meanwhile) before /readyz reports not ready.
-    #[arg(long, default_value_t = 300)]
-    max_stale_seconds: u64,
-    /// How often the certificate files are checked for a change, in milliseconds.
-    #[arg(long, default_value_t = 5_000)]
-    cert_poll_ms: u64,
-    /// Record Kubernetes Events on the pod's owner (Injected, InjectionSkipped, InjectionDenied).
-    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
-    events: bool,
-}
-
-#[derive(Args)]
-struct InjectArgs {
-    /// Manifest file, or - for standard input.
-    #[arg(short = 'f', long = "filename", default_value = "-")]
-    file: PathBuf,
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Namespace objects to decide with, instead of reading them from the cluster.
-    #[arg(long, conflicts_with = "manual")]
-    namespaces: Option<PathBuf>,
-    /// Namespace for documents that name none (default: "default").
-    #[arg(long, short)]
-    namespace: Option<String>,
-    /// Inject regardless of annotations (like `linkerd inject --manual`); no cluster access.
-    #[arg(long)]
-    manual: bool,
-    /// Remove what injection added instead.
-    #[arg(long, conflicts_with_all = ["manual", "namespaces"])]
-    uninject: bool,
-    #[arg(long, short, value_enum, default_value = "yaml")]
-    output: Output,
-}
-
-#[derive(Args)]
-struct ExplainArgs {
-    /// A pod in the cluster.
-    pod: Option<String>,
-    /// Manifest file, or - for standard input.
-    #[arg(short = 'f', long = "filename", conflicts_with = "pod")]
-    file: Option<PathBuf>,
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Namespace objects to decide with, instead of reading them from the cluster.
-    #[arg(long)]
-    namespaces: Option<PathBuf>,
-    #[arg(long, short)]
-    namespace: Option<String>,
-}
-
-#[derive(Args)]
-struct CheckArgs {
-    #[arg(long)]
-    config: Option<PathBuf>,
-    /// Name of the MutatingWebhookConfiguration.
-    #[arg(long, default_value = "proxy-injector")]
-    webhook: String,
-    #[arg(long, short, value_enum, default_value = "text")]
-    output: CheckOutput,
-}
-
-#[derive(Args)]
-struct CertsArgs {
-    #[arg(long, default_value = "certs/out")]
-    out: PathBuf,
-    /// DNS names for the serving certificate (default with --kubernetes: the Service's names).
-    #[arg(long)]
-    dns: Vec<String>,
-    #[arg(long)]
-    ip: Vec<IpAddr>,
-    #[arg(long, default_value_t = 365)]
-    days: i64,
-    /// Also write secret.yaml (the TLS Secret) and webhook-patch.json (sets the caBundle).
-    #[arg(long)]
-    kubernetes: bool,
-    /// Namespace of the injector's Service and Secret (with --kubernetes).
-    #[arg(long, default_value = "proxy-injector")]
-    namespace: String,
-    #[arg(long, default_value = "proxy-injector-tls")]
-    secret_name: String,
-    /// Also write client.crt/client.key for this common name, signed by the same CA: the
-    /// API server's client certificate when the webhook runs with --client-ca ca.crt.
-    #[arg(long)]
-    client: Option<String>,
-}
 
 fn init_logs(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -1,0 +1,221 @@
+//! The command line: subcommands and their arguments.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "proxy-injector",
+    version,
+    about = "Mutating admission webhook that injects a Linkerd-compatible proxy into pods"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Plain,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CheckOutput {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTPS admission webhook (POST /inject, POST /warn, GET /healthz, /readyz, /metrics).
+    ///
+    /// Examples:
+    ///   proxy-injector serve --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
+    ///   proxy-injector serve --listen 127.0.0.1:8443 --tls-cert tls.crt --tls-key tls.key \
+    ///       --config config.yaml --namespaces namespaces.yaml --log-format json
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+    /// Print manifests with the proxy added to their pods, exactly as the webhook would.
+    ///
+    /// Reads YAML or JSON (multi-document, `List`), injects Pods and the pod templates of
+    /// Deployments, StatefulSets, DaemonSets, ReplicaSets, ReplicationControllers, Jobs and
+    /// CronJobs, and passes every other object through unchanged.
+    ///
+    /// Examples:
+    ///   proxy-injector inject -f app.yaml | kubectl apply -f -
+    ///   kubectl get deploy web -o yaml | proxy-injector inject -f - --manual
+    ///   proxy-injector inject -f app.yaml --namespaces namespaces.yaml
+    ///   proxy-injector inject -f injected.yaml --uninject
+    #[command(verbatim_doc_comment)]
+    Inject(InjectArgs),
+    /// Say whether a pod is (or would be) injected, by which rule, with which values and
+    /// where each value comes from; and the mesh mistakes in any workload or namespace (the
+    /// same warnings the webhook's /warn gives).
+    ///
+    /// Examples:
+    ///   proxy-injector explain web-7d9c6b8f5-x2x7q -n shop     (a running pod, from the cluster)
+    ///   proxy-injector explain -f deployment.yaml --namespaces namespaces.yaml
+    #[command(verbatim_doc_comment)]
+    Explain(ExplainArgs),
+    /// Check a cluster for pods missing the proxy, outdated proxies, and the webhook's health.
+    ///
+    /// Lists pods that injection is enabled for but that run without the proxy (grouped by
+    /// owner, with the command that fixes each), pods with an outdated proxy, and whether the
+    /// MutatingWebhookConfiguration exists, has a caBundle, points at a live endpoint whose
+    /// certificate the caBundle verifies, and how long that certificate has left.
+    /// Exits with 1 when a problem was found.
+    ///
+    /// Examples:
+    ///   proxy-injector check
+    ///   proxy-injector check -o json | jq '.missing_proxy[].fix'
+    #[command(verbatim_doc_comment)]
+    Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// Example: proxy-injector completions bash > /etc/bash_completion.d/proxy-injector
+    Completions { shell: clap_complete::Shell },
+    /// Write a CA and a serving certificate for the webhook (ca.crt, ca.key, tls.crt, tls.key).
+    ///
+    /// Examples:
+    ///   proxy-injector certs --out certs/out --dns localhost --ip 127.0.0.1
+    ///   proxy-injector certs --out certs/out --kubernetes --namespace proxy-injector
+    #[command(verbatim_doc_comment)]
+    Certs(CertsArgs),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    #[arg(long)]
+    pub tls_cert: PathBuf,
+    #[arg(long)]
+    pub tls_key: PathBuf,
+    /// YAML config file (defaults are Linkerd's).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Multi-document YAML of Namespace objects, instead of watching the cluster.
+    #[arg(long)]
+    pub namespaces: Option<PathBuf>,
+    #[arg(
+        long,
+        value_enum,
+        default_value = "plain",
+        env = "PROXY_INJECTOR_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// Per-request timeout (reading the body, reviewing, answering), in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Limit for the TLS handshake and for reading request headers, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+    /// After SIGTERM: seconds to keep serving with readiness off, so endpoints stop
+    /// routing here before connections are refused.
+    #[arg(long, default_value_t = 5)]
+    pub shutdown_delay_seconds: u64,
+    /// Then: seconds given to in-flight requests to finish.
+    #[arg(long, default_value_t = 10)]
+    pub drain_seconds: u64,
+    /// PEM CA bundle: require API server client certificates that chain to it.
+    /// Probes and Prometheus then use --admin-listen (they present no certificate).
+    #[arg(long)]
+    pub client_ca: Option<PathBuf>,
+    /// Plain-HTTP address for /healthz, /readyz and /metrics (e.g. 0.0.0.0:9995).
+    #[arg(long)]
+    pub admin_listen: Option<SocketAddr>,
+    /// Seconds the namespace watch may fail (answers come from the last known namespaces
+    /// meanwhile) before /readyz reports not ready.
+    #[arg(long, default_value_t = 300)]
+    pub max_stale_seconds: u64,
+    /// How often the certificate files are checked for a change, in milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub cert_poll_ms: u64,
+    /// Record Kubernetes Events on the pod's owner (Injected, InjectionSkipped, InjectionDenied).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub events: bool,
+}
+
+#[derive(Args)]
+pub struct InjectArgs {
+    /// Manifest file, or - for standard input.
+    #[arg(short = 'f', long = "filename", default_value = "-")]
+    pub file: PathBuf,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Namespace objects to decide with, instead of reading them from the cluster.
+    #[arg(long, conflicts_with = "manual")]
+    pub namespaces: Option<PathBuf>,
+    /// Namespace for documents that name none (default: "default").
+    #[arg(long, short)]
+    pub namespace: Option<String>,
+    /// Inject regardless of annotations (like `linkerd inject --manual`); no cluster access.
+    #[arg(long)]
+    pub manual: bool,
+    /// Remove what injection added instead.
+    #[arg(long, conflicts_with_all = ["manual", "namespaces"])]
+    pub uninject: bool,
+    #[arg(long, short, value_enum, default_value = "yaml")]
+    pub output: Output,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// A pod in the cluster.
+    pub pod: Option<String>,
+    /// Manifest file, or - for standard input.
+    #[arg(short = 'f', long = "filename", conflicts_with = "pod")]
+    pub file: Option<PathBuf>,
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Namespace objects to decide with, instead of reading them from the cluster.
+    #[arg(long)]
+    pub namespaces: Option<PathBuf>,
+    #[arg(long, short)]
+    pub namespace: Option<String>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Name of the MutatingWebhookConfiguration.
+    #[arg(long, default_value = "proxy-injector")]
+    pub webhook: String,
+    #[arg(long, short, value_enum, default_value = "text")]
+    pub output: CheckOutput,
+}
+
+#[derive(Args)]
+pub struct CertsArgs {
+    #[arg(long, default_value = "certs/out")]
+    pub out: PathBuf,
+    /// DNS names for the serving certificate (default with --kubernetes: the Service's names).
+    #[arg(long)]
+    pub dns: Vec<String>,
+    #[arg(long)]
+    pub ip: Vec<IpAddr>,
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+    /// Also write secret.yaml (the TLS Secret) and webhook-patch.json (sets the caBundle).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// Namespace of the injector's Service and Secret (with --kubernetes).
+    #[arg(long, default_value = "proxy-injector")]
+    pub namespace: String,
+    #[arg(long, default_value = "proxy-injector-tls")]
+    pub secret_name: String,
+    /// Also write client.crt/client.key for this common name, signed by the same CA: the
+    /// API server's client certificate when the webhook runs with --client-ca ca.crt.
+    #[arg(long)]
+    pub client: Option<String>,
+}
