@@ -239,7 +239,7 @@ impl Admission {
                 out.outcome = Outcome::Injected { mode: plan.mode };
                 out.body = response(api_version, uid, Some(&patch), None, &[]);
             }
-            Decision::Skip(reason @ SkipReason::InvalidOverrides(_)) => {
+            Decision::Skip(reason) if reason.warns() => {
                 let message = format!("proxy-injector: {reason}");
                 match self.config.bad_override {
                     BadOverridePolicy::AdmitUninjected => {
@@ -261,9 +261,7 @@ impl Admission {
         if self.record_events && !out.dry_run {
             let happened = match &out.outcome {
                 Outcome::Injected { mode } => Some(Happened::Injected(*mode)),
-                Outcome::Skipped(r @ SkipReason::InvalidOverrides(_)) => {
-                    Some(Happened::Skipped(r.to_string()))
-                }
+                Outcome::Skipped(r) if r.warns() => Some(Happened::Skipped(r.to_string())),
                 Outcome::Denied(r) => Some(Happened::Denied(r.to_string())),
                 Outcome::Skipped(_) => None,
             };

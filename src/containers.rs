@@ -21,6 +21,7 @@ use crate::mesh::{
     VOLUMES, XTABLES_VOLUME,
 };
 use crate::values::ProxyValues;
+use crate::view::PodView;
 
 /// The proxy's env entries that depend on the pod, not on the values: the ports its containers
 /// expose and its opaque ports. [`proxy_container`] takes them in this order.
@@ -418,6 +419,38 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
         });
     }
     v
+}
+
+/// What injection would add that the pod already has: containers (in `containers` or
+/// `initContainers`) and volumes of the same name. `linkerd-proxy` itself means "already
+/// injected" and is decided before.
+pub fn clashes(pod: &PodView<'_>, v: &ProxyValues<'_>, config: &Config) -> Vec<String> {
+    let added_containers = [
+        (!config.cni_enabled).then_some(INIT_CONTAINER),
+        v.debug_sidecar.then_some(DEBUG_CONTAINER),
+    ];
+    let added_volumes = [
+        Some(END_ENTITY_VOLUME),
+        Some(TOKEN_VOLUME),
+        (!config.cni_enabled).then_some(XTABLES_VOLUME),
+    ];
+    let mut out = Vec::new();
+    for name in added_containers.into_iter().flatten() {
+        if pod
+            .containers()
+            .iter()
+            .chain(pod.init_containers())
+            .any(|c| c.name.as_str() == name)
+        {
+            out.push(format!("a container named {name}"));
+        }
+    }
+    for name in added_volumes.into_iter().flatten() {
+        if pod.volumes().iter().any(|vol| vol.name.as_str() == name) {
+            out.push(format!("a volume named {name}"));
+        }
+    }
+    out
 }
 
 /// The image of a pod's `linkerd-proxy` container (in `containers` or, as a native sidecar,

@@ -9,7 +9,9 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Namespace;
 
 use crate::config::Config;
+use crate::containers;
 use crate::mesh::{INJECT_ANNOTATION, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER};
+use crate::quote::Quoted;
 use crate::values::{self, OverrideError, PodValues, ProxyValues};
 use crate::view::PodView;
 
@@ -127,10 +129,23 @@ pub enum SkipReason {
         source: Source,
     },
     HostNetwork,
+    /// `spec.containers` is null, absent or empty: there is no app to put the proxy next to.
+    NoContainers,
     InvalidOverrides(Vec<OverrideError>),
+    /// The pod already has containers or volumes named like those injection adds.
+    NameClash(Vec<String>),
 }
 
 impl SkipReason {
+    /// A skip the user must hear about: a warning on the answer (or a denial, by policy), an
+    /// Event, a warning line in the log. Ordinary skips (not annotated, disabled) are silent.
+    pub fn warns(&self) -> bool {
+        matches!(
+            self,
+            SkipReason::InvalidOverrides(_) | SkipReason::NameClash(_)
+        )
+    }
+
     /// A short stable name for metrics and logs.
     pub fn code(&self) -> &'static str {
         match self {
@@ -145,7 +160,9 @@ impl SkipReason {
             SkipReason::NotAnnotated { .. } => "not_annotated",
             SkipReason::UnknownValue { .. } => "unknown_inject_value",
             SkipReason::HostNetwork => "host_network",
+            SkipReason::NoContainers => "no_containers",
             SkipReason::InvalidOverrides(_) => "invalid_override",
+            SkipReason::NameClash(_) => "name_clash",
         }
     }
 }
@@ -217,8 +234,18 @@ impl fmt::Display for SkipReason {
             ),
             SkipReason::UnknownValue { value, source } => write!(
                 f,
-                "{INJECT_ANNOTATION}: {value:?} on the {source} is not understood \
-                 (expected enabled, disabled or ingress)"
+                "{INJECT_ANNOTATION}: {} on the {source} is not understood \
+                 (expected enabled, disabled or ingress)",
+                Quoted(value)
+            ),
+            SkipReason::NoContainers => f.write_str(
+                "the pod has no containers (spec.containers is null or empty); there is no app to mesh",
+            ),
+            SkipReason::NameClash(names) => write!(
+                f,
+                "the proxy was not added because the pod already has {}, which injection would add \
+                 again (the API server would refuse the pod); rename it or remove it",
+                names.join(", ")
             ),
             SkipReason::HostNetwork => f.write_str(
                 "the pod uses hostNetwork: true; the proxy cannot redirect the host's traffic",
@@ -349,8 +376,15 @@ pub fn decide<'a>(
     if pod.spec.as_ref().and_then(|s| s.host_network) == Some(true) {
         return Decision::Skip(SkipReason::HostNetwork);
     }
+    if pod.containers().is_empty() {
+        return Decision::Skip(SkipReason::NoContainers);
+    }
     match values::resolve(pod, ns, config, mode) {
         Ok(r) => {
+            let clashes = containers::clashes(pod, &r.proxy, config);
+            if !clashes.is_empty() {
+                return Decision::Skip(SkipReason::NameClash(clashes));
+            }
             let podv = values::pod_values(pod, ns, config, r.explicit_opaque);
             Decision::Inject(Plan {
                 mode,
@@ -426,7 +460,7 @@ mod tests {
             &c,
         );
         assert_eq!(d, Decision::Skip(SkipReason::DisabledOnPod));
-        let pod = r#"{"metadata":{"annotations":{"config.linkerd.io/proxy-log-level":"trace"}},"spec":{}}"#;
+        let pod = r#"{"metadata":{"annotations":{"config.linkerd.io/proxy-log-level":"trace"}},"spec":{"containers":[{"name":"app"}]}}"#;
         let Decision::Inject(p) = decide_json(
             pod,
             NamespaceInfo::Known {
@@ -457,7 +491,7 @@ mod tests {
     fn bad_values_are_all_reported() {
         let c = Config::default();
         let pod = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled",
-            "config.linkerd.io/proxy-cpu-request":"lots","config.linkerd.io/admin-port":"70000"}},"spec":{}}"#;
+            "config.linkerd.io/proxy-cpu-request":"lots","config.linkerd.io/admin-port":"70000"}},"spec":{"containers":[{"name":"app"}]}}"#;
         let Decision::Skip(SkipReason::InvalidOverrides(e)) =
             decide_json(pod, NamespaceInfo::None, &c)
         else {
@@ -472,7 +506,7 @@ mod tests {
     fn request_above_limit_is_an_error() {
         let c = Config::default();
         let pod = r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled",
-            "config.linkerd.io/proxy-cpu-request":"2","config.linkerd.io/proxy-cpu-limit":"500m"}},"spec":{}}"#;
+            "config.linkerd.io/proxy-cpu-request":"2","config.linkerd.io/proxy-cpu-limit":"500m"}},"spec":{"containers":[{"name":"app"}]}}"#;
         let d = decide_json(pod, NamespaceInfo::None, &c);
         assert!(
             matches!(d, Decision::Skip(SkipReason::InvalidOverrides(_))),
@@ -485,7 +519,7 @@ mod tests {
         let c = Config::default();
         for key in crate::mesh::override_keys() {
             let pod = serde_json::json!({"metadata": {"annotations": {
-                "linkerd.io/inject": "enabled", *key: "\u{1} not valid"}}, "spec": {}})
+                "linkerd.io/inject": "enabled", *key: "\u{1} not valid"}}, "spec": {"containers": [{"name": "app"}]}})
             .to_string();
             let d = decide_json(&pod, NamespaceInfo::None, &c);
             let Decision::Skip(SkipReason::InvalidOverrides(e)) = d else {

@@ -3,6 +3,10 @@
 
 use std::net::IpAddr;
 
+use num_bigint::BigUint;
+
+use crate::quote::quote;
+
 /// A Linkerd port list: comma-separated ports and inclusive ranges, e.g. `25,4000-4010`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PortList(pub Vec<(u16, u16)>);
@@ -23,7 +27,10 @@ impl PortList {
                 }
             };
             if lo > hi {
-                return Err(format!("port range {item} ends before it starts"));
+                return Err(format!(
+                    "the port range {} ends before it starts",
+                    quote(item)
+                ));
             }
             out.push((lo, hi));
         }
@@ -60,16 +67,19 @@ pub fn parse_port(s: &str) -> Result<u16, String> {
     match s.parse::<u32>() {
         Ok(p) if (1..=65535).contains(&p) => Ok(p as u16),
         Ok(p) => Err(format!("port {p} is outside 1-65535")),
-        Err(_) => Err(format!("{s:?} is not a port number (1-65535)")),
+        Err(_) => Err("not a port number (1-65535)".into()),
     }
 }
 
-/// A user or group ID for `runAsUser`/`runAsGroup`: a non-negative integer.
+/// The largest user or group ID the API server accepts.
+pub const MAX_ID: i64 = 2_147_483_647;
+
+/// A user or group ID for `runAsUser`/`runAsGroup`: 0 to [`MAX_ID`].
 pub fn parse_uid(s: &str) -> Result<i64, String> {
     match s.parse::<i64>() {
-        Ok(v) if v >= 0 => Ok(v),
+        Ok(v) if (0..=MAX_ID).contains(&v) => Ok(v),
         _ => Err(format!(
-            "{s:?} is not a user or group ID (a whole number, 0 or more)"
+            "not a user or group ID (a whole number from 0 to {MAX_ID})"
         )),
     }
 }
@@ -78,7 +88,7 @@ pub fn parse_uid(s: &str) -> Result<i64, String> {
 pub fn parse_uint(s: &str) -> Result<i64, String> {
     match s.parse::<u32>() {
         Ok(v) => Ok(v.into()),
-        Err(_) => Err(format!("{s:?} is not a whole number (0 to 4294967295)")),
+        Err(_) => Err("not a whole number (0 to 4294967295)".into()),
     }
 }
 
@@ -89,20 +99,64 @@ pub fn parse_bool(s: &str) -> Result<bool, String> {
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
         "enabled" => Ok(true),
         "disabled" => Ok(false),
-        _ => Err(format!("{s:?} is not a boolean (true or false)")),
+        _ => Err("not a boolean (true or false)".into()),
     }
 }
 
-/// A Kubernetes resource quantity (`100m`, `1.5`, `64Mi`, `1e3`). Returns its value in base
-/// units, used to compare a request with its limit.
-pub fn parse_quantity(s: &str) -> Result<f64, String> {
-    let bad = || format!("{s:?} is not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1G)");
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    if s.starts_with('-') {
+/// The longest quantity accepted (the API server's own are short; a longer one is refused
+/// rather than parsed).
+pub const MAX_QUANTITY_LEN: usize = 64;
+
+/// A quantity's exact value, `digits × 10^exp10 × 2^exp2`: requests and limits are compared
+/// exactly, as the API server compares them (never through a float).
+#[derive(Debug, Clone)]
+pub struct Quantity {
+    digits: BigUint,
+    exp10: i32,
+    exp2: u32,
+}
+
+impl Quantity {
+    fn scaled(&self, min_exp10: i32) -> BigUint {
+        let up = u32::try_from(self.exp10 - min_exp10).unwrap_or(0);
+        (&self.digits * BigUint::from(10u8).pow(up)) << self.exp2
+    }
+}
+
+impl Ord for Quantity {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let e = self.exp10.min(other.exp10);
+        self.scaled(e).cmp(&other.scaled(e))
+    }
+}
+
+impl PartialOrd for Quantity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Quantity {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for Quantity {}
+
+/// A Kubernetes resource quantity (`100m`, `1.5`, `64Mi`, `1e3`), 0 or more, with its exact
+/// value (to compare a request with its limit).
+pub fn parse_quantity(s: &str) -> Result<Quantity, String> {
+    let bad = || "not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1G)".to_owned();
+    if s.len() > MAX_QUANTITY_LEN {
         return Err(format!(
-            "{s:?} is negative; a resource quantity must be 0 or more"
+            "longer than {MAX_QUANTITY_LEN} characters; not a Kubernetes quantity"
         ));
     }
+    if s.starts_with('-') {
+        return Err("negative; a resource quantity must be 0 or more".into());
+    }
+    let body = s.strip_prefix('+').unwrap_or(s);
     let split = body
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(body.len());
@@ -110,34 +164,41 @@ pub fn parse_quantity(s: &str) -> Result<f64, String> {
     if num.is_empty() || num == "." || num.matches('.').count() > 1 {
         return Err(bad());
     }
-    let n: f64 = num.parse().map_err(|_| bad())?;
-    let mult = match suffix {
-        "" => 1.0,
-        "n" => 1e-9,
-        "u" => 1e-6,
-        "m" => 1e-3,
-        "k" => 1e3,
-        "M" => 1e6,
-        "G" => 1e9,
-        "T" => 1e12,
-        "P" => 1e15,
-        "E" => 1e18,
-        "Ki" => 1024.0,
-        "Mi" => 1024.0 * 1024.0,
-        "Gi" => 1024.0 * 1024.0 * 1024.0,
-        "Ti" => 1024f64.powi(4),
-        "Pi" => 1024f64.powi(5),
-        "Ei" => 1024f64.powi(6),
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let digits = BigUint::parse_bytes(format!("{int}{frac}").as_bytes(), 10).ok_or_else(bad)?;
+    let mut exp10 = -i32::try_from(frac.len()).map_err(|_| bad())?;
+    let mut exp2 = 0;
+    match suffix {
+        "" => {}
+        "n" => exp10 -= 9,
+        "u" => exp10 -= 6,
+        "m" => exp10 -= 3,
+        "k" => exp10 += 3,
+        "M" => exp10 += 6,
+        "G" => exp10 += 9,
+        "T" => exp10 += 12,
+        "P" => exp10 += 15,
+        "E" => exp10 += 18,
+        "Ki" => exp2 = 10,
+        "Mi" => exp2 = 20,
+        "Gi" => exp2 = 30,
+        "Ti" => exp2 = 40,
+        "Pi" => exp2 = 50,
+        "Ei" => exp2 = 60,
         e if e.starts_with(['e', 'E']) => {
             let exp: i32 = e[1..].parse().map_err(|_| bad())?;
             if !(-30..=30).contains(&exp) {
                 return Err(bad());
             }
-            10f64.powi(exp)
+            exp10 += exp;
         }
         _ => return Err(bad()),
-    };
-    Ok(n * mult)
+    }
+    Ok(Quantity {
+        digits,
+        exp10,
+        exp2,
+    })
 }
 
 /// The proxy's log filter: comma-separated `level` or `target=level` directives.
@@ -155,7 +216,7 @@ pub fn parse_log_level(s: &str) -> Result<(), String> {
                         .chars()
                         .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
                 {
-                    return Err(format!("{d:?} has an invalid target before '='"));
+                    return Err(format!("{} has an invalid target before '='", quote(d)));
                 }
                 level
             }
@@ -163,7 +224,8 @@ pub fn parse_log_level(s: &str) -> Result<(), String> {
         };
         if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
             return Err(format!(
-                "{d:?} is not a log directive (level one of trace, debug, info, warn, error, off)"
+                "{} is not a log directive (level one of trace, debug, info, warn, error, off)",
+                quote(d)
             ));
         }
     }
@@ -173,16 +235,14 @@ pub fn parse_log_level(s: &str) -> Result<(), String> {
 pub fn parse_log_format(s: &str) -> Result<(), String> {
     match s {
         "plain" | "json" => Ok(()),
-        _ => Err(format!("{s:?} is not a log format (plain or json)")),
+        _ => Err("not a log format (plain or json)".into()),
     }
 }
 
 pub fn parse_pull_policy(s: &str) -> Result<(), String> {
     match s {
         "Always" | "IfNotPresent" | "Never" => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not an image pull policy (Always, IfNotPresent or Never)"
-        )),
+        _ => Err("not an image pull policy (Always, IfNotPresent or Never)".into()),
     }
 }
 
@@ -194,25 +254,24 @@ pub fn parse_inbound_policy(s: &str) -> Result<(), String> {
         | "cluster-authenticated"
         | "deny"
         | "audit" => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not an inbound policy (all-unauthenticated, all-authenticated, \
-             cluster-unauthenticated, cluster-authenticated, deny, audit)"
-        )),
+        _ => Err(
+            "not an inbound policy (all-unauthenticated, all-authenticated, \
+                  cluster-unauthenticated, cluster-authenticated, deny, audit)"
+                .into(),
+        ),
     }
 }
 
 pub fn parse_access_log(s: &str) -> Result<(), String> {
     match s {
         "apache" | "json" => Ok(()),
-        _ => Err(format!(
-            "{s:?} is not an access log format (apache or json)"
-        )),
+        _ => Err("not an access log format (apache or json)".into()),
     }
 }
 
 /// A Go duration (`30s`, `1m30s`, `500ms`), which is what the proxy reads.
 pub fn parse_duration(s: &str) -> Result<(), String> {
-    let bad = || format!("{s:?} is not a duration (e.g. 30s, 1m30s, 500ms)");
+    let bad = || "not a duration (e.g. 30s, 1m30s, 500ms)".to_owned();
     if s == "0" {
         return Ok(());
     }
@@ -241,16 +300,19 @@ pub fn parse_duration(s: &str) -> Result<(), String> {
 /// A comma-separated list of CIDRs.
 pub fn parse_subnets(s: &str) -> Result<(), String> {
     for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        let (ip, len) = item
-            .split_once('/')
-            .ok_or_else(|| format!("{item:?} is not a CIDR (address/prefix, e.g. 10.0.0.0/8)"))?;
+        let (ip, len) = item.split_once('/').ok_or_else(|| {
+            format!(
+                "{} is not a CIDR (address/prefix, e.g. 10.0.0.0/8)",
+                quote(item)
+            )
+        })?;
         let ip: IpAddr = ip
             .parse()
-            .map_err(|_| format!("{item:?} has an invalid address"))?;
+            .map_err(|_| format!("{} has an invalid address", quote(item)))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         match len.parse::<u8>() {
             Ok(l) if l <= max => {}
-            _ => return Err(format!("{item:?} has an invalid prefix length")),
+            _ => return Err(format!("{} has an invalid prefix length", quote(item))),
         }
     }
     Ok(())
@@ -259,7 +321,7 @@ pub fn parse_subnets(s: &str) -> Result<(), String> {
 /// An image reference without tag (`registry/repo`): no whitespace, not empty.
 pub fn parse_image(s: &str) -> Result<(), String> {
     if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        Err(format!("{s:?} is not an image name"))
+        Err("not an image name (no spaces or control characters)".into())
     } else {
         Ok(())
     }
@@ -275,7 +337,7 @@ pub fn parse_tag(s: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not an image tag"))
+        Err("not an image tag ([A-Za-z0-9_][A-Za-z0-9_.-], at most 128 characters)".into())
     }
 }
 
@@ -297,12 +359,51 @@ mod tests {
 
     #[test]
     fn quantities() {
-        assert_eq!(parse_quantity("100m").unwrap(), 0.1);
-        assert_eq!(parse_quantity("64Mi").unwrap(), 64.0 * 1024.0 * 1024.0);
-        assert_eq!(parse_quantity("1e3").unwrap(), 1000.0);
-        assert_eq!(parse_quantity("1.5").unwrap(), 1.5);
-        for bad in ["", "abc", "1.2.3", "10 m", "5Xi", "-1", "1e", "m"] {
+        let q = |s: &str| parse_quantity(s).unwrap();
+        // Equal values written differently.
+        for (a, b) in [
+            ("100m", "0.1"),
+            ("64Mi", "67108864"),
+            ("1e3", "1k"),
+            ("1.5", "1500m"),
+            ("1Ki", "1024"),
+            ("+2", "2.000"),
+            (".5", "500m"),
+            ("5.", "5"),
+            ("1E-3", "1m"),
+        ] {
+            assert_eq!(q(a), q(b), "{a} = {b}");
+        }
+        // Exact, where a float is not: these differ in the 18th digit or past 2^53.
+        assert!(q("1.00000000000000001") > q("1"));
+        assert!(q("9007199254740993") > q("9007199254740992"));
+        assert!(q("1Ei") > q("1E"));
+        assert!(q("999m") < q("1"));
+        for bad in ["", "abc", "1.2.3", "10 m", "5Xi", "-1", "1e", "m", "1e31"] {
             assert!(parse_quantity(bad).is_err(), "{bad}");
+        }
+        assert!(parse_quantity(&"9".repeat(MAX_QUANTITY_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn ids_stay_in_the_api_servers_range() {
+        assert_eq!(parse_uid("2147483647"), Ok(MAX_ID));
+        assert!(parse_uid("2147483648").is_err());
+        assert!(parse_uid("-1").is_err());
+    }
+
+    #[test]
+    fn errors_never_quote_the_whole_value() {
+        let hostile = "\u{7f}".repeat(100_000);
+        for e in [
+            parse_quantity(&hostile).unwrap_err(),
+            parse_log_level(&hostile).unwrap_err(),
+            parse_subnets(&hostile).unwrap_err(),
+            parse_image(&hostile).unwrap_err(),
+            parse_duration(&hostile).unwrap_err(),
+            PortList::parse(&format!("9-{hostile}")).unwrap_err(),
+        ] {
+            assert!(e.len() < 500, "{} bytes: {}", e.len(), &e[..100]);
         }
     }
 

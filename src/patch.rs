@@ -322,7 +322,7 @@ mod tests {
         let c = Config::default();
         let d = crate::decision::decide(
             &crate::decision::RequestFacts::POD_CREATE,
-            &PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}}}"#)
+            &PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}},"spec":{"containers":[{"name":"app"}]}}"#)
                 .unwrap(),
             crate::decision::NamespaceInfo::None,
             &c,

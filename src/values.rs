@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::decision::{Mode, NamespaceInfo, Source};
 use crate::mesh::settings::{self, REQUEST_LIMIT_PAIRS, SETTINGS, Value};
 use crate::overrides::{self, PortList};
+use crate::quote::quote;
 use crate::view::PodView;
 
 /// Values that shape the added containers. Two pods with equal `ProxyValues` get byte-identical
@@ -99,6 +100,7 @@ pub struct PodValues {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverrideError {
     pub key: String,
+    /// The value, quoted and bounded ([`quote`]).
     pub value: String,
     pub source: Source,
     pub reason: String,
@@ -108,7 +110,7 @@ impl fmt::Display for OverrideError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "annotation {} = {:?} on the {} is not valid: {}",
+            "annotation {} = {} on the {} is not valid: {}",
             self.key, self.value, self.source, self.reason
         )
     }
@@ -161,7 +163,7 @@ pub fn resolve<'a>(
                 Err(reason) => {
                     errors.push(OverrideError {
                         key: key.to_owned(),
-                        value: raw.into_owned(),
+                        value: quote(&raw),
                         source,
                         reason,
                     });
@@ -197,8 +199,8 @@ pub fn resolve<'a>(
         {
             let (key, value, source) = lookup(pod, ns, &[req_key])
                 .or_else(|| lookup(pod, ns, &[lim_key]))
-                .map(|(k, v, s)| (k.to_owned(), v.into_owned(), s))
-                .unwrap_or((req_key.to_owned(), rq.clone(), Source::Pod));
+                .map(|(k, v, s)| (k.to_owned(), quote(&v), s))
+                .unwrap_or((req_key.to_owned(), quote(&rq), Source::Pod));
             errors.push(OverrideError {
                 key,
                 value,

@@ -170,6 +170,13 @@ pub struct ContainerView<'a> {
     pub ports: Option<Vec<PortView>>,
 }
 
+/// A volume: only its name is read (injection must not add one of the same name).
+#[derive(Debug, Default, Deserialize)]
+pub struct VolumeView<'a> {
+    #[serde(borrow, default)]
+    pub name: BStr<'a>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SpecView<'a> {
@@ -177,8 +184,8 @@ pub struct SpecView<'a> {
     pub containers: Option<Vec<ContainerView<'a>>>,
     #[serde(borrow, default)]
     pub init_containers: Option<Vec<ContainerView<'a>>>,
-    #[serde(default)]
-    pub volumes: Option<AnySeq>,
+    #[serde(borrow, default)]
+    pub volumes: Option<Vec<VolumeView<'a>>>,
     #[serde(default)]
     pub host_network: Option<bool>,
 }
@@ -218,6 +225,13 @@ impl<'a> PodView<'a> {
         self.spec
             .as_ref()
             .and_then(|s| s.init_containers.as_deref())
+            .unwrap_or(&[])
+    }
+
+    pub fn volumes(&self) -> &[VolumeView<'a>] {
+        self.spec
+            .as_ref()
+            .and_then(|s| s.volumes.as_deref())
             .unwrap_or(&[])
     }
 

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts, SkipReason};
 use crate::mesh::{self, INJECT_ANNOTATION, UNSUPPORTED_KEYS, is_mesh_key};
 use crate::overrides::PortList;
+use crate::quote::Quoted;
 use crate::view::PodView;
 use crate::workload::pod_template_path;
 
@@ -62,7 +63,8 @@ fn check_keys(annotations: &[(&str, &str)], at: &str, out: &mut Vec<String>) {
                     .map(|c| format!(" (did you mean {c:?}?)"))
                     .unwrap_or_default();
                 out.push(format!(
-                    "{at}[{INJECT_ANNOTATION}] is {v:?}, which is not understood{hint}: use enabled, disabled or ingress"
+                    "{at}[{INJECT_ANNOTATION}] is {}, which is not understood{hint}: use enabled, disabled or ingress",
+                    Quoted(v)
                 ));
             }
             continue;
@@ -105,19 +107,27 @@ fn check_values(
         // Decide the overrides even for hostNetwork pods (reported separately).
         spec.host_network = None;
     }
-    if let Decision::Skip(SkipReason::InvalidOverrides(errors)) =
-        decision::decide(&RequestFacts::POD_CREATE, &view, ns, config)
-    {
-        for e in errors {
-            let place = match e.source {
-                decision::Source::Pod => format!("{at}[{}]", e.key),
-                decision::Source::Namespace => format!("the namespace's annotation {}", e.key),
-            };
-            out.push(format!(
-                "{place} = {:?} is not valid ({}); pods would be admitted without the proxy",
-                e.value, e.reason
-            ));
+    match decision::decide(&RequestFacts::POD_CREATE, &view, ns, config) {
+        Decision::Skip(SkipReason::InvalidOverrides(errors)) => {
+            for e in errors {
+                let place = match e.source {
+                    decision::Source::Pod => format!("{at}[{}]", e.key),
+                    decision::Source::Namespace => {
+                        format!("the namespace's annotation {}", e.key)
+                    }
+                };
+                out.push(format!(
+                    "{place} = {} is not valid ({}); pods would be admitted without the proxy",
+                    e.value, e.reason
+                ));
+            }
         }
+        Decision::Skip(SkipReason::NameClash(names)) => out.push(format!(
+            "the pod template already has {}, which injection adds; pods would be admitted \
+             without the proxy (rename it)",
+            names.join(", ")
+        )),
+        _ => {}
     }
 }
 

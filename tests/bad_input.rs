@@ -91,7 +91,9 @@ fn cases() -> Vec<(&'static str, Vec<u8>, Expect)> {
             "spec": {"containers": [{"name": "app", "image": "nginx"}]}}))), Warned("could not be read")),
         ("volumes that are an object", review_with(request(json!({"metadata": {"name": "p"},
             "spec": {"containers": [{"name": "app", "image": "nginx"}], "volumes": {"v": {}}}}))), Warned("could not be read")),
-        ("pod without containers", review_with(request(json!({"metadata": {"name": "p"}, "spec": {}}))), Injected),
+        // No app to mesh: never a proxy-only pod (that would turn an invalid pod into a valid one).
+        ("pod without containers", review_with(request(json!({"metadata": {"name": "p"}, "spec": {}}))), Unchanged),
+        ("pod with containers: null", review_with(request(json!({"metadata": {"name": "p"}, "spec": {"containers": null}}))), Unchanged),
         ("object not a Pod", review_with(json!({"uid": "u", "kind": {"group": "", "version": "v1", "kind": "ConfigMap"}, "operation": "CREATE", "namespace": "shop", "object": {"data": {}}})), Unchanged),
         ("Pod from another group", review_with(json!({"uid": "u", "kind": {"group": "example.com", "version": "v1", "kind": "Pod"}, "operation": "CREATE", "namespace": "shop", "object": pod(json!({}))})), Unchanged),
     ];
@@ -459,5 +461,52 @@ async fn only_tls_1_2_and_1_3_are_negotiated() {
     assert_eq!(
         c.get(inj.url("/healthz")).send().await.unwrap().status(),
         200
+    );
+}
+
+/// One hostile annotation (2.9 MB of DEL bytes, Debug-escaped to six bytes each) must cost a
+/// bounded answer, warning and Event note: the value is quoted once, 64 characters at most.
+#[test]
+fn a_hostile_annotation_is_echoed_bounded() {
+    let a = Admission::new(
+        Arc::new(Config::default()),
+        Namespaces::from_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n",
+            "t",
+        )
+        .unwrap(),
+    )
+    .with_events(true);
+    let hostile = "\u{7f}".repeat(2_900_000);
+    let mut largest = 0;
+    for key in proxy_injector::mesh::override_keys() {
+        let mut p = pod(json!({ key: hostile.as_str() }));
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "web-1", "uid": "u1", "controller": true}]);
+        let body = review_with(request(p));
+        let ans = a.review(&body).unwrap();
+        assert!(
+            matches!(ans.outcome, Outcome::Skipped(_)),
+            "{key}: {:?}",
+            ans.outcome
+        );
+        let note = ans.event.as_ref().and_then(|e| e.note()).unwrap();
+        let reason = match &ans.outcome {
+            Outcome::Skipped(r) => r.to_string(),
+            _ => unreachable!(),
+        };
+        let size = ans.body.len().max(note.note.len()).max(reason.len());
+        assert!(
+            size < 2_000,
+            "{key}: answer {} B, note {} B, reason {} B",
+            ans.body.len(),
+            note.note.len(),
+            reason.len()
+        );
+        assert!(reason.contains("(2900000 bytes)"), "{key}: {reason}");
+        largest = largest.max(size);
+    }
+    eprintln!(
+        "2.9 MB hostile annotation: largest answer / warning / Event note over every setting: {largest} bytes"
     );
 }

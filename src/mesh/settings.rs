@@ -58,7 +58,7 @@ impl Value<'_> {
 /// parsers, so the file and the annotations accept exactly the same values.
 #[derive(Clone, Copy)]
 pub enum Parser {
-    /// Checked, then kept as written.
+    /// Checked, then kept (trimmed).
     Text(fn(&str) -> Result<(), String>),
     /// Like `Text`, for a setting that may be unset.
     OptText(fn(&str) -> Result<(), String>),
@@ -77,7 +77,8 @@ pub enum Parser {
 impl Parser {
     /// Parses an annotation value (checked trimmed).
     pub fn parse<'a>(self, raw: Cow<'a, str>) -> Result<Value<'a>, String> {
-        let t = raw.trim();
+        let raw = trimmed(raw);
+        let t = raw.as_ref();
         Ok(match self {
             Parser::Text(check) => {
                 check(t)?;
@@ -89,7 +90,7 @@ impl Parser {
             }
             Parser::Quantity => {
                 overrides::parse_quantity(t)?;
-                Value::Opt(Some(Cow::Owned(t.to_owned())))
+                Value::Opt(Some(raw))
             }
             Parser::Port => Value::Port(overrides::parse_port(t)?),
             Parser::Id => Value::Id(overrides::parse_uid(t)?),
@@ -123,6 +124,16 @@ impl Parser {
             Parser::Bool => "`true`/`false` (Go `ParseBool`, also `enabled`/`disabled`)",
             Parser::Ports => "ports and ranges, e.g. `25,4000-4010`",
         }
+    }
+}
+
+/// A value without its surrounding whitespace (a YAML block scalar ends with a newline, which
+/// the API server refuses in an image).
+fn trimmed(raw: Cow<'_, str>) -> Cow<'_, str> {
+    match raw {
+        Cow::Borrowed(b) => Cow::Borrowed(b.trim()),
+        Cow::Owned(o) if o.trim().len() == o.len() => Cow::Owned(o),
+        Cow::Owned(o) => Cow::Owned(o.trim().to_owned()),
     }
 }
 
