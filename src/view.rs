@@ -106,27 +106,6 @@ impl<'de> Deserialize<'de> for AnyMap {
     }
 }
 
-/// A JSON array whose items are skipped (see `AnyMap`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct AnySeq;
-
-impl<'de> Deserialize<'de> for AnySeq {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = AnySeq;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an array")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut s: A) -> Result<AnySeq, A::Error> {
-                while s.next_element::<IgnoredAny>()?.is_some() {}
-                Ok(AnySeq)
-            }
-        }
-        d.deserialize_seq(V)
-    }
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetaView<'a> {
