@@ -17,13 +17,13 @@ use crate::values::ProxyValues;
 use crate::view::{BStr, PodView};
 
 #[derive(Debug, Default, Deserialize)]
-struct GvkView<'a> {
+pub(crate) struct GvkView<'a> {
     #[serde(borrow, default)]
-    group: BStr<'a>,
+    pub(crate) group: BStr<'a>,
     #[serde(borrow, default)]
-    version: BStr<'a>,
+    pub(crate) version: BStr<'a>,
     #[serde(borrow, default)]
-    kind: BStr<'a>,
+    pub(crate) kind: BStr<'a>,
 }
 
 /// The request, with `object` parsed as `O`: the pod view directly (one pass over the body),

@@ -18,6 +18,7 @@ pub mod namespaces;
 pub mod offline;
 pub mod overrides;
 pub mod patch;
+pub mod prune;
 pub mod quote;
 pub mod server;
 pub mod values;

@@ -1,18 +1,59 @@
 //! `POST /warn`, the validating webhook: reviews Namespaces and workloads as they are created
 //! or updated and answers with the mesh mistakes found (`warnings`, printed by kubectl), never
-//! a patch. The mistakes themselves are found by `warnings`.
+//! a patch. The mistakes themselves are found by `warnings`; the request is read like
+//! `/inject` reads it (borrowed views), and the object only as far as `warnings` looks at it
+//! (`prune`).
 
-use crate::admission::{Admission, Answer, Outcome, ReviewError, response};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::admission::{Admission, Answer, GvkView, Outcome, ReviewError, response};
 use crate::decision::{NamespaceInfo, SkipReason};
+use crate::view::BStr;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WarnRequest<'a> {
+    #[serde(borrow, default)]
+    uid: BStr<'a>,
+    #[serde(borrow, default)]
+    kind: GvkView<'a>,
+    #[serde(borrow, default)]
+    namespace: Option<BStr<'a>>,
+    #[serde(default)]
+    dry_run: Option<bool>,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    old_object: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WarnReview<'a> {
+    #[serde(borrow, default)]
+    api_version: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    kind: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    request: Option<WarnRequest<'a>>,
+}
+
+/// The object as `warnings` reads it; `None` for `null` or anything that is not an object.
+fn object(raw: Option<&RawValue>) -> Option<serde_json::Value> {
+    raw.and_then(|r| crate::prune::parse(r.get(), &crate::prune::OBJECT).ok())
+        .filter(serde_json::Value::is_object)
+}
 
 impl Admission {
     /// Answers one AdmissionReview for `POST /warn`: never a patch; `warnings` for the mesh
     /// mistakes in a Namespace or workload (denied instead with `strictWarnings: true`).
     pub fn warn(&self, body: &[u8]) -> Result<Answer, ReviewError> {
-        let review: serde_json::Value =
-            serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
-        let api_version = review["apiVersion"].as_str().unwrap_or("");
-        let kind = review["kind"].as_str().unwrap_or("");
+        let text = std::str::from_utf8(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+        let review: WarnReview<'_> =
+            serde_json::from_str(text).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+        let api_version = review.api_version.as_ref().map(BStr::as_str).unwrap_or("");
+        let kind = review.kind.as_ref().map(BStr::as_str).unwrap_or("");
         if !matches!(
             api_version,
             "admission.k8s.io/v1" | "admission.k8s.io/v1beta1"
@@ -23,26 +64,30 @@ impl Admission {
                 kind: kind.to_owned(),
             });
         }
-        let req = review
-            .get("request")
-            .filter(|r| r.is_object())
-            .ok_or(ReviewError::NoRequest)?;
-        let uid = req["uid"].as_str().unwrap_or("");
+        let req = review.request.ok_or(ReviewError::NoRequest)?;
+        let uid = req.uid.as_str();
         if uid.is_empty() {
             return Err(ReviewError::NoUid);
         }
-        let obj_kind = req["kind"]["kind"].as_str().unwrap_or("");
-        let namespace = req["namespace"].as_str().filter(|n| !n.is_empty());
-        let name = req["object"]["metadata"]["name"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned();
+        let obj_kind = req.kind.kind.as_str();
+        let namespace = req
+            .namespace
+            .as_ref()
+            .map(BStr::as_str)
+            .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces().get(n));
         let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref());
-        let warnings = match req.get("object").filter(|o| o.is_object()) {
+        let obj = object(req.object);
+        let name = obj
+            .as_ref()
+            .and_then(|o| o.pointer("/metadata/name"))
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let warnings = match &obj {
             Some(obj) if crate::warnings::is_checked_kind(obj_kind) => {
-                let old = req.get("oldObject").filter(|o| o.is_object());
-                crate::warnings::check(obj_kind, obj, old, ns_info, self.config())
+                let old = object(req.old_object);
+                crate::warnings::check(obj_kind, obj, old.as_ref(), ns_info, self.config())
             }
             _ => Vec::new(),
         };
@@ -61,13 +106,13 @@ impl Admission {
         Ok(Answer {
             body,
             outcome: Outcome::Skipped(SkipReason::NotAPod {
-                group: req["kind"]["group"].as_str().unwrap_or("").to_owned(),
-                version: req["kind"]["version"].as_str().unwrap_or("").to_owned(),
+                group: req.kind.group.as_str().to_owned(),
+                version: req.kind.version.as_str().to_owned(),
                 kind: obj_kind.to_owned(),
             }),
             pod: name,
             namespace: namespace.unwrap_or("").to_owned(),
-            dry_run: req["dryRun"].as_bool().unwrap_or(false),
+            dry_run: req.dry_run.unwrap_or(false),
             warnings,
             event: None,
         })
