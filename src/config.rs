@@ -302,7 +302,7 @@ impl Config {
             &p.image_pull_policy,
             overrides::parse_pull_policy,
         )?;
-        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse)?;
+        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse_named)?;
         check(
             "proxy.defaultInboundPolicy",
             &p.default_inbound_policy,

@@ -10,7 +10,10 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use crate::config::Config;
 use crate::containers;
-use crate::mesh::{INJECT_ANNOTATION, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER};
+use crate::mesh::{
+    INJECT_ANNOTATION, ISTIO_INIT_CONTAINER, ISTIO_INIT_IMAGE, ISTIO_PROXY_CONTAINER,
+    ISTIO_PROXY_IMAGE, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER,
+};
 use crate::quote::Quoted;
 use crate::values::{self, OverrideError, PodValues, ProxyValues};
 use crate::view::PodView;
@@ -115,7 +118,8 @@ pub enum SkipReason {
         error: String,
     },
     AlreadyInjected,
-    OtherMesh,
+    /// Another mesh's sidecar is there; says what gave it away.
+    OtherMesh(String),
     DisabledOnPod,
     DisabledOnNamespace {
         namespace: String,
@@ -154,7 +158,7 @@ impl SkipReason {
             SkipReason::NoObject => "no_object",
             SkipReason::UnreadablePod { .. } => "unreadable_pod",
             SkipReason::AlreadyInjected => "already_injected",
-            SkipReason::OtherMesh => "other_mesh",
+            SkipReason::OtherMesh(_) => "other_mesh",
             SkipReason::DisabledOnPod => "disabled_on_pod",
             SkipReason::DisabledOnNamespace { .. } => "disabled_on_namespace",
             SkipReason::NotAnnotated { .. } => "not_annotated",
@@ -197,10 +201,9 @@ impl fmt::Display for SkipReason {
                 f,
                 "the pod already has a container named {PROXY_CONTAINER}; it is not injected twice"
             ),
-            SkipReason::OtherMesh => write!(
-                f,
-                "the pod belongs to another mesh (it has the {ISTIO_STATUS_ANNOTATION} annotation)"
-            ),
+            SkipReason::OtherMesh(what) => {
+                write!(f, "the pod belongs to another mesh (it has {what})")
+            }
             SkipReason::DisabledOnPod => {
                 write!(f, "the pod has {INJECT_ANNOTATION}: disabled")
             }
@@ -317,6 +320,31 @@ pub fn precheck(req: &RequestFacts<'_>) -> Option<SkipReason> {
     None
 }
 
+/// Another mesh's mark on the pod: Istio's status annotation, or Istio's sidecar by name or
+/// image as Linkerd's `HasExistingSidecars` recognises it (`istio-proxy` or a `proxyv2` image
+/// among containers and init containers, `istio-init` or a `proxy_init` image among init
+/// containers).
+fn other_mesh(pod: &PodView<'_>) -> Option<String> {
+    if pod.has_annotation(ISTIO_STATUS_ANNOTATION) {
+        return Some(format!("the {ISTIO_STATUS_ANNOTATION} annotation"));
+    }
+    let image = |c: &crate::view::ContainerView<'_>, prefix: &str| {
+        c.image.as_ref().is_some_and(|i| i.as_str().starts_with(prefix))
+    };
+    let sidecar = pod
+        .init_containers()
+        .iter()
+        .chain(pod.containers())
+        .find(|c| c.name.as_str() == ISTIO_PROXY_CONTAINER || image(c, ISTIO_PROXY_IMAGE));
+    let init = pod
+        .init_containers()
+        .iter()
+        .find(|c| c.name.as_str() == ISTIO_INIT_CONTAINER || image(c, ISTIO_INIT_IMAGE));
+    sidecar
+        .or(init)
+        .map(|c| format!("Istio's container {}", Quoted(c.name.as_str())))
+}
+
 /// The whole decision for a pod. Pure.
 pub fn decide<'a>(
     req: &RequestFacts<'_>,
@@ -333,8 +361,8 @@ pub fn decide<'a>(
     if has_proxy(pod.containers()) || has_proxy(pod.init_containers()) {
         return Decision::Skip(SkipReason::AlreadyInjected);
     }
-    if pod.has_annotation(ISTIO_STATUS_ANNOTATION) {
-        return Decision::Skip(SkipReason::OtherMesh);
+    if let Some(what) = other_mesh(pod) {
+        return Decision::Skip(SkipReason::OtherMesh(what));
     }
     let (value, source): (Cow<'a, str>, Source) = match pod.annotation(INJECT_ANNOTATION) {
         Some(v) => (v, Source::Pod),

@@ -20,6 +20,7 @@ pub mod overrides;
 pub mod patch;
 pub mod quote;
 pub mod server;
+pub mod uninject;
 pub mod values;
 pub mod view;
 pub mod warn;
