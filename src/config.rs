@@ -437,4 +437,15 @@ mod tests {
         let err = Config::from_yaml("badOverride: explode\n", Path::new("c")).unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");
     }
+
+    #[test]
+    fn opaque_ports_may_name_container_ports_skip_ports_may_not() {
+        let c = Config::from_yaml("proxy:\n  opaquePorts: 25,mysql\n", Path::new("c")).unwrap();
+        assert_eq!(c.proxy.opaque_ports, "25,mysql");
+        let err = Config::from_yaml("proxy:\n  opaquePorts: My_SQL\n", Path::new("c")).unwrap_err();
+        assert!(err.to_string().contains("proxy.opaquePorts"), "{err}");
+        let err = Config::from_yaml("proxyInit:\n  skipInboundPorts: mysql\n", Path::new("c"))
+            .unwrap_err();
+        assert!(err.to_string().contains("skipInboundPorts"), "{err}");
+    }
 }

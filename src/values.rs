@@ -242,8 +242,8 @@ pub fn resolve<'a>(
 /// As Linkerd computes them: inbound ports are every `containerPort` of the init containers
 /// and containers plus the numeric `httpGet` ports of their readiness and liveness probes,
 /// de-duplicated and sorted as text (`10250,80,9090`). Opaque ports are the pod's annotation,
-/// else its namespace's (which the pod then gets), else the config's list; names in them are
-/// the pod's container port names. Without an annotation, the config's ports the pod's
+/// else its namespace's (which the pod then gets), else the config's list; names in any of
+/// them are the pod's container port names (a name the pod does not have is left out). Without an annotation, the config's ports the pod's
 /// containers expose (each `containerPort` equal to an item of the list, init containers
 /// first, as written) become the pod's annotation and its opaque ports.
 pub fn pod_values(
@@ -277,7 +277,7 @@ pub fn pod_values(
             .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
             .filter(|p| p.name.as_ref().is_some_and(|n| n.as_str() == name))
             .filter_map(|p| u16::try_from(p.container_port).ok())
-            .last()
+            .next_back()
     };
     let (opaque_ports, opaque_annotation) = match explicit_opaque {
         Some(e) => {
@@ -291,7 +291,10 @@ pub fn pod_values(
                 .filter(|p| defaults.contains(&p.as_str()))
                 .collect();
             if exposed.is_empty() {
-                (config.proxy.opaque_ports.clone(), None)
+                // Linkerd prints the config's list as written; a name in it (which the proxy
+                // could not read) is resolved like an annotation's.
+                let list = PortList::parse_named(&config.proxy.opaque_ports).unwrap_or_default();
+                (list.resolve(named).render(), None)
             } else {
                 let list = exposed.join(",");
                 (list.clone(), Some(list))
@@ -315,4 +318,3 @@ pub fn pod_values(
         namespace,
     }
 }
-

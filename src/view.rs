@@ -301,12 +301,19 @@ mod tests {
         )
         .unwrap();
         let c = pod.containers();
-        assert_eq!(c[0].readiness_probe.as_ref().unwrap().http_port(), Some(9090));
+        assert_eq!(
+            c[0].readiness_probe.as_ref().unwrap().http_port(),
+            Some(9090)
+        );
         assert_eq!(c[0].liveness_probe.as_ref().unwrap().http_port(), None);
         assert_eq!(c[1].readiness_probe.as_ref().unwrap().http_port(), None);
         assert_eq!(c[1].liveness_probe.as_ref().unwrap().http_port(), None);
         assert_eq!(
-            c[0].ports.as_ref().unwrap()[0].name.as_ref().unwrap().as_str(),
+            c[0].ports.as_ref().unwrap()[0]
+                .name
+                .as_ref()
+                .unwrap()
+                .as_str(),
             "http"
         );
     }

@@ -14,8 +14,8 @@ use kube::{Api, Client, ResourceExt};
 use super::{Outdated, Workload};
 use crate::config::Config;
 use crate::containers::proxy_image;
-use crate::uninject::strip_injected;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
+use crate::uninject::strip_injected;
 use crate::view::PodView;
 use crate::workload::{is_controller, restart_command};
 

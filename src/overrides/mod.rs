@@ -7,130 +7,11 @@ use num_bigint::BigUint;
 
 use crate::quote::quote;
 
-/// One item of a port list.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortItem {
-    /// An inclusive range; a single port is `(p, p)`.
-    Range(u16, u16),
-    /// A container port's name (opaque ports only), resolved against the pod's ports.
-    Name(String),
-}
+mod log_filter;
+mod ports;
 
-/// A Linkerd port list: comma-separated ports and inclusive ranges, e.g. `25,4000-4010`; the
-/// opaque-ports list also takes container port names (`25,mysql`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PortList(pub Vec<PortItem>);
-
-impl PortList {
-    /// Ports and ranges only (the init container's skip lists).
-    pub fn parse(s: &str) -> Result<PortList, String> {
-        Self::parse_items(s, false)
-    }
-
-    /// Ports, ranges and container port names (opaque ports).
-    pub fn parse_named(s: &str) -> Result<PortList, String> {
-        Self::parse_items(s, true)
-    }
-
-    fn parse_items(s: &str, names: bool) -> Result<PortList, String> {
-        let mut out = Vec::new();
-        for item in s.split(',') {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            if names && item.bytes().any(|b| b.is_ascii_lowercase()) {
-                check_port_name(item)?;
-                out.push(PortItem::Name(item.to_owned()));
-                continue;
-            }
-            let (lo, hi) = match item.split_once('-') {
-                Some((a, b)) => (parse_port(a.trim())?, parse_port(b.trim())?),
-                None => {
-                    let p = parse_port(item).map_err(|e| {
-                        if names {
-                            format!("{e}, a range (4000-4010) or a container port name")
-                        } else {
-                            e
-                        }
-                    })?;
-                    (p, p)
-                }
-            };
-            if lo > hi {
-                return Err(format!(
-                    "the port range {} ends before it starts",
-                    quote(item)
-                ));
-            }
-            out.push(PortItem::Range(lo, hi));
-        }
-        Ok(PortList(out))
-    }
-
-    /// Whether a number in the list (names are not resolved here) covers `port`.
-    pub fn contains(&self, port: u16) -> bool {
-        self.0
-            .iter()
-            .any(|i| matches!(*i, PortItem::Range(lo, hi) if lo <= port && port <= hi))
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// The list with each name replaced by the port `lookup` gives it; a name it does not know
-    /// is left out (as Linkerd does: the pod has no such port to treat as opaque).
-    pub fn resolve(&self, lookup: impl Fn(&str) -> Option<u16>) -> PortList {
-        PortList(
-            self.0
-                .iter()
-                .filter_map(|i| match i {
-                    PortItem::Range(..) => Some(i.clone()),
-                    PortItem::Name(n) => lookup(n).map(|p| PortItem::Range(p, p)),
-                })
-                .collect(),
-        )
-    }
-
-    /// Canonical text: `a,b-c,name` in the order given.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        for (i, item) in self.0.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            match item {
-                PortItem::Range(lo, hi) if lo == hi => s.push_str(&lo.to_string()),
-                PortItem::Range(lo, hi) => s.push_str(&format!("{lo}-{hi}")),
-                PortItem::Name(n) => s.push_str(n),
-            }
-        }
-        s
-    }
-}
-
-/// A container port name as the API server accepts it (IANA service name): 1-15 characters,
-/// lowercase letters, digits and `-`, at least one letter, no `-` at either end or twice in a
-/// row.
-fn check_port_name(s: &str) -> Result<(), String> {
-    let ok = (1..=15).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && s.bytes().any(|b| b.is_ascii_lowercase())
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-        && !s.contains("--");
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{} is neither a port, a range (4000-4010) nor a container port name \
-             (at most 15 lowercase letters, digits and single '-')",
-            quote(s)
-        ))
-    }
-}
+pub use log_filter::parse_log_level;
+pub use ports::{PortItem, PortList};
 
 /// A single TCP port, 1-65535.
 pub fn parse_port(s: &str) -> Result<u16, String> {
@@ -271,112 +152,6 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, String> {
     })
 }
 
-/// The proxy's log filter (`LINKERD2_PROXY_LOG`, a `tracing` env filter): comma-separated
-/// directives, each a bare level, or `target[span{field}]=level` where the target (`linkerd`,
-/// `linkerd::app`), the span (`[name]`, `[{field}]`, `[name{field=value}]`) and the level may
-/// be left out (though not all three). A bare word that is not a level is refused: the proxy
-/// would read it as a target at `trace`, which is almost always a misspelt level.
-pub fn parse_log_level(s: &str) -> Result<(), String> {
-    if s.trim().is_empty() {
-        return Err("the log level is empty".into());
-    }
-    let mut any = false;
-    for d in s.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        any = true;
-        parse_log_directive(d)?;
-    }
-    if any {
-        Ok(())
-    } else {
-        Err("the log level has no directive, only commas".into())
-    }
-}
-
-const LOG_LEVELS: &str = "trace, debug, info, warn, error, off";
-
-fn is_log_level(s: &str) -> bool {
-    matches!(
-        s.to_ascii_lowercase().as_str(),
-        "trace" | "debug" | "info" | "warn" | "error" | "off" | "0" | "1" | "2" | "3" | "4" | "5"
-    )
-}
-
-/// One directive of the filter (see [`parse_log_level`]).
-fn parse_log_directive(d: &str) -> Result<(), String> {
-    if is_log_level(d) {
-        return Ok(());
-    }
-    let (selector, level) = match d.rfind(['=', ']']) {
-        // `=` after the span (or with no span): the level follows it.
-        Some(at) if d.as_bytes()[at] == b'=' && !d[at..].contains(']') => {
-            (&d[..at], Some(&d[at + 1..]))
-        }
-        _ => (d, None),
-    };
-    let (target, span) = match selector.split_once('[') {
-        Some((t, rest)) => match rest.strip_suffix(']') {
-            Some(span) => (t, Some(span)),
-            None => {
-                return Err(format!(
-                    "{} opens a span with '[' but does not end it with ']' before '='",
-                    quote(d)
-                ));
-            }
-        },
-        None => (selector, None),
-    };
-    if target.is_empty() && span.is_none() {
-        return Err(format!("{} has nothing before '='", quote(d)));
-    }
-    let target_ok = !target.starts_with('.')
-        && target
-            .chars()
-            .all(|c| c.is_alphanumeric() || matches!(c, '_' | ':' | '-' | '.'));
-    if !target_ok {
-        return Err(format!(
-            "{} has an invalid target (letters, digits, '_', '-', '.' and '::' only)",
-            quote(d)
-        ));
-    }
-    if let Some(span) = span {
-        check_log_span(d, span)?;
-    }
-    match level {
-        Some(l) if is_log_level(l) => Ok(()),
-        Some(_) => Err(format!(
-            "{} does not end in a level after '=' (one of {LOG_LEVELS})",
-            quote(d)
-        )),
-        None if span.is_some() => Ok(()),
-        None => Err(format!(
-            "{} is neither a level ({LOG_LEVELS}) nor a `target=level` directive",
-            quote(d)
-        )),
-    }
-}
-
-/// The inside of a directive's `[...]`: a span name, then optionally `{field}` or
-/// `{field=value}`.
-fn check_log_span(d: &str, span: &str) -> Result<(), String> {
-    let bad = |why: &str| Err(format!("{} has an invalid span: {why}", quote(d)));
-    let (name, fields) = match span.split_once('{') {
-        Some((name, rest)) => match rest.strip_suffix('}') {
-            Some(f) => (name, Some(f)),
-            None => return bad("'{' without a closing '}' at the end of the span"),
-        },
-        None => (span, None),
-    };
-    if name.contains([']', '[', '}']) {
-        return bad("a bracket in the span name");
-    }
-    match fields {
-        Some(f) if f.is_empty() => bad("empty field braces"),
-        Some(f) if f.contains(['{', '}', '[', ']']) => bad("a bracket inside the fields"),
-        None if name.is_empty() => bad("'[]' names no span"),
-        _ => Ok(()),
-    }
-}
-
 pub fn parse_log_format(s: &str) -> Result<(), String> {
     match s {
         "plain" | "json" => Ok(()),
@@ -491,30 +266,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_and_ranges() {
-        let l = PortList::parse("25, 4000-4010,3306").unwrap();
-        assert!(l.contains(4005) && l.contains(25) && !l.contains(26));
-        assert_eq!(l.render(), "25,4000-4010,3306");
-        assert!(PortList::parse("0").is_err());
-        assert!(PortList::parse("70000").is_err());
-        assert!(PortList::parse("10-5").is_err());
-        assert!(PortList::parse("http").is_err());
-        let named = PortList::parse_named("3000, 5000-6000,mysql").unwrap();
-        assert_eq!(named.render(), "3000,5000-6000,mysql");
-        let resolved = named.resolve(|n| (n == "mysql").then_some(3306));
-        assert_eq!(resolved.render(), "3000,5000-6000,3306");
-        assert_eq!(
-            PortList::parse_named("grpc,80").unwrap().resolve(|_| None).render(),
-            "80"
-        );
-        for bad in ["MySQL", "my_sql", "-web", "web-", "a--b", "toolongportname1", "x.y", "80 x"] {
-            assert!(PortList::parse_named(bad).is_err(), "{bad}");
-        }
-        PortList::parse_named("web-2,h2c").unwrap();
-        assert!(PortList::parse("").unwrap().is_empty());
-    }
-
-    #[test]
     fn quantities() {
         let q = |s: &str| parse_quantity(s).unwrap();
         // Equal values written differently.
@@ -561,42 +312,6 @@ mod tests {
             PortList::parse(&format!("9-{hostile}")).unwrap_err(),
         ] {
             assert!(e.len() < 500, "{} bytes: {}", e.len(), &e[..100]);
-        }
-    }
-
-    #[test]
-    fn log_levels() {
-        for ok in [
-            "warn,linkerd=info,hickory=error",
-            "debug",
-            "WARN",
-            "linkerd[name=\"inbound\"]=trace,linkerd=info",
-            "linkerd::app::inbound=debug",
-            "linkerd_proxy_http[{request}]=off",
-            "[{headers}]=off,[{request}]=off",
-            "linkerd[inbound{port=8080}]=debug",
-            "linkerd[outbound]",
-            "tower-h2=4,warn",
-            "warn,,linkerd=info",
-        ] {
-            parse_log_level(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
-        for bad in [
-            "loud",
-            "linkerd=loud",
-            "",
-            " , ",
-            "linkerd=",
-            "linkerd[inbound=debug",
-            "linkerd[]=info",
-            "linkerd[a{}]=info",
-            "linkerd[a{b]=info",
-            "lin kerd=info",
-            "linkerd=info=debug",
-            "linkerd[x]y=info",
-            "=info",
-        ] {
-            assert!(parse_log_level(bad).is_err(), "{bad:?}");
         }
     }
 
