@@ -302,7 +302,7 @@ impl Config {
             &p.image_pull_policy,
             overrides::parse_pull_policy,
         )?;
-        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse)?;
+        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse_named)?;
         check(
             "proxy.defaultInboundPolicy",
             &p.default_inbound_policy,
@@ -436,5 +436,16 @@ mod tests {
         assert!(err.to_string().contains("proxy.logFormat"), "{err}");
         let err = Config::from_yaml("badOverride: explode\n", Path::new("c")).unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");
+    }
+
+    #[test]
+    fn opaque_ports_may_name_container_ports_skip_ports_may_not() {
+        let c = Config::from_yaml("proxy:\n  opaquePorts: 25,mysql\n", Path::new("c")).unwrap();
+        assert_eq!(c.proxy.opaque_ports, "25,mysql");
+        let err = Config::from_yaml("proxy:\n  opaquePorts: My_SQL\n", Path::new("c")).unwrap_err();
+        assert!(err.to_string().contains("proxy.opaquePorts"), "{err}");
+        let err = Config::from_yaml("proxyInit:\n  skipInboundPorts: mysql\n", Path::new("c"))
+            .unwrap_err();
+        assert!(err.to_string().contains("skipInboundPorts"), "{err}");
     }
 }

@@ -16,9 +16,8 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::mesh::{
-    CONTAINERS, DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INIT_CONTAINER,
-    PROXY_CONTAINER, STATUS_ANNOTATIONS, STATUS_LABELS, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME,
-    VOLUMES, XTABLES_VOLUME,
+    DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INIT_CONTAINER, PROXY_CONTAINER,
+    TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, XTABLES_VOLUME,
 };
 use crate::values::ProxyValues;
 use crate::view::PodView;
@@ -226,7 +225,8 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
         ]),
         liveness_probe: Some(http_probe("/live", v.admin_port, 10)),
         readiness_probe: Some(http_probe("/ready", v.admin_port, 2)),
-        startup_probe: native.then(|| Probe {
+        // Linkerd's template adds it only when the proxy also awaits readiness.
+        startup_probe: (native && v.await_ready).then(|| Probe {
             failure_threshold: Some(120),
             period_seconds: Some(1),
             ..http_probe("/ready", v.admin_port, 0)
@@ -293,10 +293,11 @@ fn lifecycle(v: &ProxyValues<'_>) -> Option<Lifecycle> {
         return None;
     }
     let wait = v.wait_before_exit_seconds.to_string();
+    let port = format!("--port={}", v.admin_port);
     Some(Lifecycle {
         post_start: v
             .await_ready
-            .then(|| exec(&["/usr/lib/linkerd/linkerd-await", "--timeout=2m"])),
+            .then(|| exec(&["/usr/lib/linkerd/linkerd-await", "--timeout=2m", &port])),
         pre_stop: (v.wait_before_exit_seconds > 0).then(|| exec(&["/bin/sleep", &wait])),
         ..Default::default()
     })
@@ -309,16 +310,23 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         skip_in.push(',');
         skip_in.push_str(&v.skip_inbound_ports);
     }
+    // The proxy listens on IPv4 only (its listen addresses are 0.0.0.0 / 127.0.0.1), which is
+    // Linkerd's `disableIPv6: true`: no ip6tables rules either.
     let mut args = vec![
+        "--ipv6=false".to_owned(),
         "--incoming-proxy-port".to_owned(),
         v.inbound_port.to_string(),
         "--outgoing-proxy-port".to_owned(),
         v.outbound_port.to_string(),
         "--proxy-uid".to_owned(),
         v.uid.to_string(),
-        "--inbound-ports-to-ignore".to_owned(),
-        skip_in,
     ];
+    if let Some(gid) = v.gid {
+        args.push("--proxy-gid".into());
+        args.push(gid.to_string());
+    }
+    args.push("--inbound-ports-to-ignore".into());
+    args.push(skip_in);
     if !v.skip_outbound_ports.is_empty() {
         args.push("--outbound-ports-to-ignore".into());
         args.push(v.skip_outbound_ports.clone());
@@ -357,6 +365,7 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(!root),
             run_as_user: Some(if root { 0 } else { 65534 }),
+            run_as_group: Some(if root { 0 } else { 65534 }),
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 ..Default::default()
@@ -462,48 +471,4 @@ pub fn proxy_image(pod: &Value) -> Option<&str> {
             .and_then(|cs| cs.iter().find(|c| c["name"] == PROXY_CONTAINER))
             .and_then(|c| c["image"].as_str())
     })
-}
-
-/// What injection adds, removed: the proxy, init and debug containers, the injector's volumes,
-/// its status annotations and labels. The user's own fields are left as they are.
-pub fn uninject_pod(pod: &Value) -> Value {
-    let mut out = pod.clone();
-    for list in ["/spec/containers", "/spec/initContainers"] {
-        if let Some(items) = out.pointer_mut(list).and_then(Value::as_array_mut) {
-            items.retain(|c| !c["name"].as_str().is_some_and(|n| CONTAINERS.contains(&n)));
-        }
-    }
-    if let Some(items) = out
-        .pointer_mut("/spec/volumes")
-        .and_then(Value::as_array_mut)
-    {
-        items.retain(|v| !v["name"].as_str().is_some_and(|n| VOLUMES.contains(&n)));
-    }
-    for (path, keys) in [
-        ("/metadata/annotations", &STATUS_ANNOTATIONS[..]),
-        ("/metadata/labels", &STATUS_LABELS[..]),
-    ] {
-        if let Some(m) = out.pointer_mut(path).and_then(Value::as_object_mut) {
-            for k in keys {
-                m.remove(*k);
-            }
-        }
-    }
-    // Arrays and maps that only held what injection added go away with it.
-    for (parent, key) in [
-        ("/spec", "initContainers"),
-        ("/spec", "volumes"),
-        ("/metadata", "annotations"),
-        ("/metadata", "labels"),
-    ] {
-        let empty = match out.pointer(parent).and_then(|p| p.get(key)) {
-            Some(Value::Array(a)) => a.is_empty(),
-            Some(Value::Object(o)) => o.is_empty(),
-            _ => false,
-        };
-        if empty && let Some(p) = out.pointer_mut(parent).and_then(Value::as_object_mut) {
-            p.remove(key);
-        }
-    }
-    out
 }

@@ -6,10 +6,11 @@ use serde_json::Value;
 
 use crate::admission::Admission;
 use crate::config::Config;
-use crate::containers::{proxy_image, uninject_pod};
+use crate::containers::proxy_image;
 use crate::decision::{self, Decision, Mode, NamespaceInfo, RequestFacts};
 use crate::mesh::{INJECT_ANNOTATION, SETTINGS, Setting};
 use crate::offline::{OfflineError, describe};
+use crate::uninject::strip_injected;
 use crate::values::ProxyValues;
 use crate::view::PodView;
 use crate::workload::{display_name, pod_template_path};
@@ -88,7 +89,7 @@ pub fn explain_pod(
     let info = NamespaceInfo::of(Some(&ns_name), ns_obj.as_deref());
     let mut lines = Vec::new();
     // A running pod is judged as if it were created now (minus the proxy it may already have).
-    let fresh = uninject_pod(pod);
+    let fresh = strip_injected(pod);
     let fresh_text = fresh.to_string();
     let fresh_view = PodView::parse(&fresh_text).unwrap_or_default();
     let decided_view = if running { &fresh_view } else { &view };

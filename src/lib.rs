@@ -21,6 +21,7 @@ pub mod patch;
 pub mod prune;
 pub mod quote;
 pub mod server;
+pub mod uninject;
 pub mod values;
 pub mod view;
 pub mod warn;

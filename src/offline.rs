@@ -4,9 +4,9 @@
 use serde_json::Value;
 
 use crate::admission::Admission;
-use crate::containers::uninject_pod;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
 use crate::mesh::INJECT_ANNOTATION;
+use crate::uninject::uninject_document;
 use crate::view::PodView;
 use crate::workload::{display_name, pod_template_path};
 
@@ -158,6 +158,12 @@ pub fn inject_document(
         }
         return Ok(DocumentResult { doc: out, notes });
     }
+    if mode == InjectMode::Uninject {
+        return Ok(DocumentResult {
+            doc: uninject_document(doc).unwrap_or_else(|| doc.clone()),
+            notes: Vec::new(),
+        });
+    }
     let Some(tpath) = pod_template_path(kind) else {
         return Ok(DocumentResult {
             doc: doc.clone(),
@@ -184,24 +190,19 @@ pub fn inject_document(
         pod["metadata"]["namespace"] = Value::String(n.clone());
     }
     let mut notes = Vec::new();
-    let new_pod = match mode {
-        InjectMode::Uninject => uninject_pod(&pod),
-        InjectMode::Webhook | InjectMode::Manual => {
-            if mode == InjectMode::Manual {
-                let current = pod["metadata"]["annotations"][INJECT_ANNOTATION].as_str();
-                if current != Some("ingress") {
-                    pod["metadata"]["annotations"][INJECT_ANNOTATION] =
-                        Value::String("enabled".into());
-                }
-            }
-            let r = inject_pod(admission, index, &pod, ns.as_deref())?;
-            if let Some(reason) = &r.skipped {
-                notes.push(format!("{}: not injected: {reason}", describe(doc)));
-            }
-            r.pod
+    if mode == InjectMode::Manual {
+        // As `linkerd inject --manual`: every template but one that opts out (`disabled`,
+        // which the decision then reports) and keeping `ingress`.
+        let current = pod["metadata"]["annotations"][INJECT_ANNOTATION].as_str();
+        if !matches!(current, Some("ingress" | "disabled")) {
+            pod["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
         }
-    };
-    let mut new_pod = new_pod;
+    }
+    let r = inject_pod(admission, index, &pod, ns.as_deref())?;
+    if let Some(reason) = &r.skipped {
+        notes.push(format!("{}: not injected: {reason}", describe(doc)));
+    }
+    let mut new_pod = r.pod;
     // The namespace was only borrowed for the decision: the document keeps what it had.
     if !had_ns && let Some(m) = new_pod["metadata"].as_object_mut() {
         m.remove("namespace");

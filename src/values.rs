@@ -88,9 +88,10 @@ impl<'a> ProxyValues<'a> {
 pub struct PodValues {
     /// Ports the pod's containers expose, for `LINKERD2_PROXY_INBOUND_PORTS`.
     pub inbound_ports: String,
-    /// Effective opaque ports, for the proxy's env.
+    /// Effective opaque ports, for the proxy's env (names resolved to the pod's ports).
     pub opaque_ports: String,
-    /// `Some` when the injector adds the opaque-ports annotation (neither pod nor namespace set it).
+    /// `Some` when the injector adds the opaque-ports annotation: the namespace's value, or the
+    /// config's ports the pod exposes (when neither pod nor namespace sets it).
     pub opaque_annotation: Option<String>,
     /// The pod's namespace, for the `linkerd.io/workload-ns` label.
     pub namespace: Option<String>,
@@ -122,8 +123,18 @@ pub struct Resolved<'a> {
     pub proxy: ProxyValues<'a>,
     /// True when no annotation changed a container (the start-up fragments apply).
     pub defaults_only: bool,
-    /// The opaque ports the pod or its namespace set explicitly (canonical form).
-    pub explicit_opaque: Option<String>,
+    /// The opaque ports the pod or its namespace set explicitly.
+    pub explicit_opaque: Option<ExplicitOpaque>,
+}
+
+/// An opaque-ports annotation found on the pod or its namespace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExplicitOpaque {
+    /// The list, parsed (names not yet resolved).
+    pub list: PortList,
+    pub source: Source,
+    /// The value as written, which the pod gets when it came from the namespace.
+    pub raw: String,
 }
 
 /// The first of `keys` set on the pod, else on its namespace.
@@ -179,8 +190,14 @@ pub fn resolve<'a>(
             }
             // Opaque ports only change the pod-specific part of the patch.
             None => {
-                if let Some(Value::Ports(p)) = value {
-                    explicit_opaque = Some(p);
+                if value.is_some()
+                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations)
+                {
+                    explicit_opaque = Some(ExplicitOpaque {
+                        list: PortList::parse_named(&raw).unwrap_or_default(),
+                        source,
+                        raw: raw.into_owned(),
+                    });
                 }
             }
         }
@@ -220,34 +237,68 @@ pub fn resolve<'a>(
     }
 }
 
-/// The pod-specific values: ports its containers expose, its opaque ports, its namespace.
+/// The pod-specific values: the ports it serves, its opaque ports, its namespace.
+///
+/// As Linkerd computes them: inbound ports are every `containerPort` of the init containers
+/// and containers plus the numeric `httpGet` ports of their readiness and liveness probes,
+/// de-duplicated and sorted as text (`10250,80,9090`). Opaque ports are the pod's annotation,
+/// else its namespace's (which the pod then gets), else the config's list; names in any of
+/// them are the pod's container port names (a name the pod does not have is left out). Without an annotation, the config's ports the pod's
+/// containers expose (each `containerPort` equal to an item of the list, init containers
+/// first, as written) become the pod's annotation and its opaque ports.
 pub fn pod_values(
     pod: &PodView<'_>,
     ns: NamespaceInfo<'_>,
     config: &Config,
-    explicit_opaque: Option<String>,
+    explicit_opaque: Option<ExplicitOpaque>,
 ) -> PodValues {
-    let mut exposed: Vec<u16> = pod
-        .containers()
-        .iter()
-        .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
-        .filter_map(|p| u16::try_from(p.container_port).ok().filter(|p| *p > 0))
+    let all = || pod.init_containers().iter().chain(pod.containers());
+    let container_ports = || {
+        all()
+            .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
+            .filter_map(|p| u16::try_from(p.container_port).ok().filter(|p| *p > 0))
+    };
+    let mut inbound: Vec<String> = container_ports()
+        .chain(all().flat_map(|c| {
+            [&c.readiness_probe, &c.liveness_probe]
+                .into_iter()
+                .filter_map(|p| p.as_ref().and_then(|p| p.http_port()))
+                .filter_map(|p| u16::try_from(p).ok().filter(|p| *p > 0))
+        }))
+        .map(|p| p.to_string())
         .collect();
-    let inbound_ports = join_ports(&exposed);
-    exposed.sort_unstable();
-    exposed.dedup();
+    inbound.sort_unstable();
+    inbound.dedup();
+    let inbound_ports = inbound.join(",");
+
+    // A name used twice: the last container's port wins, as in Linkerd's map.
+    let named = |name: &str| {
+        all()
+            .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
+            .filter(|p| p.name.as_ref().is_some_and(|n| n.as_str() == name))
+            .filter_map(|p| u16::try_from(p.container_port).ok())
+            .next_back()
+    };
     let (opaque_ports, opaque_annotation) = match explicit_opaque {
-        Some(list) => (list, None),
+        Some(e) => {
+            let ann = (e.source == Source::Namespace).then(|| e.raw.clone());
+            (e.list.resolve(named).render(), ann)
+        }
         None => {
-            let defaults = PortList::parse(&config.proxy.opaque_ports).unwrap_or_default();
-            let matched: Vec<u16> = exposed
-                .iter()
-                .copied()
-                .filter(|p| defaults.contains(*p))
+            let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
+            let exposed: Vec<String> = container_ports()
+                .map(|p| p.to_string())
+                .filter(|p| defaults.contains(&p.as_str()))
                 .collect();
-            let s = join_ports(&matched);
-            let ann = if s.is_empty() { None } else { Some(s.clone()) };
-            (s, ann)
+            if exposed.is_empty() {
+                // Linkerd prints the config's list as written; a name in it (which the proxy
+                // could not read) is resolved like an annotation's.
+                let list = PortList::parse_named(&config.proxy.opaque_ports).unwrap_or_default();
+                (list.resolve(named).render(), None)
+            } else {
+                let list = exposed.join(",");
+                (list.clone(), Some(list))
+            }
         }
     };
     let namespace = match ns {
@@ -266,15 +317,4 @@ pub fn pod_values(
         opaque_annotation,
         namespace,
     }
-}
-
-fn join_ports(ports: &[u16]) -> String {
-    let mut s = String::with_capacity(ports.len() * 5);
-    for (i, p) in ports.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        s.push_str(&p.to_string());
-    }
-    s
 }

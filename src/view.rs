@@ -135,9 +135,45 @@ fn present() -> bool {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PortView {
+pub struct PortView<'a> {
     #[serde(default)]
     pub container_port: i64,
+    /// The port's name, which opaque-port lists may use instead of its number.
+    #[serde(borrow, default)]
+    pub name: Option<BStr<'a>>,
+}
+
+/// A probe's `httpGet.port` when it is a number (an IntOrString holding a name, or any other
+/// JSON, reads as `None`: the pod is never refused over it).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NumericPort(pub Option<i64>);
+
+impl<'de> Deserialize<'de> for NumericPort {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = <&RawValue>::deserialize(d)?;
+        Ok(NumericPort(serde_json::from_str::<i64>(v.get()).ok()))
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct HttpGetView {
+    #[serde(default)]
+    pub port: NumericPort,
+}
+
+/// A probe: only the port of its `httpGet`, which the proxy is told is an inbound port.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeView {
+    #[serde(default)]
+    pub http_get: Option<HttpGetView>,
+}
+
+impl ProbeView {
+    /// The probe's numeric HTTP port, if it has one.
+    pub fn http_port(&self) -> Option<i64> {
+        self.http_get.as_ref().and_then(|h| h.port.0)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,8 +181,15 @@ pub struct PortView {
 pub struct ContainerView<'a> {
     #[serde(borrow, default)]
     pub name: BStr<'a>,
+    /// Read to recognise another mesh's proxy by its image.
+    #[serde(borrow, default)]
+    pub image: Option<BStr<'a>>,
+    #[serde(borrow, default)]
+    pub ports: Option<Vec<PortView<'a>>>,
     #[serde(default)]
-    pub ports: Option<Vec<PortView>>,
+    pub readiness_probe: Option<ProbeView>,
+    #[serde(default)]
+    pub liveness_probe: Option<ProbeView>,
 }
 
 /// A volume: only its name is read (injection must not add one of the same name).
@@ -246,6 +289,33 @@ mod tests {
             80
         );
         assert!(pod.spec.as_ref().unwrap().volumes.is_some());
+    }
+
+    #[test]
+    fn probe_ports_are_read_when_numeric() {
+        let pod = PodView::parse(
+            r#"{"spec":{"containers":[{"name":"a","ports":[{"containerPort":80,"name":"http"}],
+            "readinessProbe":{"httpGet":{"port":9090,"path":"/"}},
+            "livenessProbe":{"httpGet":{"port":"http"}}},
+            {"name":"b","readinessProbe":{"tcpSocket":{"port":5432}},"livenessProbe":{"httpGet":{"port":[1]}}}]}}"#,
+        )
+        .unwrap();
+        let c = pod.containers();
+        assert_eq!(
+            c[0].readiness_probe.as_ref().unwrap().http_port(),
+            Some(9090)
+        );
+        assert_eq!(c[0].liveness_probe.as_ref().unwrap().http_port(), None);
+        assert_eq!(c[1].readiness_probe.as_ref().unwrap().http_port(), None);
+        assert_eq!(c[1].liveness_probe.as_ref().unwrap().http_port(), None);
+        assert_eq!(
+            c[0].ports.as_ref().unwrap()[0]
+                .name
+                .as_ref()
+                .unwrap()
+                .as_str(),
+            "http"
+        );
     }
 
     #[test]

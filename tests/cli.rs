@@ -217,26 +217,34 @@ fn uninject_removes_what_inject_added() {
         .unwrap(),
     );
     let mut back = yaml_docs(&out);
-    // Annotations that injection writes and that a user may also set are kept by --uninject.
-    for (orig, new) in input.iter().zip(back.iter_mut()) {
+    // As `linkerd uninject`: every `linkerd.io*` annotation goes, the user's
+    // `linkerd.io/inject: enabled` included (`disabled` stays); the opaque-ports annotation
+    // injection added stays (it is a `config.linkerd.io/` key).
+    let mut input = input;
+    for (orig, new) in input.iter_mut().zip(back.iter_mut()) {
         if orig["kind"] == "List" {
             continue;
         }
         let path = proxy_injector::workload::pod_template_path(orig["kind"].as_str().unwrap());
         let Some(path) = path else { continue };
-        let had = orig
-            .pointer(&format!("{path}/metadata/annotations"))
-            .cloned();
-        if let Some(ann) = new
-            .pointer_mut(&format!("{path}/metadata/annotations"))
-            .and_then(|a| a.as_object_mut())
-        {
-            for k in ["linkerd.io/inject", "config.linkerd.io/opaque-ports"] {
-                if had.as_ref().and_then(|h| h.get(k)).is_none() {
-                    ann.remove(k);
-                }
+        let ann_path = format!("{path}/metadata/annotations");
+        let had = orig.pointer(&ann_path).cloned();
+        if let Some(ann) = orig.pointer_mut(&ann_path).and_then(|a| a.as_object_mut()) {
+            ann.retain(|k, v| !k.starts_with("linkerd.io") || v == "disabled");
+            if ann.is_empty() {
+                orig.pointer_mut(&format!("{path}/metadata"))
+                    .unwrap()
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("annotations");
             }
-            if ann.is_empty() && had.is_none() {
+        }
+        if let Some(ann) = new.pointer_mut(&ann_path).and_then(|a| a.as_object_mut()) {
+            let k = "config.linkerd.io/opaque-ports";
+            if had.as_ref().and_then(|h| h.get(k)).is_none() {
+                ann.remove(k);
+            }
+            if ann.is_empty() {
                 new.pointer_mut(&format!("{path}/metadata"))
                     .unwrap()
                     .as_object_mut()
@@ -255,7 +263,7 @@ fn uninject_removes_what_inject_added() {
 }
 
 #[test]
-fn manual_injects_regardless_of_annotations() {
+fn manual_injects_all_but_templates_that_opt_out() {
     let (ok, out, err) = run(&["inject", "-f", "tests/inject/workloads.yaml", "--manual"]);
     assert!(ok, "{err}");
     let got = yaml_docs(&out);
@@ -263,7 +271,24 @@ fn manual_injects_regardless_of_annotations() {
         .iter()
         .find(|d| d["metadata"]["name"] == "agent")
         .unwrap();
-    assert_eq!(first_container(agent), "linkerd-proxy");
+    // A template that opts out stays out, as with `linkerd inject --manual`.
+    assert_eq!(first_container(agent), "agent");
+    assert!(
+        err.contains("daemonset/agent: not injected: the pod has linkerd.io/inject: disabled"),
+        "{err}"
+    );
+    let input = yaml_docs(
+        &std::fs::read_to_string(format!(
+            "{}/tests/inject/workloads.yaml",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap(),
+    );
+    let agent_in = input
+        .iter()
+        .find(|d| d["metadata"]["name"] == "agent")
+        .unwrap();
+    assert_eq!(agent, agent_in, "left exactly as it was");
     let list = got.iter().find(|d| d["kind"] == "List").unwrap();
     assert_eq!(first_container(&list["items"][0]), "linkerd-proxy");
 }

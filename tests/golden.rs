@@ -10,6 +10,11 @@
 //! for a pod that is not injected, an unknown name) fails the case, and so does a directory
 //! without case.yaml or a stray file in tests/fixtures/ (test `fixtures-root-holds-only-cases`).
 //!
+//! A case with `command: inject --manual` or `command: inject --uninject` runs that offline
+//! command on pod.yaml (which may then hold any object, a Namespace or a Deployment) instead:
+//! `expect: changed` compares the printed document with expected.yaml, `expect: unchanged`
+//! wants the input back, and `reason` must appear in the notes `inject` prints on stderr.
+//!
 //! UPDATE_GOLDEN=1 rewrites the expected.yaml files whose contents differ from the result, and
 //! then FAILS, naming them: review `git diff tests/fixtures` and run again without
 //! UPDATE_GOLDEN. With nothing to rewrite it passes as usual.
@@ -44,6 +49,11 @@ struct Case {
     operation: Option<String>,
     #[serde(default)]
     kind: Option<Value>,
+    /// An offline command instead of an admission review: `inject --manual` or
+    /// `inject --uninject`, run on pod.yaml (any object). `expect: changed` compares the
+    /// output with expected.yaml, `expect: unchanged` wants the input back.
+    #[serde(default)]
+    command: Option<String>,
 }
 
 fn read_yaml(path: &Path) -> Value {
@@ -143,7 +153,7 @@ fn check_no_stale_files(dir: &Path, case: &Case) -> Result<(), String> {
             read.push(optional.to_owned());
         }
     }
-    if case.expect == "injected" {
+    if case.expect == "injected" || case.expect == "changed" {
         read.push("expected.yaml".to_owned());
     }
     // The config names its trust anchors file, relative to itself.
@@ -207,6 +217,9 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
     check_no_stale_files(dir, &case)?;
     let pod = read_yaml(&dir.join("pod.yaml"));
     let admission = admission_for(dir);
+    if let Some(command) = &case.command {
+        return run_command_case(dir, &case, command, &pod, &admission, update, rewritten);
+    }
     let uid = format!("uid-{}", dir.file_name().unwrap().to_string_lossy());
     let body = serde_json::to_vec(&review_for(&pod, &case, &uid)).unwrap();
     let answer = admission
@@ -325,6 +338,80 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
     }
     let _ = &case.description;
     Ok(())
+}
+
+/// A case of an offline command (`command:` in case.yaml): the document `inject` prints.
+fn run_command_case(
+    dir: &Path,
+    case: &Case,
+    command: &str,
+    input: &Value,
+    admission: &Admission,
+    update: bool,
+    rewritten: &Rewritten,
+) -> Result<(), String> {
+    let mode = match command {
+        "inject --manual" => offline::InjectMode::Manual,
+        "inject --uninject" => offline::InjectMode::Uninject,
+        other => {
+            return Err(format!(
+                "unknown command {other:?} (inject --manual, inject --uninject)"
+            ));
+        }
+    };
+    let result =
+        offline::inject_document(admission, 0, input, None, mode).map_err(|e| e.to_string())?;
+    if let Some(want) = &case.reason {
+        let notes = result.notes.join("\n");
+        if !notes.contains(want.as_str()) {
+            return Err(format!("notes {notes:?} do not contain {want:?}"));
+        }
+    }
+    match case.expect.as_str() {
+        "unchanged" if result.doc == *input => Ok(()),
+        "unchanged" => Err(format!(
+            "expected the input back, got\n{}",
+            serde_yaml::to_string(&result.doc).unwrap()
+        )),
+        "changed" => {
+            if result.doc == *input {
+                return Err("expected a change, got the input back".into());
+            }
+            let expected_path = dir.join("expected.yaml");
+            let got_text = serde_yaml::to_string(&result.doc).unwrap();
+            let existing = std::fs::read_to_string(&expected_path).ok();
+            let expected = existing
+                .as_deref()
+                .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
+            if matches!(&expected, Some(Ok(v)) if *v == result.doc) {
+                return Ok(());
+            }
+            if !update {
+                return Err(match (&existing, &expected) {
+                    (Some(text), Some(Ok(_))) => format!(
+                        "output differs from {}\n{}\n--- got\n{got_text}",
+                        shown(&expected_path),
+                        first_difference(text, &got_text)
+                    ),
+                    (_, Some(Err(e))) => format!("{}: {e}", shown(&expected_path)),
+                    _ => format!(
+                        "{} is missing; UPDATE_GOLDEN=1 writes it (then review it)",
+                        shown(&expected_path)
+                    ),
+                });
+            }
+            std::fs::write(&expected_path, &got_text)
+                .map_err(|e| format!("{}: {e}", shown(&expected_path)))?;
+            rewritten.lock().unwrap().push(shown(&expected_path));
+            Err(format!(
+                "UPDATE_GOLDEN=1 rewrote {}: review `git diff tests/fixtures`, then run again without UPDATE_GOLDEN",
+                shown(&expected_path)
+            ))
+        }
+        other => Err(format!(
+            "unknown expect {other:?} for a command case (changed, unchanged)"
+        )),
+    }
 }
 
 /// Every original container, init container, volume, annotation and label is still there, unchanged.

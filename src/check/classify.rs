@@ -13,8 +13,9 @@ use kube::{Api, Client, ResourceExt};
 
 use super::{Outdated, Workload};
 use crate::config::Config;
-use crate::containers::{proxy_image, uninject_pod};
+use crate::containers::proxy_image;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
+use crate::uninject::strip_injected;
 use crate::view::PodView;
 use crate::workload::{is_controller, restart_command};
 
@@ -112,7 +113,7 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
         };
         value["kind"] = "Pod".into();
         // Decided as if the pod were created now, without the proxy it may already have.
-        let fresh = uninject_pod(&value).to_string();
+        let fresh = strip_injected(&value).to_string();
         let Ok(view) = PodView::parse(&fresh) else {
             continue;
         };

@@ -14,6 +14,11 @@ pub const INJECT_ANNOTATION: &str = "linkerd.io/inject";
 pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 /// Another mesh's mark: a pod carrying it is left alone.
 pub const ISTIO_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
+/// Istio's sidecar and init container, by name and image (as Linkerd recognises them).
+pub const ISTIO_PROXY_CONTAINER: &str = "istio-proxy";
+pub const ISTIO_INIT_CONTAINER: &str = "istio-init";
+pub const ISTIO_PROXY_IMAGE: &str = "gcr.io/istio-release/proxyv2:";
+pub const ISTIO_INIT_IMAGE: &str = "gcr.io/istio-release/proxy_init:";
 
 /// Containers injection adds.
 pub const PROXY_CONTAINER: &str = "linkerd-proxy";

@@ -72,6 +72,8 @@ pub enum Parser {
     Uint,
     Bool,
     Ports,
+    /// Like `Ports`, also taking container port names (`mysql`), resolved per pod.
+    NamedPorts,
 }
 
 impl Parser {
@@ -98,6 +100,7 @@ impl Parser {
             Parser::OptId => Value::OptId(Some(overrides::parse_uid(t)?)),
             Parser::Bool => Value::Bool(overrides::parse_bool(t)?),
             Parser::Ports => Value::Ports(PortList::parse(t)?.render()),
+            Parser::NamedPorts => Value::Ports(PortList::parse_named(t)?.render()),
         })
     }
 
@@ -109,6 +112,7 @@ impl Parser {
             (Parser::Quantity, Value::Opt(Some(q))) => overrides::parse_quantity(q).map(|_| ()),
             (Parser::Port, Value::Port(0)) => Err("a port must be in 1-65535".into()),
             (Parser::Ports, Value::Ports(p)) => PortList::parse(p).map(|_| ()),
+            (Parser::NamedPorts, Value::Ports(p)) => PortList::parse_named(p).map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -123,6 +127,9 @@ impl Parser {
             Parser::Uint => "whole number ≥ 0",
             Parser::Bool => "`true`/`false` (Go `ParseBool`, also `enabled`/`disabled`)",
             Parser::Ports => "ports and ranges, e.g. `25,4000-4010`",
+            Parser::NamedPorts => {
+                "ports, ranges and container port names, e.g. `25,4000-4010,mysql`"
+            }
         }
     }
 }
@@ -238,6 +245,10 @@ pub(super) fn opt(s: &Option<String>) -> Value<'_> {
 
 pub(super) fn ports(s: &str) -> Value<'static> {
     Value::Ports(PortList::parse(s).unwrap_or_default().render())
+}
+
+pub(super) fn named_ports(s: &str) -> Value<'static> {
+    Value::Ports(PortList::parse_named(s).unwrap_or_default().render())
 }
 
 /// Request/limit pairs (annotation keys): a request above its limit is refused, as the API

@@ -1,7 +1,7 @@
 //! The settings table: one row per setting (see [`Setting`] for the columns). Kept one row per
 //! line so that a setting reads as one line and a new one is one added line.
 
-use super::settings::{Field, Parser, Setting, Slot, Value, opt, ports, text};
+use super::settings::{Field, Parser, Setting, Slot, Value, named_ports, opt, ports, text};
 use crate::overrides;
 
 macro_rules! setting {
@@ -40,7 +40,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(memory_limit, ["config.linkerd.io/proxy-memory-limit"], "proxy.resources.memory.limit", "proxy memory limit", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.memory.limit)),
     setting!(ephemeral_request, ["config.linkerd.io/proxy-ephemeral-storage-request"], "proxy.resources.ephemeral-storage.request", "proxy storage request", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.ephemeral_storage.request)),
     setting!(ephemeral_limit, ["config.linkerd.io/proxy-ephemeral-storage-limit"], "proxy.resources.ephemeral-storage.limit", "proxy storage limit", "", Parser::Quantity, "", |c| opt(&c.proxy.resources.ephemeral_storage.limit)),
-    setting!(log_level, ["config.linkerd.io/proxy-log-level"], "proxy.logLevel", "proxy log level", "", Parser::Text(overrides::parse_log_level), "`level` or `target=level` list", |c| text(&c.proxy.log_level)),
+    setting!(log_level, ["config.linkerd.io/proxy-log-level"], "proxy.logLevel", "proxy log level", "", Parser::Text(overrides::parse_log_level), "`tracing` filter: `level`, `target=level`, `target[span{field}]=level` list", |c| text(&c.proxy.log_level)),
     setting!(log_format, ["config.linkerd.io/proxy-log-format"], "proxy.logFormat", "proxy log format", "", Parser::Text(overrides::parse_log_format), "`plain`, `json`", |c| text(&c.proxy.log_format)),
     setting!(uid, ["config.linkerd.io/proxy-uid"], "proxy.uid", "proxy uid", "", Parser::Id, "", |c| Value::Id(c.proxy.uid)),
     setting!(gid, ["config.linkerd.io/proxy-gid"], "proxy.gid", "proxy gid", "", Parser::OptId, "", |c| Value::OptId(c.proxy.gid)),
@@ -63,9 +63,9 @@ pub static SETTINGS: &[Setting] = &[
         values_key: "proxy.opaquePorts",
         label: "opaque ports",
         join: "",
-        parser: Parser::Ports,
+        parser: Parser::NamedPorts,
         doc: "",
-        default: |c| ports(&c.proxy.opaque_ports),
+        default: |c| named_ports(&c.proxy.opaque_ports),
         slot: None,
     },
 ];

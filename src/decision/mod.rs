@@ -10,10 +10,16 @@ use k8s_openapi::api::core::v1::Namespace;
 
 use crate::config::Config;
 use crate::containers;
-use crate::mesh::{INJECT_ANNOTATION, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER};
+use crate::mesh::{
+    INJECT_ANNOTATION, ISTIO_INIT_CONTAINER, ISTIO_INIT_IMAGE, ISTIO_PROXY_CONTAINER,
+    ISTIO_PROXY_IMAGE, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER,
+};
 use crate::quote::Quoted;
-use crate::values::{self, OverrideError, PodValues, ProxyValues};
+use crate::values::{self, PodValues, ProxyValues};
 use crate::view::PodView;
+
+mod skip;
+pub use skip::SkipReason;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Mode {
@@ -99,171 +105,6 @@ impl<'a> NamespaceInfo<'a> {
     }
 }
 
-/// Why a pod is not injected. Every variant reads as a sentence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SkipReason {
-    NotAPod {
-        group: String,
-        version: String,
-        kind: String,
-    },
-    NotCreate {
-        operation: String,
-    },
-    NoObject,
-    UnreadablePod {
-        error: String,
-    },
-    AlreadyInjected,
-    OtherMesh,
-    DisabledOnPod,
-    DisabledOnNamespace {
-        namespace: String,
-    },
-    NotAnnotated {
-        namespace: Option<String>,
-        namespace_cached: bool,
-    },
-    UnknownValue {
-        value: String,
-        source: Source,
-    },
-    HostNetwork,
-    /// `spec.containers` is null, absent or empty: there is no app to put the proxy next to.
-    NoContainers,
-    InvalidOverrides(Vec<OverrideError>),
-    /// The pod already has containers or volumes named like those injection adds.
-    NameClash(Vec<String>),
-}
-
-impl SkipReason {
-    /// A skip the user must hear about: a warning on the answer (or a denial, by policy), an
-    /// Event, a warning line in the log. Ordinary skips (not annotated, disabled) are silent.
-    pub fn warns(&self) -> bool {
-        matches!(
-            self,
-            SkipReason::InvalidOverrides(_) | SkipReason::NameClash(_)
-        )
-    }
-
-    /// A short stable name for metrics and logs.
-    pub fn code(&self) -> &'static str {
-        match self {
-            SkipReason::NotAPod { .. } => "not_a_pod",
-            SkipReason::NotCreate { .. } => "not_create",
-            SkipReason::NoObject => "no_object",
-            SkipReason::UnreadablePod { .. } => "unreadable_pod",
-            SkipReason::AlreadyInjected => "already_injected",
-            SkipReason::OtherMesh => "other_mesh",
-            SkipReason::DisabledOnPod => "disabled_on_pod",
-            SkipReason::DisabledOnNamespace { .. } => "disabled_on_namespace",
-            SkipReason::NotAnnotated { .. } => "not_annotated",
-            SkipReason::UnknownValue { .. } => "unknown_inject_value",
-            SkipReason::HostNetwork => "host_network",
-            SkipReason::NoContainers => "no_containers",
-            SkipReason::InvalidOverrides(_) => "invalid_override",
-            SkipReason::NameClash(_) => "name_clash",
-        }
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SkipReason::NotAPod {
-                group,
-                version,
-                kind,
-            } => {
-                let gv = if group.is_empty() {
-                    version.clone()
-                } else {
-                    format!("{group}/{version}")
-                };
-                write!(
-                    f,
-                    "the object is a {gv} {kind}, not a v1 Pod; only pods are injected"
-                )
-            }
-            SkipReason::NotCreate { operation } => write!(
-                f,
-                "the operation is {operation}; the proxy is only added when a pod is created"
-            ),
-            SkipReason::NoObject => f.write_str("the admission request carries no pod object"),
-            SkipReason::UnreadablePod { error } => {
-                write!(f, "the pod in the request could not be read ({error})")
-            }
-            SkipReason::AlreadyInjected => write!(
-                f,
-                "the pod already has a container named {PROXY_CONTAINER}; it is not injected twice"
-            ),
-            SkipReason::OtherMesh => write!(
-                f,
-                "the pod belongs to another mesh (it has the {ISTIO_STATUS_ANNOTATION} annotation)"
-            ),
-            SkipReason::DisabledOnPod => {
-                write!(f, "the pod has {INJECT_ANNOTATION}: disabled")
-            }
-            SkipReason::DisabledOnNamespace { namespace } => {
-                write!(
-                    f,
-                    "namespace {namespace} has {INJECT_ANNOTATION}: disabled and the pod does not override it"
-                )
-            }
-            SkipReason::NotAnnotated {
-                namespace: Some(ns),
-                namespace_cached: true,
-            } => write!(
-                f,
-                "neither the pod nor namespace {ns} has the {INJECT_ANNOTATION} annotation; \
-                 set it to enabled on one of them to inject"
-            ),
-            SkipReason::NotAnnotated {
-                namespace: Some(ns),
-                namespace_cached: false,
-            } => write!(
-                f,
-                "namespace {ns} is not in the injector's namespace cache, so only the pod's own \
-                 annotations were considered, and the pod has no {INJECT_ANNOTATION} annotation"
-            ),
-            SkipReason::NotAnnotated {
-                namespace: None, ..
-            } => write!(
-                f,
-                "the request names no namespace and the pod has no {INJECT_ANNOTATION} annotation"
-            ),
-            SkipReason::UnknownValue { value, source } => write!(
-                f,
-                "{INJECT_ANNOTATION}: {} on the {source} is not understood \
-                 (expected enabled, disabled or ingress)",
-                Quoted(value)
-            ),
-            SkipReason::NoContainers => f.write_str(
-                "the pod has no containers (spec.containers is null or empty); there is no app to mesh",
-            ),
-            SkipReason::NameClash(names) => write!(
-                f,
-                "the proxy was not added because the pod already has {}, which injection would add \
-                 again (the API server would refuse the pod); rename it or remove it",
-                names.join(", ")
-            ),
-            SkipReason::HostNetwork => f.write_str(
-                "the pod uses hostNetwork: true; the proxy cannot redirect the host's traffic",
-            ),
-            SkipReason::InvalidOverrides(errors) => {
-                f.write_str("the proxy was not added because ")?;
-                for (i, e) in errors.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{e}")?;
-                }
-                Ok(())
-            }
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan<'a> {
     pub mode: Mode,
@@ -317,6 +158,33 @@ pub fn precheck(req: &RequestFacts<'_>) -> Option<SkipReason> {
     None
 }
 
+/// Another mesh's mark on the pod: Istio's status annotation, or Istio's sidecar by name or
+/// image as Linkerd's `HasExistingSidecars` recognises it (`istio-proxy` or a `proxyv2` image
+/// among containers and init containers, `istio-init` or a `proxy_init` image among init
+/// containers).
+fn other_mesh(pod: &PodView<'_>) -> Option<String> {
+    if pod.has_annotation(ISTIO_STATUS_ANNOTATION) {
+        return Some(format!("the {ISTIO_STATUS_ANNOTATION} annotation"));
+    }
+    let image = |c: &crate::view::ContainerView<'_>, prefix: &str| {
+        c.image
+            .as_ref()
+            .is_some_and(|i| i.as_str().starts_with(prefix))
+    };
+    let sidecar = pod
+        .init_containers()
+        .iter()
+        .chain(pod.containers())
+        .find(|c| c.name.as_str() == ISTIO_PROXY_CONTAINER || image(c, ISTIO_PROXY_IMAGE));
+    let init = pod
+        .init_containers()
+        .iter()
+        .find(|c| c.name.as_str() == ISTIO_INIT_CONTAINER || image(c, ISTIO_INIT_IMAGE));
+    sidecar
+        .or(init)
+        .map(|c| format!("Istio's container {}", Quoted(c.name.as_str())))
+}
+
 /// The whole decision for a pod. Pure.
 pub fn decide<'a>(
     req: &RequestFacts<'_>,
@@ -333,8 +201,8 @@ pub fn decide<'a>(
     if has_proxy(pod.containers()) || has_proxy(pod.init_containers()) {
         return Decision::Skip(SkipReason::AlreadyInjected);
     }
-    if pod.has_annotation(ISTIO_STATUS_ANNOTATION) {
-        return Decision::Skip(SkipReason::OtherMesh);
+    if let Some(what) = other_mesh(pod) {
+        return Decision::Skip(SkipReason::OtherMesh(what));
     }
     let (value, source): (Cow<'a, str>, Source) = match pod.annotation(INJECT_ANNOTATION) {
         Some(v) => (v, Source::Pod),

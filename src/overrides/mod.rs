@@ -7,60 +7,11 @@ use num_bigint::BigUint;
 
 use crate::quote::quote;
 
-/// A Linkerd port list: comma-separated ports and inclusive ranges, e.g. `25,4000-4010`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct PortList(pub Vec<(u16, u16)>);
+mod log_filter;
+mod ports;
 
-impl PortList {
-    pub fn parse(s: &str) -> Result<PortList, String> {
-        let mut out = Vec::new();
-        for item in s.split(',') {
-            let item = item.trim();
-            if item.is_empty() {
-                continue;
-            }
-            let (lo, hi) = match item.split_once('-') {
-                Some((a, b)) => (parse_port(a.trim())?, parse_port(b.trim())?),
-                None => {
-                    let p = parse_port(item)?;
-                    (p, p)
-                }
-            };
-            if lo > hi {
-                return Err(format!(
-                    "the port range {} ends before it starts",
-                    quote(item)
-                ));
-            }
-            out.push((lo, hi));
-        }
-        Ok(PortList(out))
-    }
-
-    pub fn contains(&self, port: u16) -> bool {
-        self.0.iter().any(|&(lo, hi)| lo <= port && port <= hi)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Canonical text: `a,b-c` in the order given.
-    pub fn render(&self) -> String {
-        let mut s = String::new();
-        for (i, &(lo, hi)) in self.0.iter().enumerate() {
-            if i > 0 {
-                s.push(',');
-            }
-            if lo == hi {
-                s.push_str(&lo.to_string());
-            } else {
-                s.push_str(&format!("{lo}-{hi}"));
-            }
-        }
-        s
-    }
-}
+pub use log_filter::parse_log_level;
+pub use ports::{PortItem, PortList};
 
 /// A single TCP port, 1-65535.
 pub fn parse_port(s: &str) -> Result<u16, String> {
@@ -201,37 +152,6 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, String> {
     })
 }
 
-/// The proxy's log filter: comma-separated `level` or `target=level` directives.
-pub fn parse_log_level(s: &str) -> Result<(), String> {
-    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-    if s.trim().is_empty() {
-        return Err("the log level is empty".into());
-    }
-    for d in s.split(',') {
-        let d = d.trim();
-        let level = match d.split_once('=') {
-            Some((target, level)) => {
-                if target.is_empty()
-                    || !target
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
-                {
-                    return Err(format!("{} has an invalid target before '='", quote(d)));
-                }
-                level
-            }
-            None => d,
-        };
-        if !LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
-            return Err(format!(
-                "{} is not a log directive (level one of trace, debug, info, warn, error, off)",
-                quote(d)
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub fn parse_log_format(s: &str) -> Result<(), String> {
     match s {
         "plain" | "json" => Ok(()),
@@ -346,18 +266,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ports_and_ranges() {
-        let l = PortList::parse("25, 4000-4010,3306").unwrap();
-        assert!(l.contains(4005) && l.contains(25) && !l.contains(26));
-        assert_eq!(l.render(), "25,4000-4010,3306");
-        assert!(PortList::parse("0").is_err());
-        assert!(PortList::parse("70000").is_err());
-        assert!(PortList::parse("10-5").is_err());
-        assert!(PortList::parse("http").is_err());
-        assert!(PortList::parse("").unwrap().is_empty());
-    }
-
-    #[test]
     fn quantities() {
         let q = |s: &str| parse_quantity(s).unwrap();
         // Equal values written differently.
@@ -405,15 +313,6 @@ mod tests {
         ] {
             assert!(e.len() < 500, "{} bytes: {}", e.len(), &e[..100]);
         }
-    }
-
-    #[test]
-    fn log_levels() {
-        parse_log_level("warn,linkerd=info,hickory=error").unwrap();
-        parse_log_level("debug").unwrap();
-        assert!(parse_log_level("loud").is_err());
-        assert!(parse_log_level("linkerd=loud").is_err());
-        assert!(parse_log_level("").is_err());
     }
 
     #[test]
