@@ -819,17 +819,11 @@ async fn api_server_outage_keeps_answering_from_the_cache_and_readiness_tells() 
     let _ = proxy.await;
     let c = support::client(&inj.ca_pem());
     let cut = Instant::now();
-    let says = wait_for_async(
+    let says = support::wait_for_not_ready(
         Lazy(|| format!("readiness to turn off during the outage:\n{}", inj.logs())),
         Duration::from_secs(30),
-        async || {
-            let r = c.get(inj.url("/readyz")).send().await.unwrap();
-            if r.status() == 503 {
-                Some(r.text().await.unwrap())
-            } else {
-                None
-            }
-        },
+        &c,
+        inj.url("/readyz"),
     )
     .await;
     eprintln!(

@@ -207,6 +207,50 @@ fn first_difference(want: &str, got: &str) -> String {
     "the YAML texts are equal line by line but parse differently".into()
 }
 
+fn rewrote_message(file: &str) -> String {
+    format!(
+        "UPDATE_GOLDEN=1 rewrote {file}: review `git diff tests/fixtures`, then run again without UPDATE_GOLDEN"
+    )
+}
+
+/// Compares `got` with the case's expected.yaml (as values: an update rewrites only what
+/// differs, not formatting). Differs: an error, or with `update` the file rewritten and its
+/// name returned (the case must then fail, so the diff is reviewed).
+fn compare_or_update(
+    dir: &Path,
+    got: &Value,
+    update: bool,
+    rewritten: &Rewritten,
+) -> Result<Option<String>, String> {
+    let expected_path = dir.join("expected.yaml");
+    let got_text = serde_yaml::to_string(got).unwrap();
+    let existing = std::fs::read_to_string(&expected_path).ok();
+    let expected = existing
+        .as_deref()
+        .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
+    if matches!(&expected, Some(Ok(v)) if v == got) {
+        return Ok(None);
+    }
+    if !update {
+        return Err(match (&existing, &expected) {
+            (Some(text), Some(Ok(_))) => format!(
+                "result differs from {}\n{}\n--- got\n{got_text}",
+                shown(&expected_path),
+                first_difference(text, &got_text)
+            ),
+            (_, Some(Err(e))) => format!("{}: {e}", shown(&expected_path)),
+            _ => format!(
+                "{} is missing; UPDATE_GOLDEN=1 writes it (then review it)",
+                shown(&expected_path)
+            ),
+        });
+    }
+    std::fs::write(&expected_path, &got_text)
+        .map_err(|e| format!("{}: {e}", shown(&expected_path)))?;
+    rewritten.lock().unwrap().push(shown(&expected_path));
+    Ok(Some(shown(&expected_path)))
+}
+
 /// Files rewritten by UPDATE_GOLDEN=1 in this run.
 type Rewritten = Arc<Mutex<Vec<String>>>;
 
@@ -287,35 +331,7 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
                 .map_err(|e| format!("patch does not apply: {e}"))?;
             // The user's containers, volumes and annotations are never changed or removed.
             check_preserved(&pod, &patched)?;
-            let expected_path = dir.join("expected.yaml");
-            let got_text = serde_yaml::to_string(&patched).unwrap();
-            let existing = std::fs::read_to_string(&expected_path).ok();
-            let expected = existing
-                .as_deref()
-                .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
-            // Compared as values: an update rewrites only what differs, not formatting.
-            let same = matches!(&expected, Some(Ok(v)) if *v == patched);
-            let mut rewrote = None;
-            if !same {
-                if !update {
-                    return Err(match (&existing, &expected) {
-                        (Some(text), Some(Ok(_))) => format!(
-                            "patched pod differs from {}\n{}\n--- got\n{got_text}",
-                            shown(&expected_path),
-                            first_difference(text, &got_text)
-                        ),
-                        (_, Some(Err(e))) => format!("{}: {e}", shown(&expected_path)),
-                        _ => format!(
-                            "{} is missing; UPDATE_GOLDEN=1 writes it (then review it)",
-                            shown(&expected_path)
-                        ),
-                    });
-                }
-                std::fs::write(&expected_path, &got_text)
-                    .map_err(|e| format!("{}: {e}", shown(&expected_path)))?;
-                rewritten.lock().unwrap().push(shown(&expected_path));
-                rewrote = Some(shown(&expected_path));
-            }
+            let rewrote = compare_or_update(dir, &patched, update, rewritten)?;
             // The offline `inject` command gives exactly the same pod.
             let off = offline::inject_pod(&admission, 0, &pod, None).map_err(|e| e.to_string())?;
             if off.pod != patched {
@@ -329,9 +345,7 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
                 return Err("a second pass over the injected pod produced a patch".into());
             }
             if let Some(file) = rewrote {
-                return Err(format!(
-                    "UPDATE_GOLDEN=1 rewrote {file}: review `git diff tests/fixtures`, then run again without UPDATE_GOLDEN"
-                ));
+                return Err(rewrote_message(&file));
             }
         }
         other => return Err(format!("unknown expect {other:?}")),
@@ -377,36 +391,10 @@ fn run_command_case(
             if result.doc == *input {
                 return Err("expected a change, got the input back".into());
             }
-            let expected_path = dir.join("expected.yaml");
-            let got_text = serde_yaml::to_string(&result.doc).unwrap();
-            let existing = std::fs::read_to_string(&expected_path).ok();
-            let expected = existing
-                .as_deref()
-                .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
-            if matches!(&expected, Some(Ok(v)) if *v == result.doc) {
-                return Ok(());
+            match compare_or_update(dir, &result.doc, update, rewritten)? {
+                None => Ok(()),
+                Some(file) => Err(rewrote_message(&file)),
             }
-            if !update {
-                return Err(match (&existing, &expected) {
-                    (Some(text), Some(Ok(_))) => format!(
-                        "output differs from {}\n{}\n--- got\n{got_text}",
-                        shown(&expected_path),
-                        first_difference(text, &got_text)
-                    ),
-                    (_, Some(Err(e))) => format!("{}: {e}", shown(&expected_path)),
-                    _ => format!(
-                        "{} is missing; UPDATE_GOLDEN=1 writes it (then review it)",
-                        shown(&expected_path)
-                    ),
-                });
-            }
-            std::fs::write(&expected_path, &got_text)
-                .map_err(|e| format!("{}: {e}", shown(&expected_path)))?;
-            rewritten.lock().unwrap().push(shown(&expected_path));
-            Err(format!(
-                "UPDATE_GOLDEN=1 rewrote {}: review `git diff tests/fixtures`, then run again without UPDATE_GOLDEN",
-                shown(&expected_path)
-            ))
         }
         other => Err(format!(
             "unknown expect {other:?} for a command case (changed, unchanged)"

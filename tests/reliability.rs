@@ -441,17 +441,11 @@ async fn sigterm_under_load_drops_no_request() {
     // Readiness turns false while requests are still answered; the load stops once the
     // "endpoints controller" (this loop) has seen readiness off, as the API server would.
     let c = client(&ca);
-    let said = support::wait_for_async(
+    let said = support::wait_for_not_ready(
         "readiness to turn off (/readyz 503) after SIGTERM",
         Duration::from_secs(1),
-        async || {
-            let r = c.get(inj.url("/readyz")).send().await.unwrap();
-            if r.status() == 503 {
-                Some(r.text().await.unwrap())
-            } else {
-                None
-            }
-        },
+        &c,
+        inj.url("/readyz"),
     )
     .await;
     eprintln!("readiness off {:?} after SIGTERM", signalled.elapsed());

@@ -346,6 +346,24 @@ pub async fn wait_until_async(
 
 /// Polls `get` every `POLL` until it returns a value, and returns it. Panics after `timeout`,
 /// naming `what` and the time waited.
+/// Polls `GET url` until it answers 503 (readiness off) and returns what it said.
+pub async fn wait_for_not_ready(
+    what: impl std::fmt::Display,
+    timeout: Duration,
+    c: &reqwest::Client,
+    url: String,
+) -> String {
+    wait_for_async(what, timeout, async || {
+        let r = c.get(&url).send().await.unwrap();
+        if r.status() == 503 {
+            Some(r.text().await.unwrap())
+        } else {
+            None
+        }
+    })
+    .await
+}
+
 pub async fn wait_for_async<T>(
     what: impl std::fmt::Display,
     timeout: Duration,
