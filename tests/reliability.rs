@@ -569,14 +569,7 @@ async fn client_ca_requires_an_api_server_certificate() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let text = plain
-        .get(format!("http://127.0.0.1:{admin}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&plain, format!("http://127.0.0.1:{admin}/metrics")).await;
     assert_eq!(
         metric(
             &text,
@@ -744,14 +737,7 @@ async fn full_event_queue_drops_and_counts_and_never_delays_answers() {
 
     // The publishing task took the first Event and is stuck writing it; QUEUE more were
     // queued (one fewer if the task had not taken its first yet); the rest were dropped.
-    let text = client(&ca)
-        .get(format!("https://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&client(&ca), format!("https://127.0.0.1:{port}/metrics")).await;
     let dropped = metric(&text, r#"proxy_injector_events_total{result="dropped"}"#)
         .unwrap_or_else(|| panic!("no dropped count in\n{text}")) as usize;
     eprintln!(

@@ -346,6 +346,11 @@ pub async fn wait_until_async(
 
 /// Polls `get` every `POLL` until it returns a value, and returns it. Panics after `timeout`,
 /// naming `what` and the time waited.
+/// `GET url`, its body as text.
+pub async fn get_text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// Polls `GET url` until it answers 503 (readiness off) and returns what it said.
 pub async fn wait_for_not_ready(
     what: impl std::fmt::Display,
