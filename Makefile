@@ -15,7 +15,7 @@ release:
 ## Everything CI runs: formatting, lints (warnings are errors), dependency policy, unit + golden +
 ## property + HTTPS + fault + e2e tests.
 test: fmt-check lint deny controlplane
-	$(CARGO) test --lib --bins --tests -- --test-threads=2
+	$(CARGO) test --workspace --lib --bins --tests -- --test-threads=2
 	scripts/e2e-kind.sh
 
 ## Only the fast tests (no control plane).
@@ -47,13 +47,13 @@ run: certs
 	$(CARGO) run -- serve --listen 127.0.0.1:8443 --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 fmt-check:
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean
@@ -74,23 +74,24 @@ image:
 e2e-kind:
 	scripts/e2e-kind.sh
 
-## Benchmarks (not tests): criterion micro-benchmarks as ratios to a parse-only floor, then the
-## injector against the constant-answer floor server under load (127.0.0.1, bounded runs).
+## Benchmarks (not tests; the kit is the tools/ package): criterion micro-benchmarks as ratios
+## to a parse-only floor, then the injector against the constant-answer floor server under load
+## (127.0.0.1, bounded runs). loadgen starts the proxy-injector and floor built next to it.
 bench:
-	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 5
+	$(CARGO) bench -p proxy-injector-tools --bench micro -- --warm-up-time 1 --measurement-time 5
 	python3 scripts/criterion-ratios.py
-	$(CARGO) build --release --bins
-	target/release/loadgen --server-bin target/release/proxy-injector $(BENCH_ARGS)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p proxy-injector-tools --bin loadgen -- $(BENCH_ARGS)
 
 ## One million requests of the mixed corpus: RSS must stay flat.
 bench-long:
-	$(CARGO) build --release --bins
-	target/release/loadgen --server-bin target/release/proxy-injector --corpus mixed --requests 1000000 --max-seconds 300 --rate 0
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p proxy-injector-tools --bin loadgen -- --corpus mixed --requests 1000000 --max-seconds 300 --rate 0
 
 ## Through the real kube-apiserver: 10,000 namespaces in the reflector (RSS), and the latency
 ## the webhook adds to pod creation (injected vs plain namespace).
 bench-apiserver: controlplane
-	$(CARGO) bench --bench apiserver
+	$(CARGO) bench -p proxy-injector --bench apiserver
 
 ## Dependency policy (deny.toml): licenses, banned crates (no OpenSSL: rustls only), sources
 ## (crates.io only). Advisories need the advisory database from the network: not checked here.

@@ -7,7 +7,6 @@ pub mod admission;
 pub mod certs;
 pub mod check;
 pub mod config;
-pub mod corpus;
 pub mod decision;
 pub mod events;
 pub mod metrics;

@@ -103,9 +103,6 @@ enum Command {
         /// Record Kubernetes Events on the pod's owner (Injected, InjectionSkipped, InjectionDenied).
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         events: bool,
-        /// Benchmark floor: answer every review with a constant response (never in a cluster).
-        #[arg(long, hide = true)]
-        constant_response: bool,
     },
     /// Print manifests with the proxy added to their pods, exactly as the webhook would.
     ///
@@ -259,7 +256,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             max_stale_seconds,
             cert_poll_ms,
             events,
-            constant_response,
         } => {
             init_logs(log_format);
             let cfg = Config::load(config.as_deref())?;
@@ -302,7 +298,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     shutdown_delay: Duration::from_secs(shutdown_delay_seconds),
                     drain: Duration::from_secs(drain_seconds),
                     cert_poll: Duration::from_millis(cert_poll_ms),
-                    constant_response,
                     ..server::ServeOptions::new(listen, tls_cert, tls_key)
                 };
                 let services = server::Services { metrics, events };
@@ -342,7 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 match output {
                     Output::Yaml => {
                         out.push_str("---\n");
-                        out.push_str(&serde_yaml::to_string(&r.doc)?);
+                        out.push_str(&offline::to_yaml(&r.doc)?);
                     }
                     Output::Json => {
                         out.push_str(&serde_json::to_string_pretty(&r.doc)?);

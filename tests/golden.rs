@@ -34,7 +34,7 @@ struct Case {
 
 fn read_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn admission_for(dir: &Path) -> Admission {
@@ -90,9 +90,8 @@ fn case_dirs() -> Vec<PathBuf> {
 }
 
 fn run_case(dir: &Path, update: bool) -> Result<(), String> {
-    let case: Case =
-        serde_yaml::from_value(serde_yaml::to_value(read_yaml(&dir.join("case.yaml"))).unwrap())
-            .map_err(|e| format!("case.yaml: {e}"))?;
+    let case: Case = serde_json::from_value(read_yaml(&dir.join("case.yaml")))
+        .map_err(|e| format!("case.yaml: {e}"))?;
     let pod = read_yaml(&dir.join("pod.yaml"));
     let admission = admission_for(dir);
     let uid = format!("uid-{}", dir.file_name().unwrap().to_string_lossy());
@@ -164,13 +163,17 @@ fn run_case(dir: &Path, update: bool) -> Result<(), String> {
             check_preserved(&pod, &patched)?;
             let expected_path = dir.join("expected.yaml");
             if update {
-                std::fs::write(&expected_path, serde_yaml::to_string(&patched).unwrap()).unwrap();
+                std::fs::write(
+                    &expected_path,
+                    proxy_injector::offline::to_yaml(&patched).unwrap(),
+                )
+                .unwrap();
             }
             let expected = read_yaml(&expected_path);
             if patched != expected {
                 return Err(format!(
                     "patched pod differs from expected.yaml\n--- got\n{}",
-                    serde_yaml::to_string(&patched).unwrap()
+                    proxy_injector::offline::to_yaml(&patched).unwrap()
                 ));
             }
             // The offline `inject` command gives exactly the same pod.
