@@ -111,7 +111,7 @@ say "serve: GET /readyz over TLS: $ready"
 review='{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"image-check","kind":{"group":"","version":"v1","kind":"Pod"},"resource":{"group":"","version":"v1","resource":"pods"},"namespace":"shop","operation":"CREATE","object":{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"shop"},"spec":{"containers":[{"name":"web","image":"nginx"}]}}}}'
 answer="$("${https[@]}" -H 'Content-Type: application/json' --data "$review" "https://localhost:$port/inject")"
 [[ "$answer" == *'"uid":"image-check"'* && "$answer" == *'"patch":'* ]] || fail "POST /inject: no patch in $answer"
-say "serve: POST /inject over TLS: injected (patch of ${#answer} bytes of answer)"
+say "serve: POST /inject over TLS: injected (an answer of ${#answer} bytes with a patch)"
 kill -TERM "$serve_pid"
 status=0
 wait "$serve_pid" || status=$?

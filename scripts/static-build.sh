@@ -34,9 +34,11 @@ echo "static-build: cargo build --release --locked --target $triple (crt-static)
 }
 
 bin="$repo/target/static/$triple/release/proxy-injector"
-if ldd "$bin" >/dev/null 2>&1; then
+# ldd says "not a dynamic executable" (static) or "statically linked" (static-pie).
+linkage="$(ldd "$bin" 2>&1 || true)"
+if ! grep -Eq 'not a dynamic executable|statically linked' <<<"$linkage"; then
   echo "static-build: $bin is dynamically linked:" >&2
-  ldd "$bin" >&2
+  echo "$linkage" >&2
   exit 1
 fi
 if command -v file >/dev/null; then
@@ -46,4 +48,4 @@ if command -v file >/dev/null; then
   }
 fi
 cp "$bin" "$out/proxy-injector"
-echo "static-build: ${out#"$repo"/}/proxy-injector, $(stat -c %s "$out/proxy-injector") bytes, static ($((SECONDS - started))s)"
+echo "static-build: ${out#"$repo"/}/proxy-injector, $(stat -c %s "$out/proxy-injector") bytes, ldd: $(echo $linkage) ($((SECONDS - started))s)"
