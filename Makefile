@@ -4,7 +4,7 @@ export CARGO_TERM_COLOR ?= never
 
 BENCH_ARGS ?=
 
-.PHONY: deny fuzz load-faults bench bench-long bench-apiserver build release test unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image e2e-kind
+.PHONY: deny fuzz load-faults bench bench-long bench-apiserver build release test test-steps tests unit e2e controlplane up down demo certs run fmt fmt-check lint clean deploy-certs image image-check e2e-kind
 
 build:
 	$(CARGO) build
@@ -13,10 +13,28 @@ release:
 	$(CARGO) build --release
 
 ## Everything CI runs: formatting, lints (warnings are errors), dependency policy, unit + golden +
-## property + HTTPS + fault + e2e tests.
-test: fmt-check lint deny controlplane
-	$(CARGO) test --lib --bins --tests -- --test-threads=2
-	scripts/e2e-kind.sh
+## property + HTTPS + fault + e2e tests, the kind e2e (skipped without docker/kind) and the
+## container image check (skipped without podman). Ends with a summary of what ran, passed and
+## was skipped (scripts/ci-step.sh; also in target/ci-summary.txt).
+CI_SUMMARY_FILE := $(CURDIR)/target/ci-summary.txt
+test:
+	@mkdir -p target && : > $(CI_SUMMARY_FILE)
+	@CI_SUMMARY=$(CI_SUMMARY_FILE) $(MAKE) --no-print-directory test-steps; status=$$?; \
+	  scripts/ci-step.sh --report $$status; exit $$status
+
+TEST_SUITES = $(basename $(notdir $(wildcard tests/*.rs tools/tests/*.rs)))
+test-steps:
+	@scripts/ci-step.sh "cargo fmt --check" $(MAKE) --no-print-directory fmt-check
+	@scripts/ci-step.sh "cargo clippy --workspace --all-targets -D warnings" $(MAKE) --no-print-directory lint
+	@scripts/ci-step.sh "cargo deny (licenses, bans, sources)" $(MAKE) --no-print-directory deny
+	@scripts/ci-step.sh "control plane binaries (build or cache)" $(MAKE) --no-print-directory controlplane
+	@scripts/ci-step.sh "cargo test --workspace: unit + $(TEST_SUITES)" $(MAKE) --no-print-directory tests
+	@scripts/ci-step.sh "kind e2e (scripts/e2e-kind.sh)" scripts/e2e-kind.sh
+	@scripts/ci-step.sh "image check (scripts/image.sh check)" scripts/image.sh check
+
+## The cargo tests of make test (both packages: the server and tools/).
+tests:
+	$(CARGO) test --workspace --lib --bins --tests -- --test-threads=2
 
 ## Only the fast tests (no control plane).
 unit:
@@ -47,13 +65,13 @@ run: certs
 	$(CARGO) run -- serve --listen 127.0.0.1:8443 --tls-cert certs/out/tls.crt --tls-key certs/out/tls.key
 
 fmt:
-	$(CARGO) fmt
+	$(CARGO) fmt --all
 
 fmt-check:
-	$(CARGO) fmt --check
+	$(CARGO) fmt --all --check
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 clean:
 	$(CARGO) clean
@@ -66,31 +84,38 @@ deploy-certs: build
 	$(KUBECTL) patch mutatingwebhookconfiguration proxy-injector --type=json --patch-file certs/out/webhook-patch.json
 	$(KUBECTL) patch validatingwebhookconfiguration proxy-injector-warnings --type=json --patch-file certs/out/webhook-patch.json
 
-## Container image (needs a Docker engine).
+## Container image proxy-injector:0.1.0 with podman: FROM scratch + the statically linked binary,
+## built first from the files git tracks (scripts/static-build.sh; no base image, no registry).
 image:
-	docker build -t proxy-injector:0.1.0 .
+	scripts/image.sh build
+
+## The image proven (part of make test): built, inspected, its binary run under chroot
+## (--version, certs, serve over TLS). Skipped with a message where podman is missing.
+image-check:
+	scripts/image.sh check
 
 ## kind cluster end to end (skipped with a message where docker or kind is missing; E2E_KIND=required fails instead).
 e2e-kind:
 	scripts/e2e-kind.sh
 
-## Benchmarks (not tests): criterion micro-benchmarks as ratios to a parse-only floor, then the
-## injector against the constant-answer floor server under load (127.0.0.1, bounded runs).
+## Benchmarks (not tests; the kit is the tools/ package): criterion micro-benchmarks as ratios
+## to a parse-only floor, then the injector against the constant-answer floor server under load
+## (127.0.0.1, bounded runs). loadgen starts the proxy-injector and floor built next to it.
 bench:
-	$(CARGO) bench --bench micro -- --warm-up-time 1 --measurement-time 5
+	$(CARGO) bench -p proxy-injector-tools --bench micro -- --warm-up-time 1 --measurement-time 5
 	python3 scripts/criterion-ratios.py
-	$(CARGO) build --release --bins
-	target/release/loadgen --server-bin target/release/proxy-injector $(BENCH_ARGS)
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p proxy-injector-tools --bin loadgen -- $(BENCH_ARGS)
 
 ## One million requests of the mixed corpus: RSS must stay flat.
 bench-long:
-	$(CARGO) build --release --bins
-	target/release/loadgen --server-bin target/release/proxy-injector --corpus mixed --requests 1000000 --max-seconds 300 --rate 0
+	$(CARGO) build --release --workspace --bins
+	$(CARGO) run --release -p proxy-injector-tools --bin loadgen -- --corpus mixed --requests 1000000 --max-seconds 300 --rate 0
 
 ## Through the real kube-apiserver: 10,000 namespaces in the reflector (RSS), and the latency
 ## the webhook adds to pod creation (injected vs plain namespace).
 bench-apiserver: controlplane
-	$(CARGO) bench --bench apiserver
+	$(CARGO) bench -p proxy-injector --bench apiserver
 
 ## Dependency policy (deny.toml): licenses, banned crates (no OpenSSL: rustls only), sources
 ## (crates.io only). Advisories need the advisory database from the network: not checked here.

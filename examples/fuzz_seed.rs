@@ -31,7 +31,7 @@ fn main() {
     let (mut reviews, mut values) = (0, 0);
     for dir in &dirs {
         let text = std::fs::read_to_string(dir.join("pod.yaml")).unwrap_or_default();
-        let Ok(pod) = serde_yaml::from_str::<Value>(&text) else {
+        let Ok(pod) = serde_saphyr::from_str::<Value>(&text) else {
             continue;
         };
         let ns = pod["metadata"]["namespace"]

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # End to end on a kind cluster: image, manifests, certificates, an annotated namespace, a sample
 # app whose pod must come up with linkerd-init and linkerd-proxy. Cleans up after itself.
-# Without docker or kind it says so and exits 0 (exit 1 with E2E_KIND=required).
+# Without docker or kind it says so and exits 0 (exit 1 with E2E_KIND=required); with
+# $CI_SUMMARY set (make test), the skip and its reason are recorded there.
 set -euo pipefail
 repo="$(cd "$(dirname "$0")/.." && pwd)"
 cluster="proxy-injector-e2e"
 skip() {
   echo "e2e-kind: skipped: $*"
+  if [[ -n "${CI_SUMMARY:-}" ]]; then
+    printf '%-8s %s\n' "skipped" "kind e2e (scripts/e2e-kind.sh): $*" >>"$CI_SUMMARY"
+  fi
   if [[ "${E2E_KIND:-}" == "required" ]]; then exit 1; fi
   exit 0
 }
@@ -21,6 +25,7 @@ ctx="kind-$cluster"
 k() { kubectl --context "$ctx" "$@"; }
 
 echo "== building image proxy-injector:0.1.0"
+"$repo/scripts/static-build.sh"
 docker build -t proxy-injector:0.1.0 "$repo"
 echo "== creating kind cluster $cluster"
 kind create cluster --name "$cluster" --wait 120s

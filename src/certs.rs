@@ -8,6 +8,8 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
 };
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +42,7 @@ pub fn not_after_der(der: &[u8]) -> Result<i64, String> {
 
 /// The notAfter of the first certificate in a PEM file, as a Unix time.
 pub fn not_after_pem(pem: &[u8]) -> Option<i64> {
-    let der = rustls_pemfile::certs(&mut &pem[..]).next()?.ok()?;
+    let der = CertificateDer::pem_slice_iter(pem).next()?.ok()?;
     not_after_der(der.as_ref()).ok()
 }
 
@@ -156,7 +158,6 @@ pub fn service_dns_names(service: &str, namespace: &str) -> Vec<String> {
 /// A `kubernetes.io/tls` Secret (YAML) holding the serving certificate, and a JSON patch
 /// (`kubectl patch --type=json`) that sets the webhook configuration's caBundle.
 pub fn kubernetes_objects(g: &Generated, namespace: &str, secret_name: &str) -> (String, String) {
-    use base64::Engine;
     use k8s_openapi::ByteString;
     use k8s_openapi::api::core::v1::Secret;
     use std::collections::BTreeMap;
@@ -179,8 +180,8 @@ pub fn kubernetes_objects(g: &Generated, namespace: &str, secret_name: &str) -> 
         ..Default::default()
     };
     // k8s-openapi writes apiVersion and kind itself.
-    let yaml = serde_yaml::to_string(&secret).unwrap_or_default();
-    let ca = base64::engine::general_purpose::STANDARD.encode(&g.ca_cert);
+    let yaml = crate::offline::to_yaml(&secret).unwrap_or_default();
+    let ca = base64_simd::STANDARD.encode_to_string(&g.ca_cert);
     let patch = serde_json::json!([{"op": "add", "path": "/webhooks/0/clientConfig/caBundle", "value": ca}]);
     (yaml, patch.to_string())
 }
@@ -202,7 +203,7 @@ mod tests {
     fn client_certificate_is_signed_by_the_ca() {
         let g = generate(&["x.example".into()], &[], 3).unwrap();
         let (cert, _key) = client_certificate(&g, "kube-apiserver", 3).unwrap();
-        let der = rustls_pemfile::certs(&mut cert.as_bytes())
+        let der = CertificateDer::pem_slice_iter(cert.as_bytes())
             .next()
             .unwrap()
             .unwrap();

@@ -237,9 +237,9 @@ impl Config {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            serde_yaml::from_str(text).map_err(|e| ConfigError::Parse {
+            serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| ConfigError::Parse {
                 path: path.to_owned(),
-                message: e.to_string(),
+                message: e.without_snippet().to_string(),
             })?
         };
         config.validate()?;

@@ -8,7 +8,6 @@ pub mod certs;
 pub mod check;
 pub mod config;
 pub mod containers;
-pub mod corpus;
 pub mod decision;
 pub mod events;
 pub mod explain;

@@ -128,7 +128,7 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
         match a.output {
             Output::Yaml => {
                 out.push_str("---\n");
-                out.push_str(&serde_yaml::to_string(&r.doc)?);
+                out.push_str(&offline::to_yaml(&r.doc)?);
             }
             Output::Json => {
                 out.push_str(&serde_json::to_string_pretty(&r.doc)?);

@@ -16,7 +16,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
-use serde::Deserialize;
 
 #[derive(Clone)]
 pub enum Namespaces {
@@ -174,23 +173,24 @@ impl Namespaces {
 
     pub fn from_yaml(text: &str, origin: &str) -> Result<Namespaces, NamespacesError> {
         let mut map = HashMap::new();
-        for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let value =
-                serde_yaml::Value::deserialize(doc).map_err(|e| NamespacesError::Parse {
-                    path: origin.to_owned(),
-                    index,
-                    message: e.to_string(),
-                })?;
+        // Documents are numbered from 0, empty ones not counted.
+        let mut bytes = text.as_bytes();
+        for (index, doc) in serde_saphyr::read::<_, serde_json::Value>(&mut bytes).enumerate() {
+            let value = doc.map_err(|e| NamespacesError::Parse {
+                path: origin.to_owned(),
+                index,
+                message: e.to_string(),
+            })?;
             if value.is_null() {
                 continue;
             }
             let items = match value.get("items") {
-                Some(serde_yaml::Value::Sequence(items)) => items.clone(),
+                Some(serde_json::Value::Array(items)) => items.clone(),
                 _ => vec![value],
             };
             for item in items {
                 let ns: Namespace =
-                    serde_yaml::from_value(item).map_err(|e| NamespacesError::Parse {
+                    serde_json::from_value(item).map_err(|e| NamespacesError::Parse {
                         path: origin.to_owned(),
                         index,
                         message: format!("not a Namespace: {e}"),

@@ -33,10 +33,9 @@ pub enum OfflineError {
 
 /// Reads every YAML/JSON document in `text` as a JSON value.
 pub fn read_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
-    use serde::Deserialize;
     let mut docs = Vec::new();
-    for (index, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).map_err(|e| OfflineError::Parse {
+    for (index, doc) in serde_saphyr::read::<_, Value>(&mut text.as_bytes()).enumerate() {
+        let v = doc.map_err(|e| OfflineError::Parse {
             index,
             message: e.to_string(),
         })?;
@@ -46,6 +45,13 @@ pub fn read_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
         docs.push(v);
     }
     Ok(docs)
+}
+
+/// Writes `value` as YAML, as every command prints it: block style; strings that need quotes
+/// in double quotes; multi-line strings as literal blocks (`|`); long lines kept whole.
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_saphyr::SerializeError> {
+    let options = serde_saphyr::ser_options! { folded_wrap_chars: usize::MAX };
+    serde_saphyr::to_string_with_options(value, options)
 }
 
 /// Decides and patches one pod, exactly as the webhook would on CREATE.

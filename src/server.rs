@@ -13,9 +13,10 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tower_http::timeout::TimeoutLayer;
 
@@ -47,9 +48,6 @@ pub struct ServeOptions {
     pub drain: Duration,
     /// How often the certificate files are checked for a change.
     pub cert_poll: Duration,
-    /// Benchmark floor: answer every `POST /inject` with one constant, pre-serialised
-    /// AdmissionReview, through the same stack (TLS, limits, timeout) without reviewing.
-    pub constant_response: bool,
 }
 
 impl ServeOptions {
@@ -66,7 +64,6 @@ impl ServeOptions {
             shutdown_delay: Duration::from_secs(5),
             drain: Duration::from_secs(10),
             cert_poll: Duration::from_secs(5),
-            constant_response: false,
         }
     }
 }
@@ -97,7 +94,7 @@ fn read_file(p: &Path) -> Result<Vec<u8>, TlsError> {
 
 fn pem_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let pem = read_file(p)?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
         .collect();
     if certs.is_empty() {
@@ -134,12 +131,9 @@ pub fn tls_config(
 ) -> Result<Arc<ServerConfig>, TlsError> {
     let certs = pem_certs(cert)?;
     let key_pem = read_file(key)?;
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .ok()
-        .flatten()
-        .ok_or_else(|| TlsError::NoKey {
-            path: key.display().to_string(),
-        })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
+        path: key.display().to_string(),
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
@@ -322,21 +316,11 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         .into_response()
 }
 
-static CONSTANT_RESPONSE: &[u8] = br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-4000-8000-000000000000","allowed":true}}"#;
-
-async fn constant(_body: Bytes) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        Bytes::from_static(CONSTANT_RESPONSE),
-    )
-        .into_response()
-}
-
-fn router(state: Arc<AppState>, timeout: Duration, constant_response: bool) -> Router {
-    let inject_route = if constant_response {
-        post(constant)
-    } else {
-        post(inject)
+/// `inject_route`: what answers `POST /inject` instead of the review (see [`serve_with_inject`]).
+fn router(state: Arc<AppState>, timeout: Duration, inject_route: Option<MethodRouter>) -> Router {
+    let inject_route = match inject_route {
+        Some(route) => route.with_state(()),
+        None => post(inject),
     };
     Router::new()
         .route("/inject", inject_route)
@@ -418,6 +402,33 @@ pub async fn serve(
     services: Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_routes(admission, opts, services, None, shutdown).await
+}
+
+/// Serves exactly as [`serve`] does (TLS and client certificates, certificate reload, body
+/// limit, header and request timeouts, health, readiness, metrics, `POST /warn`, graceful
+/// shutdown), except that `POST /inject` is answered by `inject` instead of the admission
+/// review. For a server that must cost what this stack costs minus the reviewing, such as the
+/// benchmark floor of `tools/` (a constant answer); never for a cluster. `inject` is any axum
+/// method router without state, e.g. `axum::routing::post(handler)`; the body limit and the
+/// request timeout apply to it too.
+pub async fn serve_with_inject(
+    admission: Admission,
+    opts: ServeOptions,
+    services: Services,
+    inject: MethodRouter,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve_routes(admission, opts, services, Some(inject), shutdown).await
+}
+
+async fn serve_routes(
+    admission: Admission,
+    opts: ServeOptions,
+    services: Services,
+    inject_route: Option<MethodRouter>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let tls = RustlsConfig::from_config(load_tls(&opts, &services.metrics)?);
     let state = Arc::new(AppState {
         admission,
@@ -426,7 +437,7 @@ pub async fn serve(
         namespaces: services.namespaces,
         shutting_down: AtomicBool::new(false),
     });
-    let app = router(state.clone(), opts.request_timeout, opts.constant_response);
+    let app = router(state.clone(), opts.request_timeout, inject_route);
     let listener = std::net::TcpListener::bind(opts.listen)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
     listener.set_nonblocking(true)?;

@@ -297,7 +297,7 @@ mod tests {
     use super::*;
 
     fn warn(yaml: &str) -> Vec<String> {
-        let v: Value = serde_yaml::from_str(yaml).unwrap();
+        let v: Value = serde_saphyr::from_str(yaml).unwrap();
         let kind = v["kind"].as_str().unwrap().to_owned();
         check(&kind, &v, None, NamespaceInfo::None, &Config::default())
     }

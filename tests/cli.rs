@@ -95,8 +95,8 @@ fn inject_prints_the_patched_pod() {
         &format!("{dir}/namespace.yaml"),
     ]);
     assert!(ok, "{err}");
-    let got: serde_json::Value = serde_yaml::from_str(out.trim_start_matches("---\n")).unwrap();
-    let want: serde_json::Value = serde_yaml::from_str(
+    let got: serde_json::Value = serde_saphyr::from_str(out.trim_start_matches("---\n")).unwrap();
+    let want: serde_json::Value = serde_saphyr::from_str(
         &std::fs::read_to_string(format!(
             "{}/{dir}/expected.yaml",
             env!("CARGO_MANIFEST_DIR")
@@ -108,11 +108,7 @@ fn inject_prints_the_patched_pod() {
 }
 
 fn yaml_docs(text: &str) -> Vec<serde_json::Value> {
-    use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(text)
-        .map(|d| serde_json::Value::deserialize(d).unwrap())
-        .filter(|v| !v.is_null())
-        .collect()
+    serde_saphyr::from_multiple::<serde_json::Value>(text).unwrap()
 }
 
 fn template(doc: &serde_json::Value) -> &serde_json::Value {

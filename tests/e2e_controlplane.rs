@@ -135,7 +135,7 @@ async fn pod_in_enabled_namespace_is_stored_as_the_golden_fixture_says() {
         let text = std::fs::read_to_string(fixture.join(f))
             .unwrap()
             .replace("namespace: shop", &format!("namespace: {ns}"));
-        serde_yaml::from_str(&text).unwrap()
+        serde_saphyr::from_str(&text).unwrap()
     };
     let input: Pod = serde_json::from_value(read("pod.yaml")).unwrap();
     let mut expected = read("expected.yaml");

@@ -41,9 +41,10 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         &cp.kubectl(&["kustomize", m], None),
         "kubectl kustomize manifests/",
     );
-    let kinds: Vec<String> = serde_yaml::Deserializer::from_str(&rendered)
-        .map(|d| {
-            let v: Value = serde::Deserialize::deserialize(d).unwrap();
+    let kinds: Vec<String> = serde_saphyr::from_multiple::<Value>(&rendered)
+        .unwrap()
+        .into_iter()
+        .map(|v| {
             format!(
                 "{}/{}",
                 v["kind"].as_str().unwrap(),
@@ -289,7 +290,7 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         "create token",
     );
     let admin: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&cp.kubeconfig).unwrap()).unwrap();
+        serde_saphyr::from_str(&std::fs::read_to_string(&cp.kubeconfig).unwrap()).unwrap();
     let cluster = &admin["clusters"][0]["cluster"];
     let sa_kubeconfig = dir.path().join("sa.kubeconfig");
     std::fs::write(

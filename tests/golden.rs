@@ -58,7 +58,7 @@ struct Case {
 
 fn read_yaml(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn admission_for(dir: &Path) -> Admission {
@@ -223,11 +223,11 @@ fn compare_or_update(
     rewritten: &Rewritten,
 ) -> Result<Option<String>, String> {
     let expected_path = dir.join("expected.yaml");
-    let got_text = serde_yaml::to_string(got).unwrap();
+    let got_text = proxy_injector::offline::to_yaml(got).unwrap();
     let existing = std::fs::read_to_string(&expected_path).ok();
     let expected = existing
         .as_deref()
-        .map(|t| serde_yaml::from_str::<Value>(t).map_err(|e| e.to_string()));
+        .map(|t| serde_saphyr::from_str::<Value>(t).map_err(|e| e.to_string()));
     if matches!(&expected, Some(Ok(v)) if v == got) {
         return Ok(None);
     }
@@ -255,9 +255,8 @@ fn compare_or_update(
 type Rewritten = Arc<Mutex<Vec<String>>>;
 
 fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), String> {
-    let case: Case =
-        serde_yaml::from_value(serde_yaml::to_value(read_yaml(&dir.join("case.yaml"))).unwrap())
-            .map_err(|e| format!("case.yaml: {e}"))?;
+    let case: Case = serde_json::from_value(read_yaml(&dir.join("case.yaml")))
+        .map_err(|e| format!("case.yaml: {e}"))?;
     check_no_stale_files(dir, &case)?;
     let pod = read_yaml(&dir.join("pod.yaml"));
     let admission = admission_for(dir);
@@ -385,7 +384,7 @@ fn run_command_case(
         "unchanged" if result.doc == *input => Ok(()),
         "unchanged" => Err(format!(
             "expected the input back, got\n{}",
-            serde_yaml::to_string(&result.doc).unwrap()
+            proxy_injector::offline::to_yaml(&result.doc).unwrap()
         )),
         "changed" => {
             if result.doc == *input {
@@ -484,8 +483,11 @@ fn runner_self_check() -> Result<(), String> {
         "the rewrite is recorded",
         rewritten.lock().unwrap().len() == 1,
     )?;
-    let now = std::fs::read_to_string(&expected).map_err(|e| e.to_string())?;
-    check("the rewritten file is the result", now == good)?;
+    let now: Value =
+        serde_saphyr::from_str(&std::fs::read_to_string(&expected).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let good_value: Value = serde_saphyr::from_str(&good).map_err(|e| e.to_string())?;
+    check("the rewritten file is the result", now == good_value)?;
     check(
         "after the update the case passes",
         run_case(&case, false, &rewritten).is_ok(),

@@ -73,7 +73,7 @@ fn no_false_alarms_on_ordinary_workloads() {
         ok.len()
     );
     for (name, text) in ok {
-        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        let obj: Value = serde_saphyr::from_str(&text).unwrap();
         let w = warnings_of(&a, &obj, None, "CREATE");
         assert!(w.is_empty(), "{name}: unexpected warnings {w:?}");
     }
@@ -89,7 +89,7 @@ fn every_mistake_is_named_with_its_fix() {
             .filter_map(|l| l.strip_prefix("# expect: "))
             .collect();
         assert!(!expects.is_empty(), "{name} has no # expect: line");
-        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        let obj: Value = serde_saphyr::from_str(&text).unwrap();
         let w = warnings_of(&a, &obj, None, "CREATE");
         for e in expects {
             assert!(
@@ -136,7 +136,7 @@ fn namespace_override_errors_reach_workloads_in_it() {
     )
     .unwrap();
     let a = Admission::new(Arc::new(Config::default()), ns);
-    let deploy: Value = serde_yaml::from_str(&files("ok")[1].1).unwrap(); // the plain StatefulSet
+    let deploy: Value = serde_saphyr::from_str(&files("ok")[1].1).unwrap(); // the plain StatefulSet
     let w = warnings_of(&a, &deploy, None, "CREATE");
     assert!(
         w.iter().any(|x| x.contains(
@@ -153,7 +153,7 @@ fn strict_mode_denies() {
         ..Config::default()
     };
     let a = Admission::new(Arc::new(config), Namespaces::empty());
-    let obj: Value = serde_yaml::from_str(&files("bad")[0].1).unwrap();
+    let obj: Value = serde_saphyr::from_str(&files("bad")[0].1).unwrap();
     let resp: Value =
         serde_json::from_slice(&a.warn(&review(&obj, None, "CREATE")).unwrap().body).unwrap();
     assert_eq!(resp["response"]["allowed"], false);

@@ -114,8 +114,9 @@ async fn probe_url(url: &str, ca: &[u8]) -> Result<i64, String> {
         ),
         None => (hostport.to_owned(), 443),
     };
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca[..]).filter_map(Result::ok) {
+    for cert in CertificateDer::pem_slice_iter(ca).filter_map(Result::ok) {
         roots
             .add(cert)
             .map_err(|e| format!("the caBundle holds an unusable certificate: {e}"))?;

@@ -258,7 +258,8 @@ pub fn tls_stream_with(
     versions: &[&'static rustls::SupportedProtocolVersion],
 ) -> rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut &ca[..]) {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    for c in CertificateDer::pem_slice_iter(ca) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());

@@ -14,11 +14,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use k8s_openapi::api::core::v1::Pod;
 use proxy_injector::admission::Admission;
 use proxy_injector::config::Config;
-use proxy_injector::corpus::{self, Size};
 use proxy_injector::decision::{self, Decision, NamespaceInfo, RequestFacts};
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::patch::Fragments;
 use proxy_injector::view::PodView;
+use proxy_injector_tools::corpus::{self, Size};
 use serde::Deserialize;
 use serde_json::json;
 

@@ -1,5 +1,6 @@
-//! Load generator for `make bench`: starts the injector and the floor server (the same
-//! axum + rustls stack answering a constant response), sends the same corpus of
+//! Load generator for `make bench`: starts the injector (`proxy-injector serve`) and the floor
+//! server (the `floor` binary: the same server library, TLS and limits, answering a constant
+//! response as large as the injector's answer for the corpus), sends the same corpus of
 //! AdmissionReviews to each over keep-alive HTTPS connections on 127.0.0.1, and prints
 //! throughput, latency percentiles, CPU time per request, peak RSS and the injector/floor ratio.
 //!
@@ -17,7 +18,9 @@ use clap::{Parser, ValueEnum};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use proxy_injector::corpus::{self, Size};
+use proxy_injector_tools::corpus::{self, Size};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
 enum CorpusKind {
@@ -34,9 +37,13 @@ enum CorpusKind {
     about = "Benchmark proxy-injector against a constant-answer floor server (127.0.0.1 only)"
 )]
 struct Args {
-    /// The proxy-injector binary to start (release build for real numbers).
-    #[arg(long, required_unless_present = "dump_corpus")]
+    /// The proxy-injector binary to start (release build for real numbers); default: the
+    /// `proxy-injector` next to this program (`cargo build --release --workspace --bins`).
+    #[arg(long)]
     server_bin: Option<PathBuf>,
+    /// The floor server binary; default: the `floor` next to this program.
+    #[arg(long)]
+    floor_bin: Option<PathBuf>,
     /// Write the corpus bodies (AdmissionReview JSON) into this directory and exit, e.g. to
     /// drive another load tool (wrk) with the same requests.
     #[arg(long)]
@@ -83,7 +90,28 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-fn start_server(bin: &Path, certs: &Path, ns_file: &Path, floor: bool) -> anyhow::Result<Server> {
+/// Starts `cmd` (a server listening on 127.0.0.1:`port`) and waits until it accepts connections.
+fn start_server(mut cmd: Command, port: u16, what: &str) -> anyhow::Result<Server> {
+    cmd.env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = cmd
+        .spawn()
+        .map_err(|e| anyhow::anyhow!("cannot start {what}: {e}"))?;
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{what} did not listen within 20s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+/// `proxy-injector serve` on a free port of 127.0.0.1, with a namespaces file (no cluster).
+fn start_injector(bin: &Path, certs: &Path, ns_file: &Path) -> anyhow::Result<Server> {
     let port = free_port()?;
     let mut cmd = Command::new(bin);
     cmd.arg("serve")
@@ -94,25 +122,38 @@ fn start_server(bin: &Path, certs: &Path, ns_file: &Path, floor: bool) -> anyhow
         .arg("--tls-key")
         .arg(certs.join("tls.key"))
         .arg("--namespaces")
-        .arg(ns_file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    if floor {
-        cmd.arg("--constant-response");
+        .arg(ns_file);
+    start_server(cmd, port, &bin.display().to_string())
+}
+
+/// The floor server on a free port of 127.0.0.1, answering `answer_bytes` bytes.
+fn start_floor(bin: &Path, certs: &Path, answer_bytes: usize) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--tls-cert")
+        .arg(certs.join("tls.crt"))
+        .arg("--tls-key")
+        .arg(certs.join("tls.key"))
+        .arg("--answer-bytes")
+        .arg(answer_bytes.to_string());
+    start_server(cmd, port, &bin.display().to_string())
+}
+
+/// `name` next to this program (where cargo puts every binary of the workspace), or `given`.
+fn sibling_binary(given: Option<PathBuf>, name: &str, flag: &str) -> anyhow::Result<PathBuf> {
+    if let Some(p) = given {
+        return Ok(p);
     }
-    let child = cmd.spawn()?;
-    let server = Server { child, port };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "{} did not listen within 20s",
-            bin.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
+    let me = std::env::current_exe()?;
+    let p = me.with_file_name(name);
+    anyhow::ensure!(
+        p.exists(),
+        "{} does not exist: build the workspace's binaries first (cargo build --release --workspace --bins) or pass {flag}",
+        p.display()
+    );
+    Ok(p)
 }
 
 /// utime + stime of a process, in seconds.
@@ -147,7 +188,7 @@ type HttpsClient = Client<
 
 fn https_client(ca_pem: &[u8], pool: usize) -> anyhow::Result<HttpsClient> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut &ca_pem[..]) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem) {
         roots.add(cert?)?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -174,6 +215,20 @@ struct RunResult {
     p99_us: u64,
     p999_us: u64,
     cpu_us_per_req: f64,
+}
+
+/// Sends `body` once and returns the size of the answer's body.
+async fn answer_len(client: &HttpsClient, url: &hyper::Uri, body: &Bytes) -> anyhow::Result<usize> {
+    let req = hyper::Request::post(url.clone())
+        .header("content-type", "application/json")
+        .body(Full::new(body.clone()))?;
+    let resp = client.request(req).await?;
+    anyhow::ensure!(
+        resp.status() == 200,
+        "the injector answered {} to a corpus request",
+        resp.status()
+    );
+    Ok(resp.into_body().collect().await?.to_bytes().len())
 }
 
 async fn send(client: &HttpsClient, url: &hyper::Uri, body: &Bytes) -> bool {
@@ -374,9 +429,8 @@ async fn main() -> anyhow::Result<()> {
         println!("corpus written to {}", dir.display());
         return Ok(());
     }
-    let Some(server_bin) = args.server_bin.clone() else {
-        anyhow::bail!("--server-bin is required");
-    };
+    let server_bin = sibling_binary(args.server_bin.clone(), "proxy-injector", "--server-bin")?;
+    let floor_bin = sibling_binary(args.floor_bin.clone(), "floor", "--floor-bin")?;
     let dir = tempfile::tempdir()?;
     let certs = dir.path().join("certs");
     let st = Command::new(&server_bin)
@@ -392,8 +446,8 @@ async fn main() -> anyhow::Result<()> {
     )?;
     let ca = std::fs::read(certs.join("ca.crt"))?;
 
-    let injector = start_server(&server_bin, &certs, &ns_file, false)?;
-    let floor = start_server(&server_bin, &certs, &ns_file, true)?;
+    let injector = start_injector(&server_bin, &certs, &ns_file)?;
+    let injector_url: hyper::Uri = format!("https://127.0.0.1:{}/inject", injector.port).parse()?;
     let max = Duration::from_secs(args.max_seconds);
     println!(
         "closed loop: {} connections, up to {} requests or {}s per run; open loop: {} req/s for {}s; 127.0.0.1 only",
@@ -407,8 +461,24 @@ async fn main() -> anyhow::Result<()> {
     );
     let mut total_errors = 0;
     let mut rss_lines = Vec::new();
+    let mut floor_lines = Vec::new();
     for kind in &args.corpus {
         let bodies = corpus_bodies(*kind);
+        // The floor answers as many bytes as the injector does for this corpus (the mean over
+        // its bodies, for a corpus of several).
+        let probe = https_client(&ca, 1)?;
+        let mut sizes = Vec::new();
+        for body in &bodies {
+            sizes.push(answer_len(&probe, &injector_url, body).await?);
+        }
+        let answer_bytes = sizes.iter().sum::<usize>() / sizes.len().max(1);
+        let floor = start_floor(&floor_bin, &certs, answer_bytes)?;
+        floor_lines.push(format!(
+            "{} floor: constant answer of {answer_bytes} bytes (the injector's answers: {}–{} bytes)",
+            corpus_name(*kind),
+            sizes.iter().min().unwrap_or(&0),
+            sizes.iter().max().unwrap_or(&0),
+        ));
         let mut ratio = Vec::new();
         for (label, server) in [("injector", &injector), ("floor", &floor)] {
             let url: hyper::Uri = format!("https://127.0.0.1:{}/inject", server.port).parse()?;
@@ -489,7 +559,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
     }
-    for l in &rss_lines {
+    for l in floor_lines.iter().chain(&rss_lines) {
         println!("{l}");
     }
     println!("errors: {total_errors}");
