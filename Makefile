@@ -20,7 +20,7 @@ CI_SUMMARY_FILE := $(CURDIR)/target/ci-summary.txt
 test:
 	@mkdir -p target && : > $(CI_SUMMARY_FILE)
 	@CI_SUMMARY=$(CI_SUMMARY_FILE) $(MAKE) --no-print-directory test-steps; status=$$?; \
-	  scripts/ci-step.sh --report $$status; exit $$status
+	  CI_SUMMARY=$(CI_SUMMARY_FILE) scripts/ci-step.sh --report $$status; exit $$status
 
 TEST_SUITES = $(basename $(notdir $(wildcard tests/*.rs tools/tests/*.rs)))
 test-steps:

@@ -164,6 +164,18 @@ impl Metrics {
     }
 
     /// Counts a body answered 400 (not an AdmissionReview).
+    /// A request refused before review: its body did not fit the budget of bytes held by
+    /// unfinished bodies (503), or could not be read.
+    pub fn refused(&self, handler: &'static str, reason: &'static str) {
+        self.admissions
+            .get_or_create(&AdmissionLabels {
+                handler,
+                result: "refused",
+                reason,
+            })
+            .inc();
+    }
+
     pub fn rejected(&self, handler: &'static str) {
         self.admissions
             .get_or_create(&AdmissionLabels {

@@ -9,15 +9,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum_server::tls_rustls::RustlsConfig;
+use futures::StreamExt;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower_http::timeout::TimeoutLayer;
 
 use crate::admission::{Admission, Answer, Outcome, ReviewError};
@@ -27,6 +28,12 @@ use crate::namespaces::{CacheState, Namespaces};
 
 /// The API server never sends more than 3 MiB (its own request limit).
 pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
+
+/// Bytes that unfinished review bodies may hold at once, over all connections and streams.
+/// A body is charged its declared length (a chunked one the full [`BODY_LIMIT`], since its
+/// cost is known only once read) before any of it is read; past the budget a request gets 503
+/// at once. Pods are a few kB: this is thousands of ordinary reviews, or 8 maximal ones.
+pub const BODY_BUDGET: usize = 8 * BODY_LIMIT;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -152,6 +159,78 @@ struct AppState {
     events: Option<Events>,
     namespaces: Namespaces,
     shutting_down: AtomicBool,
+    /// Permits are bytes of [`BODY_BUDGET`].
+    body_budget: Arc<Semaphore>,
+}
+
+/// A review's body, read into one buffer while its bytes are held against the budget.
+struct ReviewBody {
+    bytes: Vec<u8>,
+    _held: OwnedSemaphorePermit,
+}
+
+fn refuse(status: StatusCode, message: &'static str) -> Response {
+    (status, message).into_response()
+}
+
+impl ReviewBody {
+    /// Charges the budget, then reads the body frame by frame into one buffer (so a body sent
+    /// in tiny chunks costs its bytes, not a list of chunks).
+    async fn read(
+        app: &AppState,
+        handler: &'static str,
+        req: axum::extract::Request,
+    ) -> Result<ReviewBody, Response> {
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|d| d > BODY_LIMIT as u64) {
+            app.metrics.refused(handler, "too_large");
+            return Err(refuse(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is over 3 MiB, more than the API server ever sends\n",
+            ));
+        }
+        let cost = declared.map_or(BODY_LIMIT, |d| d as usize).max(1);
+        let Ok(held) = app
+            .body_budget
+            .clone()
+            .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+        else {
+            app.metrics.refused(handler, "busy");
+            tracing::warn!(
+                handler,
+                bytes = cost,
+                budget = BODY_BUDGET,
+                "refused a review: unfinished request bodies already hold the byte budget (503)"
+            );
+            return Err(refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many unfinished request bodies; retry\n",
+            ));
+        };
+        let mut bytes = Vec::with_capacity(declared.map_or(0, |d| d as usize));
+        let mut frames = req.into_body().into_data_stream();
+        while let Some(frame) = frames.next().await {
+            let Ok(frame) = frame else {
+                app.metrics.refused(handler, "unreadable");
+                return Err(refuse(
+                    StatusCode::BAD_REQUEST,
+                    "the request body could not be read\n",
+                ));
+            };
+            if bytes.len() + frame.len() > cost {
+                app.metrics.refused(handler, "too_large");
+                return Err(refuse(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is longer than declared or over 3 MiB\n",
+                ));
+            }
+            bytes.extend_from_slice(&frame);
+        }
+        Ok(ReviewBody { bytes, _held: held })
+    }
 }
 
 /// What the server shares with the rest of the process.
@@ -251,27 +330,34 @@ fn handle(
     }
 }
 
-async fn inject(
-    State(app): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(
-        &app,
-        "inject",
-        &headers,
-        &body,
-        Admission::review,
-        log_inject,
-    )
+async fn inject(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let headers = req.headers().clone();
+    match ReviewBody::read(&app, "inject", req).await {
+        Ok(body) => handle(
+            &app,
+            "inject",
+            &headers,
+            &body.bytes,
+            Admission::review,
+            log_inject,
+        ),
+        Err(r) => r,
+    }
 }
 
-async fn warn(
-    State(app): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(&app, "warn", &headers, &body, Admission::warn, log_warn)
+async fn warn(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    let headers = req.headers().clone();
+    match ReviewBody::read(&app, "warn", req).await {
+        Ok(body) => handle(
+            &app,
+            "warn",
+            &headers,
+            &body.bytes,
+            Admission::warn,
+            log_warn,
+        ),
+        Err(r) => r,
+    }
 }
 
 async fn healthz() -> &'static str {
@@ -328,10 +414,10 @@ fn router(state: Arc<AppState>, timeout: Duration, inject_route: Option<MethodRo
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // Reviews read their bodies through `ReviewBody` (413 on a declared length over the
+        // limit before any of the body is read, the byte budget, one buffer); this limit is
+        // for any other handler that extracts a body.
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        // A declared Content-Length over the limit is answered 413 at once, before any of the
-        // body is read (DefaultBodyLimit alone reads up to the limit first).
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -436,6 +522,7 @@ async fn serve_routes(
         events: services.events,
         namespaces: services.namespaces,
         shutting_down: AtomicBool::new(false),
+        body_budget: Arc::new(Semaphore::new(BODY_BUDGET)),
     });
     let app = router(state.clone(), opts.request_timeout, inject_route);
     let listener = std::net::TcpListener::bind(opts.listen)
@@ -526,6 +613,7 @@ mod tests {
             events: None,
             namespaces: Namespaces::empty(),
             shutting_down: AtomicBool::new(false),
+            body_budget: Arc::new(Semaphore::new(BODY_BUDGET)),
         }
     }
 

@@ -193,6 +193,90 @@ async fn body_over_the_limit_gets_413_before_it_is_sent() {
     assert_eq!(resp.status(), 413);
 }
 
+/// Unfinished bodies hold a budget of bytes (8 × 3 MiB): eight requests that declare 3 MiB and
+/// send nothing hold all of it, the next review gets 503 at once instead of memory growing,
+/// and once they are gone reviews are answered again.
+#[tokio::test]
+async fn unfinished_bodies_are_held_to_a_byte_budget() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let ns = support::meshed_namespace_file(dir.path());
+    let inj = Injector::start(
+        &[
+            "--namespaces",
+            ns.to_str().unwrap(),
+            "--request-timeout-ms",
+            "20000",
+        ],
+        &[],
+    );
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+    let holders: Vec<_> = (0..8)
+        .map(|_| {
+            let (ca, released) = (ca.clone(), released.clone());
+            std::thread::spawn(move || {
+                let mut s = support::tls_stream(port, &ca);
+                s.write_all(
+                    b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n",
+                )
+                .unwrap();
+                s.flush().unwrap();
+                // Held open, body never sent, until the test lets go.
+                let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(30));
+            })
+        })
+        .collect();
+    let c = client(&ca);
+    let review = pod_review("budget", "shop", web_pod());
+    let busy = support::wait_for_async(
+        "a review to be refused 503 while 8 unfinished 3 MiB bodies hold the budget",
+        Duration::from_secs(10),
+        async || {
+            let started = Instant::now();
+            let r = c
+                .post(inj.url("/inject"))
+                .json(&review)
+                .send()
+                .await
+                .unwrap();
+            (r.status() == 503).then(|| (started.elapsed(), r))
+        },
+    )
+    .await;
+    let (took, resp) = busy;
+    let text = resp.text().await.unwrap();
+    eprintln!("budget held by 8 unfinished 3 MiB bodies: next review 503 after {took:?}: {text:?}");
+    assert!(took < Duration::from_secs(1), "503 took {took:?}");
+    assert!(text.contains("unfinished request bodies"), "{text}");
+    let metrics = support::get_text(&c, inj.url("/metrics")).await;
+    assert!(
+        metrics.contains(r#"result="refused",reason="busy""#),
+        "no refusal counted:\n{metrics}"
+    );
+    for _ in &holders {
+        let _ = release.send(());
+    }
+    for h in holders {
+        h.join().unwrap();
+    }
+    support::wait_until_async(
+        "reviews to be answered again once the unfinished bodies are gone",
+        Duration::from_secs(10),
+        async || {
+            let r = c
+                .post(inj.url("/inject"))
+                .json(&review)
+                .send()
+                .await
+                .unwrap();
+            r.status() == 200
+        },
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn non_pod_and_update_are_allowed_unchanged() {
     let (inj, _d) = start();
