@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -14,26 +14,22 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum_server::tls_rustls::RustlsConfig;
-use futures::StreamExt;
-use rustls::ServerConfig;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
+
+mod body;
+mod tls;
+
+pub use body::{BODY_BUDGET, BODY_LIMIT};
+pub use tls::{TlsError, tls_config};
+
+use body::ReviewBody;
+use tls::{load_tls, watch_certs};
 
 use crate::admission::{Admission, Answer, Outcome, ReviewError};
 use crate::events::Events;
 use crate::metrics::Metrics;
 use crate::namespaces::{CacheState, Namespaces};
-
-/// The API server never sends more than 3 MiB (its own request limit).
-pub const BODY_LIMIT: usize = 3 * 1024 * 1024;
-
-/// Bytes that unfinished review bodies may hold at once, over all connections and streams.
-/// A body is charged its declared length (a chunked one the full [`BODY_LIMIT`], since its
-/// cost is known only once read) before any of it is read; past the budget a request gets 503
-/// at once. Pods are a few kB: this is thousands of ordinary reviews, or 8 maximal ones.
-pub const BODY_BUDGET: usize = 8 * BODY_LIMIT;
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -75,84 +71,6 @@ impl ServeOptions {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} holds no PEM certificate")]
-    NoCert { path: String },
-    #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
-    NoKey { path: String },
-    #[error("the certificate and key do not form a usable TLS identity: {0}")]
-    Rustls(#[from] rustls::Error),
-    #[error("client CA {path} is not usable: {message}")]
-    ClientCa { path: String, message: String },
-}
-
-fn read_file(p: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(p).map_err(|source| TlsError::Read {
-        path: p.display().to_string(),
-        source,
-    })
-}
-
-fn pem_certs(p: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
-    let pem = read_file(p)?;
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .filter_map(Result::ok)
-        .collect();
-    if certs.is_empty() {
-        return Err(TlsError::NoCert {
-            path: p.display().to_string(),
-        });
-    }
-    Ok(certs)
-}
-
-fn client_verifier(
-    ca: &Path,
-    provider: Arc<rustls::crypto::CryptoProvider>,
-) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
-    let bad = |message: String| TlsError::ClientCa {
-        path: ca.display().to_string(),
-        message,
-    };
-    let mut roots = rustls::RootCertStore::empty();
-    for c in pem_certs(ca)? {
-        roots.add(c).map_err(|e| bad(e.to_string()))?;
-    }
-    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-        .build()
-        .map_err(|e| bad(e.to_string()))
-}
-
-/// Builds the rustls config (TLS 1.2 and 1.3, ALPN h2 and http/1.1) from PEM files; with
-/// `client_ca`, clients must present a certificate that chains to it.
-pub fn tls_config(
-    cert: &Path,
-    key: &Path,
-    client_ca: Option<&Path>,
-) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = pem_certs(cert)?;
-    let key_pem = read_file(key)?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey {
-        path: key.display().to_string(),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?;
-    let builder = match client_ca {
-        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, provider)?),
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder.with_single_cert(certs, key)?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
 struct AppState {
     admission: Admission,
     metrics: Arc<Metrics>,
@@ -161,76 +79,6 @@ struct AppState {
     shutting_down: AtomicBool,
     /// Permits are bytes of [`BODY_BUDGET`].
     body_budget: Arc<Semaphore>,
-}
-
-/// A review's body, read into one buffer while its bytes are held against the budget.
-struct ReviewBody {
-    bytes: Vec<u8>,
-    _held: OwnedSemaphorePermit,
-}
-
-fn refuse(status: StatusCode, message: &'static str) -> Response {
-    (status, message).into_response()
-}
-
-impl ReviewBody {
-    /// Charges the budget, then reads the body frame by frame into one buffer (so a body sent
-    /// in tiny chunks costs its bytes, not a list of chunks).
-    async fn read(
-        app: &AppState,
-        handler: &'static str,
-        req: axum::extract::Request,
-    ) -> Result<ReviewBody, Response> {
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if declared.is_some_and(|d| d > BODY_LIMIT as u64) {
-            app.metrics.refused(handler, "too_large");
-            return Err(refuse(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "the body is over 3 MiB, more than the API server ever sends\n",
-            ));
-        }
-        let cost = declared.map_or(BODY_LIMIT, |d| d as usize).max(1);
-        let Ok(held) = app
-            .body_budget
-            .clone()
-            .try_acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
-        else {
-            app.metrics.refused(handler, "busy");
-            tracing::warn!(
-                handler,
-                bytes = cost,
-                budget = BODY_BUDGET,
-                "refused a review: unfinished request bodies already hold the byte budget (503)"
-            );
-            return Err(refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too many unfinished request bodies; retry\n",
-            ));
-        };
-        let mut bytes = Vec::with_capacity(declared.map_or(0, |d| d as usize));
-        let mut frames = req.into_body().into_data_stream();
-        while let Some(frame) = frames.next().await {
-            let Ok(frame) = frame else {
-                app.metrics.refused(handler, "unreadable");
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "the request body could not be read\n",
-                ));
-            };
-            if bytes.len() + frame.len() > cost {
-                app.metrics.refused(handler, "too_large");
-                return Err(refuse(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the body is longer than declared or over 3 MiB\n",
-                ));
-            }
-            bytes.extend_from_slice(&frame);
-        }
-        Ok(ReviewBody { bytes, _held: held })
-    }
 }
 
 /// What the server shares with the rest of the process.
@@ -423,52 +271,6 @@ fn router(state: Arc<AppState>, timeout: Duration, inject_route: Option<MethodRo
             timeout,
         ))
         .with_state(state)
-}
-
-/// The contents of the cert, key (and client CA) files: a change in any of them is a
-/// rotation. Contents, not modification times: two versions written within one clock tick
-/// (or copied with their times kept) would look the same by mtime.
-fn cert_files(opts: &ServeOptions) -> Vec<Option<Vec<u8>>> {
-    let mut files = vec![&opts.tls_cert, &opts.tls_key];
-    files.extend(&opts.client_ca);
-    files.into_iter().map(|p| std::fs::read(p).ok()).collect()
-}
-
-fn load_tls(opts: &ServeOptions, metrics: &Metrics) -> Result<Arc<ServerConfig>, TlsError> {
-    let config = tls_config(&opts.tls_cert, &opts.tls_key, opts.client_ca.as_deref())?;
-    metrics.cert_loaded(
-        std::fs::read(&opts.tls_cert)
-            .ok()
-            .and_then(|pem| crate::certs::not_after_pem(&pem)),
-    );
-    Ok(config)
-}
-
-/// Polls the cert, key (and client CA) files (Secret volumes change them by swapping a
-/// symlink); on change, swaps in the new TLS config
-/// atomically (connections already open keep theirs), or keeps the old one, with an error
-/// log and metric, when the new files do not load.
-async fn watch_certs(config: RustlsConfig, opts: ServeOptions, metrics: Arc<Metrics>) {
-    let mut seen = cert_files(&opts);
-    loop {
-        tokio::time::sleep(opts.cert_poll).await;
-        let now = cert_files(&opts);
-        if now == seen {
-            continue;
-        }
-        seen = now;
-        match load_tls(&opts, &metrics) {
-            Ok(c) => {
-                config.reload_from_config(c);
-                metrics.cert_reload(true);
-                tracing::info!(cert = %opts.tls_cert.display(), "TLS certificate reloaded");
-            }
-            Err(e) => {
-                metrics.cert_reload(false);
-                tracing::error!(error = %e, "new TLS certificate not loaded; keeping the previous one")
-            }
-        }
-    }
 }
 
 fn admin_router(state: Arc<AppState>) -> Router {
