@@ -343,6 +343,41 @@ mod tests {
         a.review(body.to_string().as_bytes()).unwrap()
     }
 
+    #[test]
+    fn the_core_runs_on_any_namespace_lookup() {
+        // A plain map is a namespace lookup: no reflector, no kube client.
+        let ns: k8s_openapi::api::core::v1::Namespace = serde_json::from_value(json!({
+            "metadata": {"name": "shop", "annotations": {"linkerd.io/inject": "enabled"}}}))
+        .unwrap();
+        let map: std::collections::HashMap<String, Arc<_>> =
+            [("shop".to_owned(), Arc::new(ns))].into_iter().collect();
+        let a = Admission::new(Arc::new(Config::default()), map);
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+            "request": {"uid": "r", "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE", "namespace": "shop",
+                "object": {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "app"}]}}}});
+        let answer = a.review(body.to_string().as_bytes()).unwrap();
+        assert_eq!(
+            answer.outcome,
+            Outcome::Injected {
+                mode: Mode::Enabled
+            }
+        );
+        let body = body.to_string().replace("\"shop\"", "\"elsewhere\"");
+        let answer = a.review(body.as_bytes()).unwrap();
+        assert!(
+            matches!(
+                answer.outcome,
+                Outcome::Skipped(SkipReason::NotAnnotated {
+                    namespace_cached: false,
+                    ..
+                })
+            ),
+            "{:?}",
+            answer.outcome
+        );
+    }
+
     fn note(answer: Answer) -> Option<EventNote> {
         answer.event.and_then(|seed| seed.note())
     }
