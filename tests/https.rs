@@ -17,6 +17,21 @@ fn start() -> (Injector, tempfile::TempDir) {
     (inj, dir)
 }
 
+fn start_with_request_timeout_ms(ms: &str) -> (Injector, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = support::meshed_namespace_file(dir.path());
+    let inj = Injector::start(
+        &[
+            "--namespaces",
+            ns.to_str().unwrap(),
+            "--request-timeout-ms",
+            ms,
+        ],
+        &[],
+    );
+    (inj, dir)
+}
+
 fn web_pod() -> Value {
     json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
            "spec": {"containers": [{"name": "app", "image": "nginx", "ports": [{"containerPort": 80}]}]}})
@@ -124,17 +139,7 @@ fn send_head_only(port: u16, ca: &[u8], head: &str, wait: Duration) -> (String, 
 async fn body_over_the_limit_gets_413_before_it_is_sent() {
     // A request timeout of 5 s: an answer within 1 s cannot be the 408 of a server that waited
     // for the body.
-    let dir = tempfile::tempdir().unwrap();
-    let ns = support::meshed_namespace_file(dir.path());
-    let inj = Injector::start(
-        &[
-            "--namespaces",
-            ns.to_str().unwrap(),
-            "--request-timeout-ms",
-            "5000",
-        ],
-        &[],
-    );
+    let (inj, _dir) = start_with_request_timeout_ms("5000");
     let (port, ca) = (inj.port, inj.ca_pem());
     let head = |len: usize| {
         format!(
@@ -199,17 +204,7 @@ async fn body_over_the_limit_gets_413_before_it_is_sent() {
 #[tokio::test]
 async fn unfinished_bodies_are_held_to_a_byte_budget() {
     use std::io::Write;
-    let dir = tempfile::tempdir().unwrap();
-    let ns = support::meshed_namespace_file(dir.path());
-    let inj = Injector::start(
-        &[
-            "--namespaces",
-            ns.to_str().unwrap(),
-            "--request-timeout-ms",
-            "20000",
-        ],
-        &[],
-    );
+    let (inj, _dir) = start_with_request_timeout_ms("20000");
     let (port, ca) = (inj.port, inj.ca_pem());
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = std::sync::Arc::new(std::sync::Mutex::new(released));
