@@ -57,6 +57,10 @@ pub struct ProxyConfig {
     pub ports: Ports,
     pub log_level: String,
     pub log_format: String,
+    /// `off` (Linkerd's default): the proxy's log filter gets `,[{headers}]=off,[{request}]=off`
+    /// so HTTP headers are never logged; `insecure`: the filter is used as given.
+    #[serde(rename = "logHTTPHeaders")]
+    pub log_http_headers: String,
     pub resources: Resources,
     /// Hold the application containers until the proxy is ready (`linkerd-await` postStart hook).
     pub await_ready: bool,
@@ -139,6 +143,7 @@ impl Default for ProxyConfig {
             ports: Ports::default(),
             log_level: "warn,linkerd=info,hickory=error".into(),
             log_format: "plain".into(),
+            log_http_headers: "off".into(),
             resources: Resources::default(),
             await_ready: true,
             native_sidecar: false,
@@ -292,6 +297,10 @@ impl Config {
         }
         let p = &self.proxy;
         check("proxy.logLevel", &p.log_level, overrides::parse_log_level)?;
+        check("proxy.logHTTPHeaders", &p.log_http_headers, |v| match v {
+            "off" | "insecure" | "" => Ok(()),
+            _ => Err("must be off or insecure".to_owned()),
+        })?;
         check(
             "proxy.logFormat",
             &p.log_format,

@@ -85,6 +85,16 @@ fn http_probe(path: &str, port: u16, initial_delay: i32) -> Probe {
     }
 }
 
+/// The proxy's log filter: HTTP headers and requests are never logged unless the config says
+/// `logHTTPHeaders: insecure` (Linkerd's rule).
+fn log_filter(level: &str, config: &Config) -> String {
+    if config.proxy.log_http_headers == "insecure" {
+        level.to_owned()
+    } else {
+        format!("{level},[{{headers}}]=off,[{{request}}]=off")
+    }
+}
+
 /// The proxy's environment; `pod_env` are the entries named by [`POD_ENV`].
 fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Vec<EnvVar> {
     let cp = &config.control_plane_namespace;
@@ -105,7 +115,7 @@ fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Vec<
     let mut put = |name: &str, value: String| e.push(env(name, value));
     put("_l5d_ns", cp.clone());
     put("_l5d_trustdomain", config.identity_trust_domain.clone());
-    put("LINKERD2_PROXY_LOG", v.log_level.to_string());
+    put("LINKERD2_PROXY_LOG", log_filter(&v.log_level, config));
     put("LINKERD2_PROXY_LOG_FORMAT", v.log_format.to_string());
     put(
         "LINKERD2_PROXY_DESTINATION_SVC_ADDR",

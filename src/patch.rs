@@ -17,15 +17,18 @@ use crate::mesh::{
 use crate::values::ProxyValues;
 use crate::view::PodView;
 
-/// JSON with holes: `parts[0] slot0 parts[1] slot1 parts[2]`. Each slot is an optional env
-/// entry of the proxy container: written as `,{"name":..,"value":..}`, or left out when empty
-/// (the API server drops empty env values, so the stored pod and the patch agree).
+/// JSON with holes: `parts[0] slot0 parts[1] slot1 parts[2]`. Each slot is an env entry of the
+/// proxy container, written as `,{"name":..,"value":..}`. As in Linkerd's template, the
+/// inbound ports entry is always there (empty when the pod exposes none) and the opaque ports
+/// entry only when the list is not empty.
 #[derive(Debug, Clone)]
 struct Template {
     parts: Vec<Vec<u8>>,
 }
 
 const SLOTS: usize = POD_ENV.len();
+/// Whether each slot is written when its value is empty.
+const SLOT_WHEN_EMPTY: [bool; SLOTS] = [true, false];
 
 fn slot_marker(i: usize) -> EnvVar {
     // Control characters cannot appear in any validated value, so the marker is unambiguous.
@@ -57,7 +60,7 @@ impl Template {
     fn write(&self, out: &mut Vec<u8>, slots: [&str; SLOTS]) {
         for (i, part) in self.parts.iter().enumerate() {
             out.extend_from_slice(part);
-            if i < SLOTS && !slots[i].is_empty() {
+            if i < SLOTS && (SLOT_WHEN_EMPTY[i] || !slots[i].is_empty()) {
                 out.extend_from_slice(b",{\"name\":");
                 write_json_str(out, POD_ENV[i]);
                 out.extend_from_slice(b",\"value\":");

@@ -325,7 +325,11 @@ async fn decisions_and_namespace_overrides() {
         .flatten()
         .find(|e| e.name == "LINKERD2_PROXY_LOG")
         .unwrap();
-    assert_eq!(log.value.as_deref(), Some("debug"));
+    // The namespace's level, with Linkerd's rule that HTTP headers are never logged.
+    assert_eq!(
+        log.value.as_deref(),
+        Some("debug,[{headers}]=off,[{request}]=off")
+    );
     // A bad override: admitted uninjected, with the warning on the response.
     let out = control_plane().kubectl(
         &[
