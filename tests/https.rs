@@ -243,7 +243,9 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
     let (took, resp) = busy;
     let text = resp.text().await.unwrap();
     eprintln!("budget held by 8 unfinished 3 MiB bodies: next review 503 after {took:?}: {text:?}");
-    assert!(took < Duration::from_secs(1), "503 took {took:?}");
+    // At once: not after the 20 s request timeout (a loaded 2-core CI machine may take a while
+    // to schedule the answer, hence the margin).
+    assert!(took < Duration::from_secs(5), "503 took {took:?}");
     assert!(text.contains("unfinished request bodies"), "{text}");
     let metrics = support::get_text(&c, inj.url("/metrics")).await;
     assert!(
