@@ -33,10 +33,10 @@ impl ReviewBody {
     pub(super) async fn read(
         app: &AppState,
         handler: &'static str,
-        req: axum::extract::Request,
+        headers: &header::HeaderMap,
+        body: axum::body::Body,
     ) -> Result<ReviewBody, Response> {
-        let declared = req
-            .headers()
+        let declared = headers
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|d| d > BODY_LIMIT as u64) {
@@ -65,7 +65,7 @@ impl ReviewBody {
             ));
         };
         let mut bytes = Vec::with_capacity(declared.map_or(0, |d| d as usize));
-        let mut frames = req.into_body().into_data_stream();
+        let mut frames = body.into_data_stream();
         while let Some(frame) = frames.next().await {
             let Ok(frame) = frame else {
                 app.metrics.refused(handler, "unreadable");

@@ -178,34 +178,27 @@ fn handle(
     }
 }
 
-async fn inject(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
-    let headers = req.headers().clone();
-    match ReviewBody::read(&app, "inject", req).await {
-        Ok(body) => handle(
-            &app,
-            "inject",
-            &headers,
-            &body.bytes,
-            Admission::review,
-            log_inject,
-        ),
+/// One review endpoint: the body read against the budget, then reviewed by `run`.
+async fn review(
+    app: &AppState,
+    handler: &'static str,
+    req: axum::extract::Request,
+    run: impl FnOnce(&Admission, &[u8]) -> Result<Answer, ReviewError>,
+    log: fn(&Answer, u64),
+) -> Response {
+    let (parts, body) = req.into_parts();
+    match ReviewBody::read(app, handler, &parts.headers, body).await {
+        Ok(body) => handle(app, handler, &parts.headers, &body.bytes, run, log),
         Err(r) => r,
     }
 }
 
+async fn inject(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
+    review(&app, "inject", req, Admission::review, log_inject).await
+}
+
 async fn warn(State(app): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
-    let headers = req.headers().clone();
-    match ReviewBody::read(&app, "warn", req).await {
-        Ok(body) => handle(
-            &app,
-            "warn",
-            &headers,
-            &body.bytes,
-            Admission::warn,
-            log_warn,
-        ),
-        Err(r) => r,
-    }
+    review(&app, "warn", req, Admission::warn, log_warn).await
 }
 
 async fn healthz() -> &'static str {
