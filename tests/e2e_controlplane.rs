@@ -842,15 +842,7 @@ async fn api_server_outage_keeps_answering_from_the_cache_and_readiness_tells() 
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": ns},
                "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
     );
-    let answer: Value = c
-        .post(inj.url("/inject"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let answer: Value = inj.post_review(&c, &review).await.json().await.unwrap();
     assert!(answer["response"]["patch"].is_string(), "{answer}");
     assert!(metric(&inj, "proxy_injector_namespace_cache_stale_seconds").await > 2.0);
     assert!(metric(&inj, "proxy_injector_namespace_watch_errors").await >= 1.0);

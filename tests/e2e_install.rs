@@ -344,12 +344,7 @@ async fn manifests_render_apply_and_grant_least_privilege() {
                "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
     );
     let c = support::client(&inj.ca_pem());
-    let r = c
-        .post(inj.url("/inject"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap();
+    let r = inj.post_review(&c, &review).await;
     assert_eq!(r.status(), 200);
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), "proxy-injector");

@@ -41,12 +41,9 @@ fn web_pod() -> Value {
 async fn injects_over_https_and_answers_health() {
     let (inj, _d) = start();
     let c = client(&inj.ca_pem());
-    let resp = c
-        .post(inj.url("/inject"))
-        .json(&pod_review("abc-123", "shop", web_pod()))
-        .send()
-        .await
-        .unwrap();
+    let resp = inj
+        .post_review(&c, &pod_review("abc-123", "shop", web_pod()))
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/json");
     let body: Value = resp.json().await.unwrap();
@@ -102,12 +99,9 @@ async fn garbage_gets_400_with_a_message() {
         assert!(text.contains(needle), "{body} -> {text}");
     }
     // The server is still fine afterwards.
-    let ok = c
-        .post(inj.url("/inject"))
-        .json(&pod_review("u", "shop", web_pod()))
-        .send()
-        .await
-        .unwrap();
+    let ok = inj
+        .post_review(&c, &pod_review("u", "shop", web_pod()))
+        .await;
     assert_eq!(ok.status(), 200);
 }
 
@@ -230,12 +224,7 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
         Duration::from_secs(10),
         async || {
             let started = Instant::now();
-            let r = c
-                .post(inj.url("/inject"))
-                .json(&review)
-                .send()
-                .await
-                .unwrap();
+            let r = inj.post_review(&c, &review).await;
             (r.status() == 503).then(|| (started.elapsed(), r))
         },
     )
@@ -262,12 +251,7 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
         "reviews to be answered again once the unfinished bodies are gone",
         Duration::from_secs(10),
         async || {
-            let r = c
-                .post(inj.url("/inject"))
-                .json(&review)
-                .send()
-                .await
-                .unwrap();
+            let r = inj.post_review(&c, &review).await;
             r.status() == 200
         },
     )
@@ -280,28 +264,12 @@ async fn non_pod_and_update_are_allowed_unchanged() {
     let c = client(&inj.ca_pem());
     let mut review = pod_review("u1", "shop", web_pod());
     review["request"]["operation"] = json!("UPDATE");
-    let body: Value = c
-        .post(inj.url("/inject"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = inj.post_review(&c, &review).await.json().await.unwrap();
     assert_eq!(body["response"]["allowed"], true);
     assert!(body["response"]["patch"].is_null());
     let mut review = pod_review("u2", "shop", json!({"kind": "ConfigMap", "data": {}}));
     review["request"]["kind"] = json!({"group": "", "version": "v1", "kind": "ConfigMap"});
-    let body: Value = c
-        .post(inj.url("/inject"))
-        .json(&review)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = inj.post_review(&c, &review).await.json().await.unwrap();
     assert_eq!(body["response"]["uid"], "u2");
     assert_eq!(body["response"]["allowed"], true);
     assert!(body["response"]["patch"].is_null());

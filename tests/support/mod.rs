@@ -136,6 +136,19 @@ impl Injector {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// `POST /inject` with `review` as JSON.
+    pub async fn post_review(
+        &self,
+        c: &reqwest::Client,
+        review: &serde_json::Value,
+    ) -> reqwest::Response {
+        c.post(self.url("/inject"))
+            .json(review)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://127.0.0.1:{}{path}", self.port)
     }
