@@ -116,9 +116,18 @@ pub struct ServeArgs {
     /// Per-request timeout (reading the body, reviewing, answering), in milliseconds.
     #[arg(long, default_value_t = 10_000)]
     pub request_timeout_ms: u64,
-    /// Limit for the TLS handshake and for reading request headers, in milliseconds.
+    /// Limit for the TLS handshake, for a connection's first request, and for reading
+    /// request headers (also HTTP/1.1's wait for the next request), in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub header_timeout_ms: u64,
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY), in
+    /// milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub idle_timeout_ms: u64,
+    /// Connections open at once on the TLS port; one more is closed at once (the admin port
+    /// has its own 64).
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_connections: u32,
     /// After SIGTERM: seconds to keep serving with readiness off, so endpoints stop
     /// routing here before connections are refused.
     #[arg(long, default_value_t = 5)]

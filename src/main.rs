@@ -88,6 +88,8 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
             admin_listen: a.admin_listen,
             request_timeout: Duration::from_millis(a.request_timeout_ms),
             header_timeout: Duration::from_millis(a.header_timeout_ms),
+            idle_timeout: Duration::from_millis(a.idle_timeout_ms),
+            max_connections: a.max_connections as usize,
             shutdown_delay: Duration::from_secs(a.shutdown_delay_seconds),
             drain: Duration::from_secs(a.drain_seconds),
             cert_poll: Duration::from_millis(a.cert_poll_ms),

@@ -38,6 +38,19 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    /// webhook (the TLS port) or admin
+    listener: &'static str,
+    /// accepted, refused (over the cap), idle_closed
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: &'static str,
+}
+
 fn latency_histogram() -> Histogram {
     // 50 µs … ~1.6 s
     Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
@@ -55,6 +68,8 @@ pub struct Metrics {
     cert_expiry: Gauge,
     cert_reloads: Family<ResultLabels, Counter>,
     events: Family<ResultLabels, Counter>,
+    connections: Family<ConnectionLabels, Counter>,
+    open_connections: Family<ListenerLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -127,6 +142,18 @@ impl Metrics {
             "Kubernetes Events about admissions, by result (sent, failed, dropped)",
             events.clone(),
         );
+        let connections = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections",
+            "Connections by listener (webhook, admin) and result (accepted, refused over the cap, idle_closed)",
+            connections.clone(),
+        );
+        let open_connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "open_connections",
+            "Connections open now, by listener",
+            open_connections.clone(),
+        );
         Metrics {
             registry,
             admissions,
@@ -139,6 +166,8 @@ impl Metrics {
             cert_expiry,
             cert_reloads,
             events,
+            connections,
+            open_connections,
         }
     }
 
@@ -213,6 +242,25 @@ impl Metrics {
 
     pub fn event(&self, result: &'static str) {
         self.events.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts a connection accepted, refused or closed for idleness; tracks the open count.
+    pub fn connection(&self, listener: &'static str, result: &'static str) {
+        self.connections
+            .get_or_create(&ConnectionLabels { listener, result })
+            .inc();
+        if result == "accepted" {
+            self.open_connections
+                .get_or_create(&ListenerLabels { listener })
+                .inc();
+        }
+    }
+
+    /// A connection counted as accepted has ended.
+    pub fn connection_closed(&self, listener: &'static str) {
+        self.open_connections
+            .get_or_create(&ListenerLabels { listener })
+            .dec();
     }
 
     /// The text exposition, with the state gauges read from `namespaces` now.

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
 mod body;
+mod conn;
 mod tls;
 
 pub use body::{BODY_BUDGET, BODY_LIMIT};
@@ -51,7 +52,14 @@ pub struct ServeOptions {
     pub drain: Duration,
     /// How often the certificate files are checked for a change.
     pub cert_poll: Duration,
+    /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY).
+    pub idle_timeout: Duration,
+    /// Connections open at once on the TLS port; one more is closed at once.
+    pub max_connections: usize,
 }
+
+/// Connections open at once on the admin port (kubelet probes, Prometheus).
+pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 impl ServeOptions {
     /// Defaults for everything but the addresses and files.
@@ -67,6 +75,8 @@ impl ServeOptions {
             shutdown_delay: Duration::from_secs(5),
             drain: Duration::from_secs(10),
             cert_poll: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(30),
+            max_connections: 512,
         }
     }
 }
@@ -325,19 +335,29 @@ async fn serve_routes(
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let admin_stop = Arc::new(tokio::sync::Notify::new());
+    let admin_handle = axum_server::Handle::new();
     if let Some(admin) = opts.admin_listen {
-        let l = tokio::net::TcpListener::bind(admin)
-            .await
+        let l = std::net::TcpListener::bind(admin)
             .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
-        let stop = admin_stop.clone();
+        let limits = conn::Limits::new(
+            "admin",
+            ADMIN_MAX_CONNECTIONS,
+            opts.idle_timeout,
+            opts.header_timeout,
+            services.metrics.clone(),
+        );
+        let mut server = axum_server::from_tcp(l)?
+            .acceptor(conn::Guard(limits))
+            .first_request_timeout(opts.header_timeout)
+            .handle(admin_handle.clone());
+        server
+            .http_builder()
+            .http1()
+            .header_read_timeout(Some(opts.header_timeout));
         let router = admin_router(state.clone());
         tracing::info!(addr = %admin, "admin endpoints listening (HTTP: /healthz /readyz /metrics)");
         tokio::spawn(async move {
-            let served = axum::serve(l, router)
-                .with_graceful_shutdown(async move { stop.notified().await })
-                .await;
-            if let Err(e) = served {
+            if let Err(e) = server.serve(router.into_make_service()).await {
                 tracing::error!(error = %e, "admin listener failed");
             }
         });
@@ -363,15 +383,26 @@ async fn serve_routes(
         services.metrics.clone(),
     ));
     tracing::info!(%addr, client_ca = opts.client_ca.is_some(), "proxy-injector listening (HTTPS)");
+    let limits = conn::Limits::new(
+        "webhook",
+        opts.max_connections,
+        opts.idle_timeout,
+        opts.header_timeout,
+        services.metrics.clone(),
+    );
     let mut server = axum_server::from_tcp_rustls(listener, tls)?
-        .map(|a| a.handshake_timeout(opts.header_timeout))
+        .map(|a| {
+            a.handshake_timeout(opts.header_timeout)
+                .acceptor(conn::Guard(limits))
+        })
+        .first_request_timeout(opts.header_timeout)
         .handle(handle);
     server
         .http_builder()
         .http1()
         .header_read_timeout(Some(opts.header_timeout));
     server.serve(app.into_make_service()).await?;
-    admin_stop.notify_waiters();
+    admin_handle.graceful_shutdown(Some(Duration::from_secs(1)));
     tracing::info!("stopped");
     Ok(())
 }

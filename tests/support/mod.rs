@@ -358,8 +358,6 @@ pub async fn wait_until_async(
     started.elapsed()
 }
 
-/// Polls `get` every `POLL` until it returns a value, and returns it. Panics after `timeout`,
-/// naming `what` and the time waited.
 /// `GET url`, its body as text.
 pub async fn get_text(c: &reqwest::Client, url: String) -> String {
     c.get(url).send().await.unwrap().text().await.unwrap()
@@ -383,6 +381,8 @@ pub async fn wait_for_not_ready(
     .await
 }
 
+/// Polls `get` every `POLL` until it returns a value, and returns it. Panics after `timeout`,
+/// naming `what` and the time waited.
 pub async fn wait_for_async<T>(
     what: impl std::fmt::Display,
     timeout: Duration,

@@ -1,0 +1,273 @@
+//! Connections that hold the injector's memory and file descriptors without sending work:
+//! silent ones and HTTP/2 ones that idle after a request are closed within their timeouts,
+//! and connections past the cap are closed at once, on the TLS port and the admin port.
+//! Each test prints what it measured.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{
+    Injector, client, free_port, meshed_namespace_file, metric, pod_review, read_until_closed,
+    tls_stream, wait_for_async,
+};
+
+fn review() -> serde_json::Value {
+    pod_review(
+        "c1",
+        "shop",
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "shop"},
+               "spec": {"containers": [{"name": "app", "image": "nginx"}]}}),
+    )
+}
+
+/// `serve` with a meshed namespace, an admin port, and `extra` flags; returns the admin port.
+fn start(dir: &std::path::Path, extra: &[&str]) -> (Injector, u16) {
+    let ns = meshed_namespace_file(dir);
+    let admin = free_port();
+    let admin_addr = format!("127.0.0.1:{admin}");
+    let mut args = vec![
+        "--namespaces",
+        ns.to_str().unwrap(),
+        "--admin-listen",
+        &admin_addr,
+    ];
+    args.extend_from_slice(extra);
+    let inj = Injector::start(&args, &[]);
+    (inj, admin)
+}
+
+async fn admin_metrics(admin: u16) -> String {
+    reqwest::get(format!("http://127.0.0.1:{admin}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+fn count(text: &str, listener: &str, result: &str) -> f64 {
+    metric(
+        text,
+        &format!(r#"proxy_injector_connections_total{{listener="{listener}",result="{result}"}}"#),
+    )
+    .unwrap_or(0.0)
+}
+
+fn open(text: &str, listener: &str) -> f64 {
+    metric(
+        text,
+        &format!(r#"proxy_injector_open_connections{{listener="{listener}"}}"#),
+    )
+    .unwrap_or(0.0)
+}
+
+/// A client with its own connection (one reqwest client per connection).
+async fn connected_client(inj: &Injector) -> Result<reqwest::Client, reqwest::Error> {
+    let c = client(&inj.ca_pem());
+    let r = c.post(inj.url("/inject")).json(&review()).send().await?;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2, "ALPN gives HTTP/2");
+    Ok(c)
+}
+
+fn rss_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_within_the_header_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inj, admin) = start(dir.path(), &["--header-timeout-ms", "800"]);
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let took = tokio::task::spawn_blocking(move || {
+        let mut took = Vec::new();
+        // TLS done, then nothing: no HTTP at all.
+        let mut s = tls_stream(port, &ca);
+        took.push(("TLS port: TLS, then silence", read_until_closed(&mut s)));
+        // TLS done, the HTTP/2 preface and an empty SETTINGS frame, then no request.
+        let mut s = tls_stream(port, &ca);
+        s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+            .unwrap();
+        s.flush().unwrap();
+        took.push((
+            "TLS port: HTTP/2 preface, then no request",
+            read_until_closed(&mut s),
+        ));
+        // The admin port (plain HTTP): silence, and half a request line.
+        let mut s = TcpStream::connect(("127.0.0.1", admin)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        took.push(("admin port: silence", read_until_closed(&mut s)));
+        let mut s = TcpStream::connect(("127.0.0.1", admin)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        took.push(("admin port: half a request", read_until_closed(&mut s)));
+        // Keep-alive on the admin port: a request answered, then silence.
+        let mut s = TcpStream::connect(("127.0.0.1", admin)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        took.push((
+            "admin port: keep-alive after a request",
+            read_until_closed(&mut s),
+        ));
+        took
+    })
+    .await
+    .unwrap();
+    for (what, (text, t)) in took {
+        eprintln!("{what}: closed after {t:?}");
+        assert!(
+            t >= Duration::from_millis(600) && t < Duration::from_secs(3),
+            "{what}: closed after {t:?} (header timeout 800 ms): {text:?}"
+        );
+        assert!(
+            !text.contains("200 OK") || what.contains("keep-alive"),
+            "{what}: {text:?}"
+        );
+    }
+    // The server is fine.
+    let c = client(&inj.ca_pem());
+    assert_eq!(inj.post_review(&c, &review()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn connections_past_the_cap_are_closed_and_idle_ones_let_go() {
+    const CAP: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let (inj, admin) = start(
+        dir.path(),
+        &[
+            "--max-connections",
+            "16",
+            "--idle-timeout-ms",
+            "1500",
+            "--header-timeout-ms",
+            "800",
+        ],
+    );
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        held.push(connected_client(&inj).await.unwrap());
+    }
+    let last_request = Instant::now();
+    // One more: closed at once, before its TLS handshake.
+    let started = Instant::now();
+    let refused = connected_client(&inj).await;
+    let refused_after = started.elapsed();
+    eprintln!(
+        "connection {} of a cap of {CAP}: {:?} after {refused_after:?}",
+        CAP + 1,
+        refused.as_ref().err()
+    );
+    assert!(refused.is_err(), "the connection over the cap was served");
+    assert!(refused_after < Duration::from_secs(1), "{refused_after:?}");
+    let text = admin_metrics(admin).await;
+    assert_eq!(open(&text, "webhook"), CAP as f64, "{text}");
+    assert!(count(&text, "webhook", "refused") >= 1.0, "{text}");
+    // The admin port has its own cap: probes still get through.
+    assert_eq!(
+        reqwest::get(format!("http://127.0.0.1:{admin}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+
+    // No request for the idle timeout: every held connection is closed (GOAWAY).
+    let text = wait_for_async(
+        "the idle connections to be closed",
+        Duration::from_secs(10),
+        async || {
+            let text = admin_metrics(admin).await;
+            (open(&text, "webhook") == 0.0).then_some(text)
+        },
+    )
+    .await;
+    let idle_for = last_request.elapsed();
+    eprintln!(
+        "{CAP} idle HTTP/2 connections closed {idle_for:?} after their last request (idle timeout 1.5 s)"
+    );
+    assert!(
+        idle_for >= Duration::from_millis(1400),
+        "closed after {idle_for:?}"
+    );
+    assert_eq!(count(&text, "webhook", "idle_closed"), CAP as f64, "{text}");
+
+    // The slots are free again, and the clients whose connection was closed reconnect.
+    for c in &held[..3] {
+        assert_eq!(inj.post_review(c, &review()).await.status(), 200);
+    }
+    connected_client(&inj).await.unwrap();
+}
+
+/// The worst idle connection an attacker can hold: TLS done, HTTP/2, one request made (so
+/// past the first-request timeout), then idle. 600 of them against the default cap of 512.
+#[tokio::test]
+async fn a_flood_of_idle_connections_is_held_to_the_cap() {
+    const CAP: usize = 512;
+    const FLOOD: usize = 600;
+    let dir = tempfile::tempdir().unwrap();
+    let (inj, admin) = start(dir.path(), &[]);
+    let pid = inj.child.as_ref().unwrap().id();
+    // Warm up (the first requests allocate the runtime's and the allocator's pools).
+    for _ in 0..8 {
+        connected_client(&inj).await.unwrap();
+    }
+    let before = rss_kib(pid, "VmRSS:");
+    let mut held = Vec::new();
+    let mut refused = 0;
+    let started = Instant::now();
+    for _ in 0..FLOOD {
+        match connected_client(&inj).await {
+            Ok(c) => held.push(c),
+            Err(_) => refused += 1,
+        }
+    }
+    let opened_in = started.elapsed();
+    let during = rss_kib(pid, "VmRSS:");
+    let text = admin_metrics(admin).await;
+    let peak = rss_kib(pid, "VmHWM:");
+    eprintln!(
+        "{FLOOD} idle HTTP/2 connections offered in {opened_in:?}: {} held, {refused} refused; \
+         RSS {before} KiB before, {during} KiB with them open ({} KiB per held connection), peak {peak} KiB",
+        held.len(),
+        (during.saturating_sub(before)) / held.len().max(1) as u64
+    );
+    // The 8 warm-up connections may not have been closed yet (30 s idle timeout).
+    assert!(
+        held.len() <= CAP && held.len() >= CAP - 8,
+        "held {}",
+        held.len()
+    );
+    assert_eq!(held.len() + refused, FLOOD);
+    assert!(open(&text, "webhook") <= CAP as f64, "{text}");
+    assert!(
+        peak < 96 * 1024,
+        "peak RSS {peak} KiB with the webhook port full of idle connections"
+    );
+    // The admin port still answers probes.
+    assert_eq!(
+        reqwest::get(format!("http://127.0.0.1:{admin}/healthz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}

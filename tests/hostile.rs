@@ -1,0 +1,193 @@
+//! Hostile pods against a running `serve`, with what each costs: the answer, the log line and
+//! the process's peak memory (VmHWM), measured and printed. The bounds asserted are well under
+//! the manifests' 128 MiB memory limit (RELIABILITY.md, "Memory under hostile input").
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::{Injector, client, meshed_namespace_file, pod_review};
+
+/// Bytes of a hostile value: a pod near the API server's 3 MiB request limit.
+const HOSTILE: usize = 2_900_000;
+
+fn start(dir: &std::path::Path) -> Injector {
+    let ns = meshed_namespace_file(dir);
+    Injector::start(&["--namespaces", ns.to_str().unwrap()], &[])
+}
+
+fn kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+fn pod(annotations: serde_json::Value, args: serde_json::Value) -> serde_json::Value {
+    json!({"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "web", "namespace": "shop", "annotations": annotations,
+                        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                            "name": "web-1", "uid": "u1", "controller": true}]},
+           "spec": {"containers": [{"name": "app", "image": "nginx", "args": args}]}})
+}
+
+/// Eight at once (four to /inject, four to /warn), each with a 2.9 MB override value of DEL
+/// bytes (which a Debug escape would turn into 17 MB): every answer and log line stays small,
+/// and the process's peak stays far under the limit.
+#[tokio::test]
+async fn a_hostile_annotation_costs_a_bounded_answer_log_line_and_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let inj = start(dir.path());
+    let pid = inj.child.as_ref().unwrap().id();
+    let c = client(&inj.ca_pem());
+    // Warm up, then the baseline.
+    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
+    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
+    let before = kib(pid, "VmHWM:");
+    let hostile = "\u{7f}".repeat(HOSTILE);
+    let body = serde_json::to_vec(&pod_review(
+        "h",
+        "shop",
+        pod(
+            json!({"config.linkerd.io/proxy-cpu-request": hostile}),
+            json!([]),
+        ),
+    ))
+    .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (c, body) = (c.clone(), body.clone());
+        let url = inj.url(if i % 2 == 0 { "/inject" } else { "/warn" });
+        tasks.push(tokio::spawn(async move {
+            let r = c
+                .post(url)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap()
+        }));
+    }
+    let mut largest_answer = 0;
+    for t in tasks {
+        let answer = t.await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+        assert!(
+            v["response"]["patch"].is_null(),
+            "injected with a bad override: {v}"
+        );
+        let warnings = v["response"]["warnings"].to_string();
+        assert!(warnings.contains("proxy-cpu-request"), "{v}");
+        assert!(warnings.contains("2900000 bytes"), "{v}");
+        largest_answer = largest_answer.max(answer.len());
+    }
+    let peak = kib(pid, "VmHWM:");
+    std::thread::sleep(Duration::from_millis(200));
+    let log = std::fs::read_to_string(&inj.log).unwrap();
+    let largest_line = log.lines().map(str::len).max().unwrap_or(0);
+    eprintln!(
+        "8 reviews with a {HOSTILE}-byte hostile annotation at once: largest answer {largest_answer} B, \
+         largest log line {largest_line} B (log {} B in all), peak RSS {before} KiB before, {peak} KiB after",
+        log.len()
+    );
+    assert!(largest_answer < 4096, "answer of {largest_answer} B");
+    assert!(largest_line < 4096, "log line of {largest_line} B");
+    assert!(log.len() < 64 * 1024, "log of {} B", log.len());
+    assert!(peak < 96 * 1024, "peak RSS {peak} KiB");
+}
+
+/// A 2.9 MB array in the pod, sent to `/warn` (which reads only the fields it checks) and to
+/// `/inject`: the peak grows by a few copies of the body, not by a parsed tree of it.
+#[tokio::test]
+async fn a_huge_array_costs_a_few_copies_of_the_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let inj = start(dir.path());
+    let pid = inj.child.as_ref().unwrap().id();
+    let c = client(&inj.ca_pem());
+    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
+    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
+    let before = kib(pid, "VmHWM:");
+    // ~2.9 MB of one-character strings: the densest tree a parse to a generic value builds.
+    let args = vec![json!("a"); HOSTILE / 4];
+    let body = serde_json::to_vec(&pod_review("a", "shop", pod(json!({}), json!(args)))).unwrap();
+    for path in ["/warn", "/inject"] {
+        let r = c
+            .post(inj.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let peak = kib(pid, "VmHWM:");
+    eprintln!(
+        "a {}-byte body (a {}-item array) to /warn and /inject: peak RSS {before} KiB before, {peak} KiB after",
+        body.len(),
+        args.len()
+    );
+    assert!(
+        peak < before + 48 * 1024,
+        "peak RSS {peak} KiB (before {before} KiB)"
+    );
+}
+
+/// A 2.9 MB body in one-byte chunks (HTTP/1.1 chunked: 5 bytes of framing per byte): read
+/// into one buffer, it costs its bytes, not a list of chunks.
+#[tokio::test]
+async fn a_body_in_one_byte_chunks_costs_its_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let inj = start(dir.path());
+    let pid = inj.child.as_ref().unwrap().id();
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let c = client(&ca);
+    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
+    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
+    let before = kib(pid, "VmHWM:");
+    let args = vec![json!("abcdefgh"); HOSTILE / 12];
+    let body = serde_json::to_vec(&pod_review("k", "shop", pod(json!({}), json!(args)))).unwrap();
+    let len = body.len();
+    let (status, took) = tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        let mut s = support::tls_stream(port, &ca);
+        let mut wire = Vec::with_capacity(len * 6 + 256);
+        wire.extend_from_slice(
+            b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        );
+        for b in &body {
+            wire.extend_from_slice(b"1\r\n");
+            wire.push(*b);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n\r\n");
+        s.write_all(&wire).unwrap();
+        s.flush().unwrap();
+        let (text, _) = support::read_until_closed(&mut s);
+        (text.lines().next().unwrap_or("").to_string(), started.elapsed())
+    })
+    .await
+    .unwrap();
+    let peak = kib(pid, "VmHWM:");
+    eprintln!(
+        "a {len}-byte body in one-byte chunks: {status:?} after {took:?}; peak RSS {before} KiB before, {peak} KiB after"
+    );
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    assert!(
+        peak < before + 32 * 1024,
+        "peak RSS {peak} KiB (before {before} KiB)"
+    );
+}
