@@ -68,6 +68,7 @@ pub struct Metrics {
     cert_expiry: Gauge,
     cert_reloads: Family<ResultLabels, Counter>,
     events: Family<ResultLabels, Counter>,
+    event_writes: Family<ResultLabels, Counter>,
     connections: Family<ConnectionLabels, Counter>,
     open_connections: Family<ListenerLabels, Gauge>,
 }
@@ -139,8 +140,14 @@ impl Metrics {
         let events = Family::<ResultLabels, Counter>::default();
         registry.register(
             "events",
-            "Kubernetes Events about admissions, by result (sent, failed, dropped)",
+            "Admissions noted in Kubernetes Events, by result: coalesced (added to an equal note waiting to be written), sent, failed (the write was refused), dropped (the waiting notes were at their limit)",
             events.clone(),
+        );
+        let event_writes = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "event_writes",
+            "Event API writes, by result (created, patched: a count added to a recent Event)",
+            event_writes.clone(),
         );
         let connections = Family::<ConnectionLabels, Counter>::default();
         registry.register(
@@ -166,6 +173,7 @@ impl Metrics {
             cert_expiry,
             cert_reloads,
             events,
+            event_writes,
             connections,
             open_connections,
         }
@@ -242,6 +250,20 @@ impl Metrics {
 
     pub fn event(&self, result: &'static str) {
         self.events.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts `n` notes written (sent) or not (failed) in one Event write.
+    pub fn events(&self, result: &'static str, n: u32) {
+        self.events
+            .get_or_create(&ResultLabels { result })
+            .inc_by(u64::from(n));
+    }
+
+    /// Counts one Event API write (created or patched).
+    pub fn event_write(&self, result: &'static str) {
+        self.event_writes
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Counts a connection accepted, refused or closed for idleness; tracks the open count.

@@ -192,18 +192,22 @@ async fn pod_in_enabled_namespace_is_stored_as_the_golden_fixture_says() {
     delete_namespace(&client, ns).await;
 }
 
+/// 300 replicas from the controller-manager: every pod injected, and the injections noted in
+/// a few Events on the ReplicaSet whose counts add up to 300 (equal notes are counted on one
+/// Event, not written one per pod).
 #[tokio::test]
 async fn deployment_pods_from_the_controller_manager_are_injected() {
+    const REPLICAS: usize = 300;
     let test = "deploy";
     let ns = "e2e-deploy";
     let client = control_plane().client().await;
     create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    let (_inj, wh) = injector_for(test, ns, &client).await;
+    let (inj, wh) = injector_for(test, ns, &client).await;
 
     let deploy: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "shop"},
         "spec": {
-            "replicas": 2,
+            "replicas": REPLICAS,
             "selector": {"matchLabels": {"app": "shop"}},
             "template": {
                 "metadata": {"labels": {"app": "shop"}},
@@ -212,6 +216,7 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
         }
     }))
     .unwrap();
+    let started = Instant::now();
     Api::<Deployment>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &deploy)
         .await
@@ -221,51 +226,104 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
     let list = wait_for_async(
         Lazy(|| {
             format!(
-                "the controller-manager to make 2 pods (made {})",
+                "the controller-manager to make {REPLICAS} pods (made {})",
                 made.get()
             )
         }),
-        Duration::from_secs(60),
+        Duration::from_secs(120),
         async || {
             let list = pods
                 .list(&ListParams::default().labels("app=shop"))
                 .await
                 .unwrap();
             made.set(list.items.len());
-            (list.items.len() == 2).then_some(list)
+            (list.items.len() == REPLICAS).then_some(list)
         },
     )
     .await;
+    eprintln!("{REPLICAS} pods made in {:?}", started.elapsed());
     for p in &list.items {
         let (init, containers) = container_names(p);
-        assert_eq!(
-            init,
-            ["linkerd-init"],
-            "{}",
-            p.metadata.name.as_deref().unwrap_or("")
-        );
-        assert_eq!(containers, ["linkerd-proxy", "shop"]);
+        let name = p.metadata.name.as_deref().unwrap_or("");
+        assert_eq!(init, ["linkerd-init"], "{name}");
+        assert_eq!(containers, ["linkerd-proxy", "shop"], "{name}");
         assert!(
             p.metadata.owner_references.is_some(),
             "made by the ReplicaSet"
         );
     }
-    // Each injection is recorded as an Event on the ReplicaSet (a series after the first).
+    // The injections are noted on the ReplicaSet: a few Events, counts adding up to 300.
     let rs_name = list.items[0].metadata.owner_references.as_ref().unwrap()[0]
         .name
         .clone();
-    let ev = wait_for_event(&client, ns, |e| {
-        e.reason.as_deref() == Some("Injected")
-            && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("ReplicaSet")
-            && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(rs_name.as_str())
-    })
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let counts = std::cell::RefCell::new(Vec::new());
+    let about_rs = wait_for_async(
+        Lazy(|| {
+            format!(
+                "Injected Events on {rs_name} counting {REPLICAS} (counts so far {:?})\n{}",
+                counts.borrow(),
+                inj.logs()
+            )
+        }),
+        Duration::from_secs(30),
+        async || {
+            let about: Vec<_> = events
+                .list(&ListParams::default())
+                .await
+                .unwrap()
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.reason.as_deref() == Some("Injected")
+                        && e.regarding.as_ref().and_then(|r| r.name.as_deref())
+                            == Some(rs_name.as_str())
+                })
+                .collect();
+            let c: Vec<i32> = about
+                .iter()
+                .map(|e| e.series.as_ref().map_or(1, |s| s.count))
+                .collect();
+            let done = c.iter().sum::<i32>() as usize == REPLICAS;
+            *counts.borrow_mut() = c;
+            done.then_some(about)
+        },
+    )
     .await;
+    eprintln!(
+        "{REPLICAS} injections noted in {} Event object(s) on {rs_name}, counts {:?}",
+        about_rs.len(),
+        counts.borrow()
+    );
+    assert!(
+        about_rs.len() <= 3,
+        "{} Event objects for one ReplicaSet",
+        about_rs.len()
+    );
+    let ev = &about_rs[0];
     assert_eq!(ev.type_.as_deref(), Some("Normal"));
     assert_eq!(ev.reporting_controller.as_deref(), Some("proxy-injector"));
+    assert_eq!(
+        ev.regarding.as_ref().and_then(|r| r.kind.as_deref()),
+        Some("ReplicaSet")
+    );
     assert!(
         ev.note.as_deref().unwrap_or("").contains("proxy injected"),
         "{:?}",
         ev.note
+    );
+    let text = inj.metrics_text().await;
+    let m = |s: &str| support::metric(&text, s).unwrap_or(0.0);
+    let writes = m(r#"proxy_injector_event_writes_total{result="created"}"#)
+        + m(r#"proxy_injector_event_writes_total{result="patched"}"#);
+    eprintln!(
+        "injector: {writes} Event API writes for {REPLICAS} injections ({} noted, {} of them added to a waiting note)",
+        m(r#"proxy_injector_events_total{result="sent"}"#),
+        m(r#"proxy_injector_events_total{result="coalesced"}"#)
+    );
+    assert!(
+        writes < REPLICAS as f64,
+        "{writes} Event writes for {REPLICAS} pods"
     );
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;

@@ -4,7 +4,7 @@
 
 pub mod recorder;
 
-pub use recorder::{Events, QUEUE, event, object_reference};
+pub use recorder::{BATCH, Events, QUEUE, QUEUE_BYTES, event, object_reference};
 
 use crate::decision::Mode;
 use crate::view::PodView;
@@ -12,7 +12,7 @@ use crate::workload;
 
 /// The object an Event is about: the pod's controlling owner, or the pod itself when it has
 /// no controller but a name.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Regarding {
     pub api_version: String,
     pub kind: String,
@@ -32,7 +32,7 @@ pub struct EventNote {
 }
 
 /// What happened to the pod, as far as an Event tells it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Happened {
     Injected(Mode),
     Skipped(String),
@@ -40,8 +40,9 @@ pub enum Happened {
 }
 
 /// What an Event needs, copied out of the request cheaply; the owner references are parsed
-/// and the note written by `note()`, off the request path (in the events task).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// and the note written by `note()`, off the request path (in the events task). Two pods of
+/// one template and owner with one outcome give equal seeds: one Event, counted twice.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventSeed {
     happened: Happened,
     /// `metadata.ownerReferences` as raw JSON.
@@ -75,6 +76,39 @@ impl EventSeed {
             display: pod.display_name().to_owned(),
             namespace: namespace.to_owned(),
         })
+    }
+
+    /// The bytes the seed holds (what a waiting note costs).
+    pub fn bytes(&self) -> usize {
+        let happened = match &self.happened {
+            Happened::Injected(_) => 0,
+            Happened::Skipped(r) | Happened::Denied(r) => r.len(),
+        };
+        std::mem::size_of::<Self>()
+            + happened
+            + self.owners.as_ref().map_or(0, String::len)
+            + self.name.as_ref().map_or(0, String::len)
+            + self.display.len()
+            + self.namespace.len()
+    }
+
+    /// A seed for a pod (`display`) of the ReplicaSet `owner`, for tests.
+    #[cfg(test)]
+    pub(crate) fn for_test(
+        happened: Happened,
+        owner: &str,
+        display: &str,
+        namespace: &str,
+    ) -> EventSeed {
+        EventSeed {
+            happened,
+            owners: Some(format!(
+                r#"[{{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"{owner}","uid":"u","controller":true}}]"#
+            )),
+            name: None,
+            display: display.to_owned(),
+            namespace: namespace.to_owned(),
+        }
     }
 
     fn regarding(&self) -> Option<Regarding> {
