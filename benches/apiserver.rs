@@ -2,7 +2,15 @@
 //! 1. RSS of `serve` whose reflector caches 10,000 namespaces, against the same binary with an
 //!    empty namespace cache, measured in the same run;
 //! 2. the latency the webhook adds to pod creation: N pods created in a namespace the webhook
-//!    serves (injected) and in one it does not select (no webhook call), interleaved.
+//!    serves (injected) and in one it does not select (no webhook call), interleaved;
+//! 3. the unthrottled burst: a Deployment of 1,000 and of 3,000 replicas in an injected
+//!    namespace and in one the webhook does not select, with the controller-manager's client
+//!    limits raised (so its default 20 requests/s does not hide the webhook path): the time
+//!    until every pod exists, webhook calls per pod (the API server's own metrics), the API
+//!    server's CPU per pod, the injector's CPU and its p99.
+//!
+//! `BENCH_PARTS` (default `rss,latency,burst`) picks the parts; `BENCH_BURSTS` (default
+//! `1000,3000`) the burst sizes.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -15,7 +23,7 @@ use kube::Api;
 use kube::api::PostParams;
 use serde_json::json;
 use support::Injector;
-use support::cluster::{TEST_LABEL, control_plane, create_namespace, register_webhook};
+use support::cluster::{TEST_LABEL, control_plane_with, create_namespace, register_webhook};
 
 fn rss_mib(pid: u32) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -34,15 +42,20 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 
 #[tokio::main]
 async fn main() {
-    let count: usize = std::env::var("BENCH_NAMESPACES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000);
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "rss,latency,burst".into());
+    let count: usize = if parts.contains("rss") {
+        std::env::var("BENCH_NAMESPACES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000)
+    } else {
+        0
+    };
     let pods_n: usize = std::env::var("BENCH_PODS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(300);
-    let cp = control_plane();
+    let cp = control_plane_with(&[("CP_CM_QPS", "2000"), ("CP_CM_BURST", "4000")]);
     let client = cp.client().await;
 
     // 1. Namespaces in the real control plane, then RSS with the reflector holding them.
@@ -117,16 +130,17 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_watched = rss_mib(watched.child.as_ref().unwrap().id());
     let rss_base = rss_mib(baseline.child.as_ref().unwrap().id());
-    println!(
+    if parts.contains("rss") {
+        println!(
         "RSS: {rss_watched:.1} MiB with {} namespaces in the reflector cache; {rss_base:.1} MiB with an empty cache \
          (same binary, same run); the cache costs {:.1} MiB ({:.2} KiB per namespace)",
         created + 4,
         rss_watched - rss_base,
         (rss_watched - rss_base) * 1024.0 / created.max(1) as f64
-    );
+        );
+    }
     drop(baseline);
 
-    // 2. Added latency of pod creation through the API server.
     let _wh = register_webhook(&client, "bench", watched.port, &watched.ca_pem(), "Fail").await;
     let _ = TEST_LABEL;
     let injected: Api<Pod> = Api::namespaced(client.clone(), "bench-injected");
@@ -159,6 +173,13 @@ async fn main() {
         },
     )
     .await;
+    if parts.contains("burst") {
+        burst(&client, &watched).await;
+    }
+    if !parts.contains("latency") {
+        return;
+    }
+    // 2. Added latency of pod creation through the API server.
     // Warm-up: connections from the API server to the webhook, caches.
     for i in 0..20 {
         let _ = injected
@@ -216,4 +237,176 @@ async fn main() {
         pct(&with, 0.5) - pct(&without, 0.5),
         pct(&with, 0.99) - pct(&without, 0.99)
     );
+}
+
+/// User + system CPU seconds of process `pid` so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) closed by ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of stat; here 11 and 12 (state is field 3).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// The API server's webhook admission calls so far (all mutating webhooks).
+async fn webhook_calls(client: &kube::Client) -> f64 {
+    let req = axum::http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let text = client.request_text(req).await.unwrap_or_default();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("apiserver_admission_webhook_admission_duration_seconds_count{")
+                && l.contains(r#"type="admit""#)
+        })
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum()
+}
+
+/// The injector's review-duration histogram for `/inject`: (upper bound, cumulative count).
+fn review_buckets(text: &str) -> Vec<(f64, f64)> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("proxy_injector_review_duration_seconds_bucket{")
+                && l.contains(r#"handler="inject""#)
+        })
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit_once(' ')?.1.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The bucket bound under which 99% of the reviews between two scrapes fell.
+fn p99_between(before: &[(f64, f64)], after: &[(f64, f64)]) -> f64 {
+    let delta: Vec<(f64, f64)> = after
+        .iter()
+        .map(|(le, n)| {
+            let was = before.iter().find(|(b, _)| b == le).map_or(0.0, |b| b.1);
+            (*le, n - was)
+        })
+        .collect();
+    let total = delta.last().map_or(0.0, |d| d.1);
+    delta
+        .iter()
+        .find(|(_, n)| *n >= 0.99 * total)
+        .map_or(f64::NAN, |d| d.0)
+}
+
+struct Burst {
+    seconds: f64,
+    calls_per_pod: f64,
+    apiserver_cpu_ms_per_pod: f64,
+    injector_cpu_s: f64,
+    injector_p99_ms: f64,
+}
+
+/// One Deployment of `replicas` in `ns`: the time until its ReplicaSet has made every pod.
+async fn one_burst(client: &kube::Client, ns: &str, replicas: usize, injector: &Injector) -> Burst {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let apiserver = std::fs::read_to_string(
+        support::repo().join("target/e2e-controlplane/controlplane/kube-apiserver.pid"),
+    )
+    .ok()
+    .and_then(|p| p.trim().parse::<u32>().ok())
+    .expect("the local kube-apiserver's pid file");
+    let inj_pid = injector.child.as_ref().unwrap().id();
+    let deploy: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": format!("burst-{replicas}")},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "burst"}},
+            "template": {
+                "metadata": {"labels": {"app": "burst"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27",
+                    "ports": [{"containerPort": 8080}]}]}
+            }
+        }
+    }))
+    .unwrap();
+    let calls0 = webhook_calls(client).await;
+    let buckets0 = review_buckets(&injector.metrics_text().await);
+    let (api_cpu0, inj_cpu0) = (cpu_seconds(apiserver), cpu_seconds(inj_pid));
+    let t0 = Instant::now();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let rs: Api<ReplicaSet> = Api::namespaced(client.clone(), ns);
+    let made = loop {
+        let n: i32 = rs
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .filter_map(|r| r.status.as_ref().map(|s| s.replicas))
+            .sum();
+        if n as usize >= replicas {
+            break t0.elapsed();
+        }
+        if t0.elapsed() > Duration::from_secs(600) {
+            panic!("{ns}: {n} of {replicas} pods after 600 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let (api_cpu, inj_cpu) = (
+        cpu_seconds(apiserver) - api_cpu0,
+        cpu_seconds(inj_pid) - inj_cpu0,
+    );
+    let calls = webhook_calls(client).await - calls0;
+    let buckets = review_buckets(&injector.metrics_text().await);
+    Burst {
+        seconds: made.as_secs_f64(),
+        calls_per_pod: calls / replicas as f64,
+        apiserver_cpu_ms_per_pod: api_cpu * 1e3 / replicas as f64,
+        injector_cpu_s: inj_cpu,
+        injector_p99_ms: p99_between(&buckets0, &buckets) * 1e3,
+    }
+}
+
+/// 3. The unthrottled burst, injected vs not selected, for each size in `BENCH_BURSTS`.
+async fn burst(client: &kube::Client, injector: &Injector) {
+    let sizes: Vec<usize> = std::env::var("BENCH_BURSTS")
+        .unwrap_or_else(|_| "1000,3000".into())
+        .split(',')
+        .filter_map(|v| v.trim().parse().ok())
+        .collect();
+    println!(
+        "unthrottled burst (controller-manager --kube-api-qps 2000 --kube-api-burst 4000), one injector replica:"
+    );
+    println!(
+        "| replicas | namespace | all pods made s | webhook calls per pod | API server CPU ms per pod | injector CPU s | injector p99 ms |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (run, n) in sizes.iter().enumerate() {
+        let injected = format!("bench-burst-{run}-injected");
+        let plain = format!("bench-burst-{run}-plain");
+        create_namespace(client, &injected, "bench", &[("linkerd.io/inject", "enabled")]).await;
+        // Labelled for another test: the bench webhook does not select it.
+        create_namespace(client, &plain, "bench-unselected", &[]).await;
+        let mut results = Vec::new();
+        for (label, ns) in [("not selected", &plain), ("injected", &injected)] {
+            let b = one_burst(client, ns, *n, injector).await;
+            println!(
+                "| {n} | {label} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+                b.seconds,
+                b.calls_per_pod,
+                b.apiserver_cpu_ms_per_pod,
+                b.injector_cpu_s,
+                if label == "injected" {
+                    format!("{:.2}", b.injector_p99_ms)
+                } else {
+                    "-".into()
+                }
+            );
+            results.push(b);
+        }
+        println!(
+            "| {n} | ratio | {:.2}× | | {:.2}× | | |",
+            results[1].seconds / results[0].seconds,
+            results[1].apiserver_cpu_ms_per_pod / results[0].apiserver_cpu_ms_per_pod
+        );
+    }
 }

@@ -10,7 +10,8 @@
 # that crashes leaves nothing behind.
 #
 # Environment: PROXY_INJECTOR_STATE (default <repo>/.local), CP_ETCD_PORT (default 23790),
-# CP_APISERVER_PORT (default 16443).
+# CP_APISERVER_PORT (default 16443), CP_CM_QPS and CP_CM_BURST (the controller-manager's client
+# limits; Kubernetes' defaults 20 and 30 when unset).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -195,7 +196,8 @@ up() {
   log "starting kube-controller-manager"
   start kube-controller-manager --kubeconfig "$cp/admin.kubeconfig" --leader-elect=false \
     --service-account-private-key-file "$d/sa.key" --root-ca-file "$d/ca.crt" \
-    --bind-address 127.0.0.1 --secure-port 0 --controllers '*,-nodeipam,-nodelifecycle,-ttl'
+    --bind-address 127.0.0.1 --secure-port 0 --controllers '*,-nodeipam,-nodelifecycle,-ttl' \
+    ${CP_CM_QPS:+--kube-api-qps "$CP_CM_QPS"} ${CP_CM_BURST:+--kube-api-burst "$CP_CM_BURST"}
   sleep 1
   alive kube-controller-manager || { log "kube-controller-manager exited:"; tail -n 30 "$cp/kube-controller-manager.log" >&2; return 1; }
 

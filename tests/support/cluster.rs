@@ -26,6 +26,12 @@ static CP: OnceLock<ControlPlane> = OnceLock::new();
 /// The shared control plane; the first caller starts it (several minutes on a new machine,
 /// while the binaries are built; seconds afterwards).
 pub fn control_plane() -> &'static ControlPlane {
+    control_plane_with(&[])
+}
+
+/// `control_plane`, started (if this is the first call) with `env` for cluster.sh, e.g.
+/// `CP_CM_QPS` and `CP_CM_BURST` for the controller-manager's client limits.
+pub fn control_plane_with(env: &[(&str, &str)]) -> &'static ControlPlane {
     CP.get_or_init(|| {
         let repo = super::repo();
         let script = repo.join("tests/controlplane/cluster.sh");
@@ -51,6 +57,7 @@ pub fn control_plane() -> &'static ControlPlane {
             .env("PROXY_INJECTOR_STATE", &state)
             .env("CP_ETCD_PORT", "23890")
             .env("CP_APISERVER_PORT", "16543")
+            .envs(env.iter().copied())
             .status()
             .expect("run cluster.sh");
         assert!(
