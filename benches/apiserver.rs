@@ -132,11 +132,11 @@ async fn main() {
     let rss_base = rss_mib(baseline.child.as_ref().unwrap().id());
     if parts.contains("rss") {
         println!(
-        "RSS: {rss_watched:.1} MiB with {} namespaces in the reflector cache; {rss_base:.1} MiB with an empty cache \
+            "RSS: {rss_watched:.1} MiB with {} namespaces in the reflector cache; {rss_base:.1} MiB with an empty cache \
          (same binary, same run); the cache costs {:.1} MiB ({:.2} KiB per namespace)",
-        created + 4,
-        rss_watched - rss_base,
-        (rss_watched - rss_base) * 1024.0 / created.max(1) as f64
+            created + 4,
+            rss_watched - rss_base,
+            (rss_watched - rss_base) * 1024.0 / created.max(1) as f64
         );
     }
     drop(baseline);
@@ -252,7 +252,9 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 /// The API server's webhook admission calls so far (all mutating webhooks).
 async fn webhook_calls(client: &kube::Client) -> f64 {
-    let req = axum::http::Request::get("/metrics").body(Vec::new()).unwrap();
+    let req = axum::http::Request::get("/metrics")
+        .body(Vec::new())
+        .unwrap();
     let text = client.request_text(req).await.unwrap_or_default();
     text.lines()
         .filter(|l| {
@@ -272,7 +274,11 @@ fn review_buckets(text: &str) -> Vec<(f64, f64)> {
         })
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, l.rsplit_once(' ')?.1.parse().ok()?))
         })
         .collect()
@@ -382,12 +388,25 @@ async fn burst(client: &kube::Client, injector: &Injector) {
     println!("|---|---|---|---|---|---|---|");
     for (run, n) in sizes.iter().enumerate() {
         let injected = format!("bench-burst-{run}-injected");
+        let called = format!("bench-burst-{run}-called");
         let plain = format!("bench-burst-{run}-plain");
-        create_namespace(client, &injected, "bench", &[("linkerd.io/inject", "enabled")]).await;
+        create_namespace(
+            client,
+            &injected,
+            "bench",
+            &[("linkerd.io/inject", "enabled")],
+        )
+        .await;
+        // Selected but not annotated: the webhook is called and answers without a patch.
+        create_namespace(client, &called, "bench", &[]).await;
         // Labelled for another test: the bench webhook does not select it.
         create_namespace(client, &plain, "bench-unselected", &[]).await;
         let mut results = Vec::new();
-        for (label, ns) in [("not selected", &plain), ("injected", &injected)] {
+        for (label, ns) in [
+            ("not selected", &plain),
+            ("called, no patch", &called),
+            ("injected", &injected),
+        ] {
             let b = one_burst(client, ns, *n, injector).await;
             println!(
                 "| {n} | {label} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
@@ -395,7 +414,7 @@ async fn burst(client: &kube::Client, injector: &Injector) {
                 b.calls_per_pod,
                 b.apiserver_cpu_ms_per_pod,
                 b.injector_cpu_s,
-                if label == "injected" {
+                if label != "not selected" {
                     format!("{:.2}", b.injector_p99_ms)
                 } else {
                     "-".into()
@@ -404,7 +423,12 @@ async fn burst(client: &kube::Client, injector: &Injector) {
             results.push(b);
         }
         println!(
-            "| {n} | ratio | {:.2}× | | {:.2}× | | |",
+            "| {n} | injected / not selected | {:.2}× | | {:.2}× | | |",
+            results[2].seconds / results[0].seconds,
+            results[2].apiserver_cpu_ms_per_pod / results[0].apiserver_cpu_ms_per_pod
+        );
+        println!(
+            "| {n} | called, no patch / not selected | {:.2}× | | {:.2}× | | |",
             results[1].seconds / results[0].seconds,
             results[1].apiserver_cpu_ms_per_pod / results[0].apiserver_cpu_ms_per_pod
         );
