@@ -18,3 +18,8 @@ for size in ["small", "10KB", "100KB"]:
 p = root / "decide+patch-10KB" / "new" / "estimates.json"
 if p.exists():
     print(f"decide+patch, 10 KB pod: {json.loads(p.read_text())['median']['point_estimate']/1000:.2f} µs (median)")
+for fn, unit in [("compile-200-policies", 1000.0), ("proxy-paths-1000-pods", 1000000.0)]:
+    p = root / "netpol" / fn / "new" / "estimates.json"
+    if p.exists():
+        m = json.loads(p.read_text())["median"]["point_estimate"] / unit
+        print(f"netpol {fn}: {m:.2f} {'µs' if unit == 1000.0 else 'ms'} (median)")

@@ -16,8 +16,8 @@ use serde_json::Value;
 
 use crate::config::Config;
 use crate::mesh::{
-    DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INIT_CONTAINER, PROXY_CONTAINER,
-    TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, XTABLES_VOLUME,
+    ADMIN_PORT_NAME, DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INBOUND_PORT_NAME,
+    INIT_CONTAINER, PROXY_CONTAINER, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, XTABLES_VOLUME,
 };
 use crate::values::ProxyValues;
 use crate::view::PodView;
@@ -224,12 +224,12 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
         ports: Some(vec![
             ContainerPort {
                 container_port: v.inbound_port.into(),
-                name: Some("linkerd-proxy".into()),
+                name: Some(INBOUND_PORT_NAME.into()),
                 ..Default::default()
             },
             ContainerPort {
                 container_port: v.admin_port.into(),
-                name: Some("linkerd-admin".into()),
+                name: Some(ADMIN_PORT_NAME.into()),
                 ..Default::default()
             },
         ]),

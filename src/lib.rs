@@ -14,6 +14,7 @@ pub mod explain;
 pub mod mesh;
 pub mod metrics;
 pub mod namespaces;
+pub mod netpol;
 pub mod offline;
 pub mod overrides;
 pub mod patch;

@@ -25,6 +25,9 @@ pub const PROXY_CONTAINER: &str = "linkerd-proxy";
 pub const INIT_CONTAINER: &str = "linkerd-init";
 pub const DEBUG_CONTAINER: &str = "linkerd-debug";
 pub const CONTAINERS: [&str; 3] = [PROXY_CONTAINER, INIT_CONTAINER, DEBUG_CONTAINER];
+/// The proxy container's named ports: inbound and admin.
+pub const INBOUND_PORT_NAME: &str = "linkerd-proxy";
+pub const ADMIN_PORT_NAME: &str = "linkerd-admin";
 
 /// Volumes injection adds, and where the proxy mounts them.
 pub const END_ENTITY_VOLUME: &str = "linkerd-identity-end-entity";

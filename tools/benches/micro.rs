@@ -6,6 +6,9 @@
 //!   serialising the response, the straightforward way.
 //!
 //! `make bench` prints each as a ratio to `parse-floor`.
+//!
+//! `netpol/*`: NetworkPolicy evaluation, one namespace with 200 policies and 1,000 pods:
+//! compiling the policies once, and every proxy path of every pod.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -16,6 +19,8 @@ use proxy_injector::admission::Admission;
 use proxy_injector::config::Config;
 use proxy_injector::decision::{self, Decision, NamespaceInfo, RequestFacts};
 use proxy_injector::namespaces::Namespaces;
+use proxy_injector::netpol::proxy::ProxyNeeds;
+use proxy_injector::netpol::{Labels, NamedPort, PodInfo, PodNamespace, PolicySet, Protocol};
 use proxy_injector::patch::Fragments;
 use proxy_injector::view::PodView;
 use proxy_injector_tools::corpus::{self, Size};
@@ -114,5 +119,111 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(micro, benches);
+/// 200 policies of namespace `bench` in ten shapes: default deny, ingress from selected
+/// namespaces and tiers on numbered, named and ranged ports, egress to DNS and to an ipBlock
+/// with an except, the control plane by namespace name, and selectors with every operator.
+fn netpol_policies() -> Vec<k8s_openapi::api::networking::v1::NetworkPolicy> {
+    (0..200)
+        .map(|i| {
+            let app = format!("app-{}", i % 50);
+            let spec = match i % 10 {
+                0 => json!({"podSelector": {"matchLabels": {"app": app}},
+                            "policyTypes": ["Ingress", "Egress"]}),
+                1..=3 => json!({"podSelector": {"matchLabels": {"app": app}},
+                    "ingress": [{"from": [
+                        {"namespaceSelector": {"matchExpressions": [{"key": "kubernetes.io/metadata.name",
+                            "operator": "In", "values": ["linkerd-viz", format!("ns-{i}")]}]}},
+                        {"podSelector": {"matchExpressions": [{"key": "tier", "operator": "In",
+                            "values": ["fe", "be"]}]}}],
+                        "ports": [{"port": 8080}, {"port": "http"}, {"port": 9000, "endPort": 9100}]}]}),
+                4..=6 => json!({"podSelector": {"matchExpressions": [{"key": "app", "operator": "In",
+                        "values": [app, format!("app-{}", (i + 1) % 50)]}]},
+                    "policyTypes": ["Egress"],
+                    "egress": [
+                        {"to": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+                         "ports": [{"port": 53, "protocol": "UDP"}, {"port": 53}]},
+                        {"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                         "ports": [{"port": 443}]}]}),
+                _ => json!({"podSelector": {"matchLabels": {"tier": if i % 2 == 0 { "fe" } else { "be" }},
+                        "matchExpressions": [{"key": "version", "operator": "NotIn", "values": ["v0"]},
+                                             {"key": "canary", "operator": "DoesNotExist"}]},
+                    "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "payments"}},
+                                           "podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}}]}],
+                    "egress": [{"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "linkerd"}}}],
+                                "ports": [{"port": 8080}, {"port": 8086}, {"port": 8090}]}]}),
+            };
+            serde_json::from_value(json!({
+                "metadata": {"name": format!("policy-{i}"), "namespace": "bench"},
+                "spec": spec,
+            }))
+            .unwrap()
+        })
+        .collect()
+}
+
+fn netpol_pods() -> Vec<PodInfo> {
+    let ns = PodNamespace::new(
+        "bench",
+        Labels::exactly([("team".into(), "shop".into())].into()),
+    );
+    (0..1000)
+        .map(|j| {
+            let labels = [
+                ("app", format!("app-{}", j % 50)),
+                ("tier", if j % 3 == 0 { "fe" } else { "be" }.to_string()),
+                ("version", format!("v{}", j % 3)),
+                ("pod-template-hash", format!("{:x}", j * 7919)),
+            ];
+            let labels = labels
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            PodInfo::new(ns.clone(), labels)
+                .with_ip(format!("10.2.{}.{}", j / 250, j % 250).parse().unwrap())
+                .with_ports(vec![NamedPort {
+                    name: "http".into(),
+                    port: 8080,
+                    protocol: Protocol::Tcp,
+                }])
+        })
+        .collect()
+}
+
+fn netpol(c: &mut Criterion) {
+    let policies = netpol_policies();
+    let pods = netpol_pods();
+    let paths = ProxyNeeds::default().paths();
+    let set = PolicySet::new(&policies);
+    assert!(set.problems().is_empty(), "{:?}", set.problems());
+    // What the timed loop answers: a mix of the three verdicts, not one short cut.
+    let mut mix = std::collections::BTreeMap::new();
+    for pod in &pods {
+        for v in paths.evaluate(&set, pod) {
+            let kind = v.answer.verdict.to_string();
+            let kind = kind.split(':').next().unwrap_or_default().to_string();
+            *mix.entry(kind).or_insert(0) += 1;
+        }
+    }
+    eprintln!(
+        "netpol: {} policies, {} pods, verdicts {mix:?}",
+        set.len(),
+        pods.len()
+    );
+    let mut g = c.benchmark_group("netpol");
+    g.bench_function("compile-200-policies", |b| {
+        b.iter(|| PolicySet::new(black_box(&policies)))
+    });
+    g.bench_function("proxy-paths-1000-pods", |b| {
+        b.iter(|| {
+            let mut verdicts = 0;
+            for pod in black_box(&pods) {
+                verdicts += paths.evaluate(&set, pod).len();
+            }
+            verdicts
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(micro, benches, netpol);
 criterion_main!(micro);
