@@ -91,6 +91,7 @@ webhooks:
   rules:
   - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}
   - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments, statefulsets, daemonsets], scope: Namespaced}
+  - {apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [networkpolicies], scope: Namespaced}
 YAML
 sleep 1
 
@@ -134,6 +135,19 @@ spec:
     spec:
       containers: [{name: oops, image: nginx:1.27}]
 YAML
+say "the mesh's other classic failure: a default-deny egress NetworkPolicy cuts the proxies off"
+kubectl -n demo delete networkpolicy default-deny-egress --ignore-not-found >/dev/null
+kubectl apply -f - <<YAML
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: default-deny-egress
+  namespace: demo
+spec:
+  podSelector: {}
+  policyTypes: [Egress]
+YAML
+kubectl -n demo delete networkpolicy default-deny-egress >/dev/null
 
 echo
 echo "injector log: $state/injector.log"

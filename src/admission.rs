@@ -102,6 +102,10 @@ pub struct Answer {
 pub struct Admission {
     config: Arc<Config>,
     namespaces: Arc<dyn NamespaceLookup>,
+    /// NetworkPolicies and meshed pods, for `/warn`'s NetworkPolicy review.
+    network: Arc<dyn crate::netpol::review::NetworkLookup>,
+    /// What a meshed pod's proxy needs (ports from the config), built once.
+    needs: crate::netpol::proxy::ProxyNeeds,
     /// Whether answers carry an `EventSeed` (only when someone records them).
     record_events: bool,
     enabled: Fragments,
@@ -113,8 +117,10 @@ impl Admission {
         let enabled = Fragments::new(&ProxyValues::from_config(&config, Mode::Enabled), &config);
         let ingress = Fragments::new(&ProxyValues::from_config(&config, Mode::Ingress), &config);
         Admission {
+            needs: crate::netpol::proxy::ProxyNeeds::from_config(&config),
             config,
             namespaces: Arc::new(namespaces),
+            network: Arc::new(()),
             record_events: false,
             enabled,
             ingress,
@@ -127,8 +133,25 @@ impl Admission {
         self
     }
 
+    /// Where `/warn`'s NetworkPolicy review finds the cluster's policies and meshed pods.
+    pub fn with_network(
+        mut self,
+        network: impl crate::netpol::review::NetworkLookup + 'static,
+    ) -> Admission {
+        self.network = Arc::new(network);
+        self
+    }
+
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn network(&self) -> &dyn crate::netpol::review::NetworkLookup {
+        &*self.network
+    }
+
+    pub fn proxy_needs(&self) -> &crate::netpol::proxy::ProxyNeeds {
+        &self.needs
     }
 
     pub fn namespaces(&self) -> &dyn NamespaceLookup {

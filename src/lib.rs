@@ -18,6 +18,7 @@ pub mod netpol;
 pub mod offline;
 pub mod overrides;
 pub mod patch;
+pub mod policies;
 pub mod prune;
 pub mod quote;
 pub mod server;

@@ -63,8 +63,8 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::new());
-        let (ns, events) = match a.namespaces {
-            Some(p) => (Namespaces::from_file(&p)?, None),
+        let (ns, events, policies) = match a.namespaces {
+            Some(p) => (Namespaces::from_file(&p)?, None, None),
             None => {
                 let client = cluster_client(
                     "watch namespaces",
@@ -78,11 +78,15 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
                         metrics.clone(),
                     )
                 });
+                let policies = proxy_injector::policies::Policies::watch(client.clone());
                 let ns = Namespaces::watch(client, Duration::from_secs(a.max_stale_seconds));
-                (ns, events)
+                (ns, events, Some(policies))
             }
         };
-        let admission = Admission::new(Arc::new(cfg), ns.clone()).with_events(events.is_some());
+        let mut admission = Admission::new(Arc::new(cfg), ns.clone()).with_events(events.is_some());
+        if let Some(p) = policies {
+            admission = admission.with_network(p);
+        }
         let opts = server::ServeOptions {
             client_ca: a.client_ca,
             admin_listen: a.admin_listen,

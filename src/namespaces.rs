@@ -124,7 +124,8 @@ pub enum NamespacesError {
     },
 }
 
-/// Keeps only what the decision reads: the name and the mesh annotations. A cluster's
+/// Keeps only what the decision and the NetworkPolicy review read: the name, the labels
+/// (namespace selectors) and the mesh annotations. A cluster's
 /// namespaces often carry large annotations (kubectl's last-applied-configuration) and
 /// managed fields; with 10,000 namespaces that would be most of the injector's memory.
 fn slim(ns: &mut Namespace) {
@@ -140,6 +141,7 @@ fn slim(ns: &mut Namespace) {
         .filter(|a| !a.is_empty());
     ns.metadata = ObjectMeta {
         name: ns.metadata.name.take(),
+        labels: ns.metadata.labels.take(),
         annotations,
         ..Default::default()
     };

@@ -77,6 +77,13 @@ impl Admission {
             .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces().get(n));
         let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref());
+        if obj_kind == "NetworkPolicy" && req.kind.group.as_str() == "networking.k8s.io" {
+            let (name, warnings) = match (namespace, req.object) {
+                (Some(ns), Some(raw)) => self.network_policy_warnings(ns, raw),
+                _ => (String::new(), Vec::new()),
+            };
+            return Ok(self.warn_answer(api_version, uid, &req, namespace, name, warnings));
+        }
         let obj = object(req.object);
         let name = obj
             .as_ref()
@@ -91,6 +98,45 @@ impl Admission {
             }
             _ => Vec::new(),
         };
+        Ok(self.warn_answer(api_version, uid, &req, namespace, name, warnings))
+    }
+
+    /// The NetworkPolicy review: the policy's name and the proxy paths it would cut meshed
+    /// pods off.
+    fn network_policy_warnings(&self, namespace: &str, raw: &RawValue) -> (String, Vec<String>) {
+        let Ok(policy) =
+            serde_json::from_str::<k8s_openapi::api::networking::v1::NetworkPolicy>(raw.get())
+        else {
+            return (String::new(), Vec::new());
+        };
+        let name = crate::quote::quote(policy.metadata.name.as_deref().unwrap_or(""));
+        let ns = self.namespaces().get(namespace);
+        let meshed = ns
+            .as_deref()
+            .and_then(|n| n.metadata.annotations.as_ref())
+            .and_then(|a| a.get(crate::mesh::INJECT_ANNOTATION))
+            .is_some_and(|v| v == "enabled" || v == "ingress");
+        let warnings = crate::netpol::review::review(
+            &policy,
+            namespace,
+            ns.as_deref(),
+            meshed,
+            self.network(),
+            self.proxy_needs(),
+        );
+        (name, warnings)
+    }
+
+    fn warn_answer(
+        &self,
+        api_version: &str,
+        uid: &str,
+        req: &WarnRequest<'_>,
+        namespace: Option<&str>,
+        name: String,
+        warnings: Vec<String>,
+    ) -> Answer {
+        let obj_kind = req.kind.kind.as_str();
         let strict = self.config().strict_warnings && !warnings.is_empty();
         let body = if strict {
             response(
@@ -103,7 +149,7 @@ impl Admission {
         } else {
             response(api_version, uid, None, None, &warnings)
         };
-        Ok(Answer {
+        Answer {
             body,
             outcome: Outcome::Skipped(SkipReason::NotAPod {
                 group: req.kind.group.as_str().to_owned(),
@@ -115,6 +161,6 @@ impl Admission {
             dry_run: req.dry_run.unwrap_or(false),
             warnings,
             event: None,
-        })
+        }
     }
 }

@@ -207,7 +207,8 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         );
     }
 
-    // RBAC: exactly namespaces get/list/watch and events create/patch.
+    // RBAC: exactly namespaces get/list/watch, NetworkPolicies and pods list/watch, events
+    // create/patch.
     let role = Api::<ClusterRole>::all(client.clone())
         .get("proxy-injector")
         .await
@@ -231,7 +232,9 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         [
             r#"[""] ["events"] ["create", "patch"]"#,
             r#"[""] ["namespaces"] ["get", "list", "watch"]"#,
+            r#"[""] ["pods"] ["list", "watch"]"#,
             r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
+            r#"["networking.k8s.io"] ["networkpolicies"] ["list", "watch"]"#,
         ]
     );
 

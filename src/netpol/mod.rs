@@ -38,6 +38,7 @@ mod cidr;
 mod compile;
 mod eval;
 pub mod proxy;
+pub mod review;
 mod selector;
 
 pub use cidr::Cidr;
