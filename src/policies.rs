@@ -141,10 +141,10 @@ impl Policies {
     }
 }
 
-fn in_namespace<K: Resource>(store: &Store<K>, namespace: &str) -> Vec<Arc<K>>
+fn in_namespace<K>(store: &Store<K>, namespace: &str) -> Vec<Arc<K>>
 where
+    K: Resource + Clone,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    K: Clone,
 {
     store
         .state()
