@@ -14,7 +14,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use crate::mesh::CONTROL_PLANE_NS_LABEL;
-use crate::netpol::review::NetworkLookup;
+use crate::netpol::review::{NetworkLookup, PER_POD_LABELS};
 
 #[derive(Clone)]
 pub struct Policies {
@@ -31,7 +31,8 @@ fn slim_policy(p: &mut NetworkPolicy) {
     };
 }
 
-/// A meshed pod keeps its name, namespace, labels, named container ports (named ports in
+/// A meshed pod keeps its name, namespace, labels but the per-pod ones (pod-template-hash...:
+/// the pods of one workload then carry equal labels), named container ports (named ports in
 /// policies resolve to them) and IP (ipBlock rules).
 fn slim_pod(p: &mut Pod) {
     let named = |c: &Container| Container {
@@ -65,7 +66,10 @@ fn slim_pod(p: &mut Pod) {
     p.metadata = ObjectMeta {
         name: p.metadata.name.take(),
         namespace: p.metadata.namespace.take(),
-        labels: p.metadata.labels.take(),
+        labels: p.metadata.labels.take().map(|mut l| {
+            l.retain(|k, _| !PER_POD_LABELS.contains(&k.as_str()));
+            l
+        }),
         ..Default::default()
     };
     p.spec = spec;
@@ -171,7 +175,7 @@ mod tests {
     #[test]
     fn a_pod_keeps_only_what_the_review_reads() {
         let mut p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"},
+            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "5d9"},
                 "annotations": {"big": "x".repeat(10_000)}, "uid": "u"},
             "spec": {"containers": [{"name": "app", "image": "nginx", "env": [{"name": "A", "value": "1"}],
                 "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": 9090}]}],

@@ -23,6 +23,18 @@ pub struct PodPolicies<'a> {
     candidates: [Vec<(usize, Tri)>; 2],
 }
 
+impl PodPolicies<'_> {
+    /// Whether some policy of the set selects the pod (or may: "cannot tell" counts).
+    pub fn any(&self) -> bool {
+        self.candidates.iter().any(|c| !c.is_empty())
+    }
+
+    /// Whether some policy of the set isolates the pod in direction `d` (or may).
+    pub fn isolates(&self, d: Direction) -> bool {
+        !self.candidates[d.index()].is_empty()
+    }
+}
+
 /// Where a "cannot tell" came from: a policy, and the rule when it was a rule.
 type Note = (usize, Option<usize>, Cause);
 

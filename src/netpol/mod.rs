@@ -370,6 +370,11 @@ pub struct PolicySet {
 impl PolicySet {
     /// A policy without `metadata.namespace` is taken as in `default` (noted in `problems`).
     pub fn new(policies: &[NetworkPolicy]) -> PolicySet {
+        PolicySet::of(policies)
+    }
+
+    /// [`PolicySet::new`] from borrowed policies (e.g. a cache's shared objects).
+    pub fn of<'a>(policies: impl IntoIterator<Item = &'a NetworkPolicy>) -> PolicySet {
         let mut set = PolicySet::default();
         for np in policies {
             let p = compile::policy(np, &mut set.problems);

@@ -25,7 +25,7 @@ use crate::mesh::{ADMIN_PORT_NAME, CONTROL_PLANE_NS_LABEL, INBOUND_PORT_NAME};
 /// in the destination pod).
 pub const CONTROL_PLANE_COMPONENT_LABEL: &str = "linkerd.io/control-plane-component";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PathKind {
     Identity,
@@ -317,6 +317,16 @@ impl ProxyPaths {
     /// (`linkerd-proxy`, `linkerd-admin`) are added to the pod's known ports when no port
     /// has that name, so a pod before injection answers as it will after.
     pub fn evaluate<'p>(&'p self, set: &PolicySet, pod: &PodInfo) -> Vec<PathVerdict<'p>> {
+        self.evaluate_where(set, pod, |_| true)
+    }
+
+    /// [`ProxyPaths::evaluate`] for the paths `keep` accepts only.
+    pub fn evaluate_where<'p>(
+        &'p self,
+        set: &PolicySet,
+        pod: &PodInfo,
+        keep: impl Fn(&ProxyPath) -> bool,
+    ) -> Vec<PathVerdict<'p>> {
         let lacks = |ports: &[NamedPort], p: &NamedPort| !ports.iter().any(|q| q.name == p.name);
         let pod = match &pod.ports {
             Some(ports) if self.proxy_ports.iter().any(|p| lacks(ports, p)) => {
@@ -334,6 +344,7 @@ impl ProxyPaths {
         let policies = set.for_pod(&pod);
         self.paths
             .iter()
+            .filter(|p| keep(p))
             .map(|path| PathVerdict {
                 path,
                 answer: policies.check(path.direction, &path.peer, path.protocol, path.port),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 
-use super::proxy::ProxyNeeds;
+use super::proxy::{PathKind, ProxyNeeds};
 use super::{Direction, Labels, PodInfo, PodNamespace, PolicyRef, PolicySet, Verdict};
 use crate::quote::quote;
 
@@ -31,7 +31,7 @@ impl NetworkLookup for () {
 }
 
 /// Labels that change with every rollout or pod: not part of what makes a workload.
-const PER_POD_LABELS: [&str; 10] = [
+pub const PER_POD_LABELS: [&str; 10] = [
     "pod-template-hash",
     "controller-revision-hash",
     "pod-template-generation",
@@ -69,22 +69,38 @@ pub fn review(
     let name = policy.metadata.name.as_deref().unwrap_or("");
     let mut reviewed = policy.clone();
     reviewed.metadata.namespace = Some(namespace.to_owned());
-    let mut set: Vec<NetworkPolicy> = lookup
-        .policies(namespace)
-        .iter()
-        .filter(|p| p.metadata.name.as_deref() != Some(name))
-        .map(|p| (**p).clone())
-        .collect();
-    set.push(reviewed);
-    let set = PolicySet::new(&set);
     let this = PolicyRef::new(namespace, name);
 
-    // One subject per workload: its pods share their workload labels.
+    // One subject per workload (its pods share their workload labels), and only those this
+    // policy selects: it cannot cut off a pod it does not select.
+    let alone = PolicySet::new(std::slice::from_ref(&reviewed));
+    let mut directions = [false; 2];
+    let pods = lookup.meshed_pods(namespace);
+    // Workloads: pods of one carry equal labels once the per-pod ones are left out (the pod
+    // cache leaves them out already; `workload_labels` for other lookups).
+    let mut seen: BTreeSet<BTreeMap<&str, &str>> = BTreeSet::new();
     let mut subjects: BTreeMap<BTreeMap<String, String>, PodInfo> = BTreeMap::new();
-    for pod in lookup.meshed_pods(namespace) {
-        subjects
-            .entry(workload_labels(&pod))
-            .or_insert_with(|| PodInfo::from_pod(&pod, ns));
+    for pod in &pods {
+        let key: BTreeMap<&str, &str> = pod
+            .metadata
+            .labels
+            .iter()
+            .flatten()
+            .filter(|(k, _)| !PER_POD_LABELS.contains(&k.as_str()))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.insert(key);
+        let info = PodInfo::from_pod(pod, ns);
+        let selected = alone.for_pod(&info);
+        if selected.any() {
+            for d in [Direction::Ingress, Direction::Egress] {
+                directions[d.index()] |= selected.isolates(d);
+            }
+            subjects.insert(workload_labels(pod), info);
+        }
     }
     let mut anonymous = false;
     if subjects.is_empty() && meshed_namespace {
@@ -96,24 +112,39 @@ pub fn review(
         let mut any = PodInfo::new(PodNamespace::new(namespace, ns_labels), BTreeMap::new());
         any.labels = Labels::unknown();
         any.ports = None;
+        let selected = alone.for_pod(&any);
+        for d in [Direction::Ingress, Direction::Egress] {
+            directions[d.index()] |= selected.isolates(d);
+        }
         subjects.insert(BTreeMap::new(), any);
         anonymous = true;
     }
+    if subjects.is_empty() {
+        return Vec::new();
+    }
+    let others = lookup.policies(namespace);
+    let set = PolicySet::of(
+        others
+            .iter()
+            .map(|p| &**p)
+            .filter(|p| p.metadata.name.as_deref() != Some(name))
+            .chain(std::iter::once(&reviewed)),
+    );
 
     let paths = needs.paths();
-    // Per path (in the paths' order): how many workloads this policy cuts off it.
-    let mut cut: BTreeMap<usize, BTreeSet<&BTreeMap<String, String>>> = BTreeMap::new();
+    // Per path: how many workloads this policy cuts off it.
+    let mut cut: BTreeMap<PathKind, BTreeSet<&BTreeMap<String, String>>> = BTreeMap::new();
     for (labels, pod) in &subjects {
-        for (i, v) in paths.evaluate(&set, pod).iter().enumerate() {
+        let verdicts = paths.evaluate_where(&set, pod, |p| directions[p.direction.index()]);
+        for v in verdicts {
             if v.answer.verdict == Verdict::Denied && v.answer.isolating.contains(&this) {
-                cut.entry(i).or_default().insert(labels);
+                cut.entry(v.path.kind).or_default().insert(labels);
             }
         }
     }
-    let all = paths.as_slice();
     cut.into_iter()
-        .filter_map(|(i, workloads)| {
-            let path = all.get(i)?;
+        .filter_map(|(kind, workloads)| {
+            let path = paths.get(kind)?;
             let whose = if anonymous {
                 "the pods injected in this namespace".to_owned()
             } else if workloads.len() == 1 {

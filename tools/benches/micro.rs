@@ -9,6 +9,11 @@
 //!
 //! `netpol/*`: NetworkPolicy evaluation, one namespace with 200 policies and 1,000 pods:
 //! compiling the policies once, and every proxy path of every pod.
+//!
+//! `warn/*`: `POST /warn` for one NetworkPolicy (a default-deny egress, which selects every
+//! pod: the most work) in a namespace with those 200 policies and 1,000 meshed pods, of 20
+//! workloads (50 replicas each) and, the worst case, of 150; each also timed 2,000 times
+//! for its p99.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -225,5 +230,90 @@ fn netpol(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(micro, benches, netpol);
+/// The cluster `/warn` sees: the bench's policies and meshed pods, all in `bench`.
+struct BenchCluster {
+    policies: Vec<Arc<k8s_openapi::api::networking::v1::NetworkPolicy>>,
+    pods: Vec<Arc<Pod>>,
+}
+
+impl proxy_injector::netpol::review::NetworkLookup for BenchCluster {
+    fn policies(&self, _: &str) -> Vec<Arc<k8s_openapi::api::networking::v1::NetworkPolicy>> {
+        self.policies.clone()
+    }
+    fn meshed_pods(&self, _: &str) -> Vec<Arc<Pod>> {
+        self.pods.clone()
+    }
+}
+
+/// 1,000 meshed pods of `workloads` workloads (label sets), as the pod reflector keeps them
+/// (without per-pod labels such as pod-template-hash).
+fn meshed_pods(workloads: usize) -> Vec<Arc<Pod>> {
+    (0..1000)
+        .map(|j| {
+            let w = j % workloads;
+            Arc::new(
+                serde_json::from_value(json!({
+                    "metadata": {"name": format!("pod-{j}"), "namespace": "bench", "labels": {
+                        "app": format!("app-{}", w % 50),
+                        "tier": if w % 3 == 0 { "fe" } else { "be" },
+                        "version": format!("v{}", w / 50),
+                        "linkerd.io/control-plane-ns": "linkerd"}},
+                    "spec": {"containers": [{"name": "app",
+                        "ports": [{"name": "http", "containerPort": 8080}]}]},
+                    "status": {"podIP": format!("10.2.{}.{}", j / 250, j % 250)}
+                }))
+                .unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn warn_netpol(c: &mut Criterion) {
+    let ns = Namespaces::from_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: bench\n  labels: {team: shop}\n  annotations:\n    linkerd.io/inject: enabled\n",
+        "bench",
+    )
+    .unwrap();
+    let body = serde_json::to_vec(&json!({
+        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+        "request": {"uid": "u", "operation": "CREATE", "namespace": "bench",
+            "kind": {"group": "networking.k8s.io", "version": "v1", "kind": "NetworkPolicy"},
+            "resource": {"group": "networking.k8s.io", "version": "v1", "resource": "networkpolicies"},
+            "object": {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "default-deny-egress", "namespace": "bench"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}}
+    }))
+    .unwrap();
+    let policies: Vec<_> = netpol_policies().into_iter().map(Arc::new).collect();
+    let mut g = c.benchmark_group("warn");
+    for workloads in [20, 150] {
+        let admission =
+            Admission::new(Arc::new(Config::default()), ns.clone()).with_network(BenchCluster {
+                policies: policies.clone(),
+                pods: meshed_pods(workloads),
+            });
+        let answer = admission.warn(&body).unwrap();
+        assert_eq!(answer.warnings.len(), 5, "{:?}", answer.warnings);
+        let mut took: Vec<std::time::Duration> = (0..2000)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                black_box(admission.warn(black_box(&body)).unwrap());
+                t.elapsed()
+            })
+            .collect();
+        took.sort();
+        eprintln!(
+            "warn/networkpolicy, 200 policies, 1,000 meshed pods of {workloads} workloads: p50 {:?}, p99 {:?} over 2,000 reviews ({} warnings)",
+            took[1000],
+            took[1980],
+            answer.warnings.len()
+        );
+        g.bench_function(format!("networkpolicy-{workloads}-workloads"), |b| {
+            b.iter(|| admission.warn(black_box(&body)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(micro, benches, netpol, warn_netpol);
 criterion_main!(micro);
