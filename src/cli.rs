@@ -59,24 +59,30 @@ pub enum Command {
     Inject(InjectArgs),
     /// Say whether a pod is (or would be) injected, by which rule, with which values and
     /// where each value comes from; and the mesh mistakes in any workload or namespace (the
-    /// same warnings the webhook's /warn gives).
+    /// same warnings the webhook's /warn gives). For a pod in the cluster that runs the proxy
+    /// or would get it: the NetworkPolicies that select it and whether each of the proxy's
+    /// paths (control plane, DNS, inbound, metrics, tap) is allowed, with a fix for denied ones.
     ///
     /// Examples:
     ///   proxy-injector explain web-7d9c6b8f5-x2x7q -n shop     (a running pod, from the cluster)
     ///   proxy-injector explain -f deployment.yaml --namespaces namespaces.yaml
     #[command(verbatim_doc_comment)]
     Explain(ExplainArgs),
-    /// Check a cluster for pods missing the proxy, outdated proxies, and the webhook's health.
+    /// Check a cluster for pods missing the proxy, outdated proxies, the webhook's health, and
+    /// NetworkPolicies that cut meshed proxies off what they need.
     ///
     /// Lists pods that injection is enabled for but that run without the proxy (grouped by
-    /// owner, with the command that fixes each), pods with an outdated proxy, and whether the
+    /// owner, with the command that fixes each), pods with an outdated proxy, whether the
     /// MutatingWebhookConfiguration exists, has a caBundle, points at a live endpoint whose
-    /// certificate the caBundle verifies, and how long that certificate has left.
-    /// Exits with 1 when a problem was found.
+    /// certificate the caBundle verifies, and how long that certificate has left, and the
+    /// meshed workloads whose proxy a NetworkPolicy denies the control plane, DNS, inbound,
+    /// metrics or tap traffic (with the NetworkPolicies that open it; "cannot tell" paths are
+    /// listed but not counted). Exits with 1 when a problem was found.
     ///
     /// Examples:
     ///   proxy-injector check
     ///   proxy-injector check -o json | jq '.missing_proxy[].fix'
+    ///   proxy-injector check -o json | jq '.network.workloads[].fix[]'
     #[command(verbatim_doc_comment)]
     Check(CheckArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).

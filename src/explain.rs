@@ -1,14 +1,19 @@
 //! `explain`: for a pod or the pod template of a workload, the decision, the rule that made it,
 //! every effective value (from the settings registry) with where it came from, the warnings
-//! `POST /warn` gives, and for a running pod whether its proxy is current.
+//! `POST /warn` gives, and for a running pod whether its proxy is current and what
+//! NetworkPolicies do to its proxy's paths.
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 
 use crate::admission::Admission;
+use crate::check::classify::Cluster;
+use crate::check::network::{Network, fix_block, path_line};
 use crate::config::Config;
 use crate::containers::proxy_image;
 use crate::decision::{self, Decision, Mode, NamespaceInfo, RequestFacts};
 use crate::mesh::{INJECT_ANNOTATION, SETTINGS, Setting};
+use crate::netpol::{Direction, PolicyRef};
 use crate::offline::{OfflineError, describe};
 use crate::uninject::strip_injected;
 use crate::values::ProxyValues;
@@ -72,6 +77,93 @@ pub fn explain_pod(
     namespace: Option<&str>,
     running: bool,
 ) -> Vec<String> {
+    explain_decided(admission, pod, namespace, running).0
+}
+
+/// [`explain_pod`] for a pod read from the cluster, then, when it runs the proxy or a pod
+/// created now would get it, [`network_lines`]. `network` is what was read for them (the
+/// policies of the pod's namespace and of the control-plane and DNS namespaces, those
+/// namespaces, the control-plane and DNS pods), or why it could not be read.
+pub fn explain_running_pod(
+    admission: &Admission,
+    pod: &Value,
+    namespace: Option<&str>,
+    network: Result<&Cluster, &str>,
+) -> Vec<String> {
+    let (mut lines, injected) = explain_decided(admission, pod, namespace, true);
+    if injected || proxy_image(pod).is_some() {
+        lines.extend(network_lines(pod, network, admission.config()));
+    }
+    lines
+}
+
+/// The NetworkPolicies that isolate the pod, per direction, and the verdict of each of its
+/// proxy's paths (both sides when the peer's pods were read), with the fix for denied ones.
+pub fn network_lines(pod: &Value, network: Result<&Cluster, &str>, config: &Config) -> Vec<String> {
+    let cluster = match network {
+        Ok(c) => c,
+        Err(e) => return vec![format!("  network policies: not checked: {e}")],
+    };
+    let pod: Pod = match serde_json::from_value(pod.clone()) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![format!(
+                "  network policies: not checked: the pod cannot be read as a Pod ({e})"
+            )];
+        }
+    };
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let network = Network::new(cluster, config);
+    let net = network.evaluate(&pod, cluster.namespaces.get(ns));
+    let isolating = |d: Direction| {
+        let mut found: Vec<&PolicyRef> = Vec::new();
+        let sides = net.paths.iter().map(|p| &p.pod_side);
+        for p in sides
+            .filter(|s| s.direction == d)
+            .flat_map(|s| &s.isolating)
+        {
+            if !found.contains(&p) {
+                found.push(p);
+            }
+        }
+        match found.len() {
+            0 => "none".to_owned(),
+            _ => found
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    };
+    let mut lines = vec![
+        format!(
+            "  network policies selecting the pod: ingress: {}; egress: {}",
+            isolating(Direction::Ingress),
+            isolating(Direction::Egress)
+        ),
+        "  proxy paths:".to_owned(),
+    ];
+    lines.extend(net.paths.iter().map(|p| format!("    {}", path_line(p))));
+    lines.extend(network.not_checked().iter().map(|p| format!("    {p}")));
+    lines.extend(fix_block(&net.fix, "  ").lines().map(str::to_owned));
+    if let Some(note) = net.fix_note {
+        lines.push(format!("  no fix for every denied path: {note}"));
+    }
+    for p in network.policy_problems() {
+        lines.push(format!(
+            "  note: a NetworkPolicy part the API server would reject: {p}"
+        ));
+    }
+    lines
+}
+
+/// The explanation, and whether a pod created now would get the proxy.
+fn explain_decided(
+    admission: &Admission,
+    pod: &Value,
+    namespace: Option<&str>,
+    running: bool,
+) -> (Vec<String>, bool) {
     let meta = &pod["metadata"];
     let name = display_name(meta["name"].as_str(), meta["generateName"].as_str());
     let ns_name = namespace
@@ -80,7 +172,7 @@ pub fn explain_pod(
         .to_owned();
     let text = pod.to_string();
     let Ok(view) = PodView::parse(&text) else {
-        return vec![format!("pod/{name}: cannot be read as a pod")];
+        return (vec![format!("pod/{name}: cannot be read as a pod")], false);
     };
     let ns_obj = admission.namespaces().get(&ns_name);
     let ns_ann = ns_obj
@@ -93,12 +185,14 @@ pub fn explain_pod(
     let fresh_text = fresh.to_string();
     let fresh_view = PodView::parse(&fresh_text).unwrap_or_default();
     let decided_view = if running { &fresh_view } else { &view };
-    match decision::decide(
+    let decision = decision::decide(
         &RequestFacts::POD_CREATE,
         decided_view,
         info,
         admission.config(),
-    ) {
+    );
+    let injected = matches!(decision, Decision::Inject(_));
+    match decision {
         Decision::Inject(plan) => {
             let rule = match plan.source {
                 decision::Source::Pod => format!(
@@ -162,7 +256,7 @@ pub fn explain_pod(
     for w in crate::warnings::check("Pod", pod, None, info, admission.config()) {
         lines.push(format!("  warning: {w}"));
     }
-    lines
+    (lines, injected)
 }
 
 /// One `explain` line's value: the group's values, joined as the registry says.
@@ -175,4 +269,70 @@ fn shown(group: &[&Setting], v: &ProxyValues<'_>) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::namespaces::Namespaces;
+
+    fn pod(meshed: bool) -> Value {
+        let mut containers = vec![json!({"name": "app", "image": "app:1"})];
+        if meshed {
+            containers.push(json!({"name": "linkerd-proxy", "image": "proxy:1"}));
+        }
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-1",
+            "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "5d9"}},
+            "spec": {"containers": containers}, "status": {"podIP": "10.1.0.1"}})
+    }
+
+    fn admission() -> Admission {
+        Admission::new(Arc::new(Config::default()), Namespaces::empty())
+    }
+
+    #[test]
+    fn a_meshed_pod_gets_its_policies_and_path_verdicts() {
+        let deny: k8s_openapi::api::networking::v1::NetworkPolicy = serde_json::from_value(
+            json!({"metadata": {"name": "deny-egress", "namespace": "shop"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}),
+        )
+        .unwrap();
+        let cluster = Cluster {
+            network_policies: vec![deny],
+            ..Cluster::default()
+        };
+        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), Ok(&cluster));
+        let text = lines.join("\n");
+        for want in [
+            "  network policies selecting the pod: ingress: none; egress: shop/deny-egress",
+            "  proxy paths:",
+            "    egress to the identity controller (TCP 8080 to linkerd): blocked by shop/deny-egress",
+            "    egress to DNS (UDP 53 to k8s-app=kube-dns in kube-system): blocked by shop/deny-egress",
+            "    ingress from meshed clients (TCP 4143 from meshed pods in any namespace): allowed (no policy isolates the pod for ingress)",
+            "  fix: kubectl apply -f - <<'EOF'",
+            "  name: allow-linkerd-dns-tcp-",
+        ] {
+            assert!(text.contains(want), "{want:?} missing:\n{text}");
+        }
+        assert_eq!(lines.last().map(String::as_str), Some("EOF"));
+    }
+
+    #[test]
+    fn network_lines_only_for_a_pod_with_the_proxy_or_that_would_get_it() {
+        let err = Err("cannot list NetworkPolicies");
+        let lines = explain_running_pod(&admission(), &pod(false), Some("shop"), err);
+        assert!(!lines.iter().any(|l| l.contains("network")), "{lines:?}");
+        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), err);
+        assert!(
+            lines.contains(&"  network policies: not checked: cannot list NetworkPolicies".into()),
+            "{lines:?}"
+        );
+        // The offline form says nothing about NetworkPolicies.
+        let lines = explain_pod(&admission(), &pod(true), Some("shop"), false);
+        assert!(!lines.iter().any(|l| l.contains("network")), "{lines:?}");
+    }
 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
@@ -30,6 +31,8 @@ pub struct Cluster {
     pub replica_sets: ByName<ReplicaSet>,
     /// By (namespace, name): to follow a pod's Job to its CronJob.
     pub jobs: ByName<Job>,
+    /// Every NetworkPolicy, for the network section (`super::network`).
+    pub network_policies: Vec<NetworkPolicy>,
 }
 
 fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
@@ -40,7 +43,7 @@ fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
 }
 
 impl Cluster {
-    /// Lists what the classification needs (four list calls).
+    /// Lists what the classification and the network section need (five list calls).
     pub async fn list(client: &Client) -> anyhow::Result<Cluster> {
         let lp = ListParams::default();
         let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
@@ -50,11 +53,22 @@ impl Cluster {
             .await?
             .items;
         let jobs = Api::<Job>::all(client.clone()).list(&lp).await?.items;
+        let network_policies = Api::<NetworkPolicy>::all(client.clone())
+            .list(&lp)
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot list NetworkPolicies in all namespaces ({e}); `check` needs list \
+                     on networking.k8s.io networkpolicies cluster-wide"
+                )
+            })?
+            .items;
         Ok(Cluster {
             namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
             pods,
             replica_sets: by_name(replica_sets),
             jobs: by_name(jobs),
+            network_policies,
         })
     }
 }
@@ -66,7 +80,7 @@ fn controller(refs: &[OwnerReference]) -> Option<(String, String)> {
 }
 
 /// The workload a pod belongs to (following ReplicaSet → Deployment and Job → CronJob).
-fn workload_of(pod: &Pod, cluster: &Cluster) -> (String, String) {
+pub(crate) fn workload_of(pod: &Pod, cluster: &Cluster) -> (String, String) {
     let ns = pod.namespace().unwrap_or_default();
     let Some((kind, name)) = controller(pod.owner_references()) else {
         return ("Pod".into(), pod.name_any());

@@ -1,9 +1,11 @@
 //! `proxy-injector check`: against a cluster, find the quiet failures — pods that should have
 //! the proxy and do not, pods with an outdated proxy — and check the webhook registration
 //! (exists, has a caBundle, points at a live endpoint whose certificate that caBundle verifies,
-//! and how long that certificate has left).
+//! and how long that certificate has left), and find the NetworkPolicies that cut meshed
+//! proxies off what they need (`network`).
 
 pub mod classify;
+pub mod network;
 mod webhook;
 
 use kube::Client;
@@ -46,6 +48,7 @@ pub struct Report {
     pub missing_proxy: Vec<Workload>,
     pub outdated_proxy: Vec<Outdated>,
     pub webhook: WebhookStatus,
+    pub network: network::NetworkReport,
     pub problems: usize,
 }
 
@@ -53,15 +56,17 @@ pub struct Report {
 pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Result<Report> {
     let state = classify::Cluster::list(&client).await?;
     let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
+    let network = network::report(&state, config);
     let webhook = webhook::check(&client, webhook).await;
     let webhook_problems = usize::from(
         !(webhook.exists && webhook.ca_bundle && webhook.live && webhook.cert_verified),
     ) + usize::from(webhook.cert_days_left.is_some_and(|d| d < 30));
-    let problems = missing_proxy.len() + outdated_proxy.len() + webhook_problems;
+    let problems = missing_proxy.len() + outdated_proxy.len() + webhook_problems + network.problems;
     Ok(Report {
         missing_proxy,
         outdated_proxy,
         webhook,
+        network,
         problems,
     })
 }
@@ -117,6 +122,7 @@ impl Report {
                 ));
             }
         }
+        s.push_str(&self.network.render());
         s.push_str(&format!("{} problem(s) found\n", self.problems));
         s
     }
