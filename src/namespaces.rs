@@ -304,7 +304,7 @@ mod tests {
     }
 
     #[test]
-    fn cache_keeps_only_name_and_mesh_annotations() {
+    fn cache_keeps_only_name_labels_and_mesh_annotations() {
         let mut ns: Namespace = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "shop", "uid": "u", "labels": {"a": "b"},
                 "annotations": {"linkerd.io/inject": "enabled", "config.linkerd.io/proxy-cpu-request": "1",
@@ -319,11 +319,9 @@ mod tests {
         let a = ns.metadata.annotations.unwrap();
         assert_eq!(a.len(), 3);
         assert!(!a.contains_key("kubectl.kubernetes.io/last-applied-configuration"));
-        assert!(
-            ns.metadata.uid.is_none()
-                && ns.metadata.labels.is_none()
-                && ns.metadata.managed_fields.is_none()
-        );
+        // Labels: for NetworkPolicy namespace selectors.
+        assert_eq!(ns.metadata.labels.unwrap()["a"], "b");
+        assert!(ns.metadata.uid.is_none() && ns.metadata.managed_fields.is_none());
         assert!(ns.spec.is_none() && ns.status.is_none());
     }
 

@@ -17,7 +17,6 @@ use support::{Injector, Lazy, wait_until_async};
 
 const DENY_EGRESS: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: default-deny-egress\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n";
 
-#[allow(dead_code)] // used by the check part below
 const DNS_ONLY: &str = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata:\n  name: dns-only\nspec:\n  podSelector: {}\n  policyTypes: [Egress]\n  egress:\n  - ports:\n    - {port: 53, protocol: UDP}\n    - {port: 53, protocol: TCP}\n";
 
 /// `kubectl apply -n ns -f -` of `manifest`: its stderr (where kubectl prints warnings).
@@ -28,7 +27,6 @@ fn apply(ns: &str, manifest: &str) -> String {
     stderr
 }
 
-#[allow(dead_code)]
 fn delete(ns: &str, what: &str) {
     let out = control_plane().kubectl(&["delete", "-n", ns, what, "--ignore-not-found"], None);
     assert!(
@@ -45,8 +43,52 @@ fn warnings(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
+/// `proxy-injector check` against the local control plane: its text output.
+fn check_text() -> String {
+    let cp = control_plane();
+    let out = std::process::Command::new(support::bin())
+        .args(["check", "--webhook", "e2e-netpol"])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The network section's lines about workloads in `ns`, and the fix printed for them (the
+/// text between the heredoc lines).
+fn network_of(text: &str, ns: &str) -> (Vec<String>, String) {
+    let mut lines = Vec::new();
+    let mut fix = String::new();
+    let mut ours = false;
+    let mut in_fix = false;
+    for l in text.lines() {
+        if in_fix {
+            if l == "EOF" {
+                in_fix = false;
+            } else if ours {
+                fix.push_str(l);
+                fix.push('\n');
+            }
+            continue;
+        }
+        if l.starts_with("  ") && !l.starts_with("    ") {
+            ours = l.trim_start().starts_with(&format!("{ns}/"));
+            if ours {
+                lines.push(l.trim().to_owned());
+            }
+        } else if l
+            .trim_start()
+            .starts_with("fix: kubectl apply -f - <<'EOF'")
+        {
+            in_fix = true;
+        } else if !l.starts_with(' ') {
+            ours = false;
+        }
+    }
+    (lines, fix)
+}
+
 /// `proxy-injector check -o json` against the local control plane.
-#[allow(dead_code)]
 fn check_json() -> Value {
     let cp = control_plane();
     let out = std::process::Command::new(support::bin())
@@ -161,6 +203,64 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
     // The same policy in a namespace without meshed pods: no warning.
     let stderr = apply(plain, DENY_EGRESS);
     assert!(warnings(&stderr).is_empty(), "unmeshed namespace: {stderr}");
+
+    // `check` names the policy and each path, and prints a fix.
+    let text = check_text();
+    let (lines, fix) = network_of(&text, ns);
+    eprintln!(
+        "check, the network section for {ns}:\n{}\nfix:\n{fix}",
+        lines.join("\n")
+    );
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("blocked by e2e-netpol/default-deny-egress")),
+        "{text}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("e2e-netpol/deployment web (2 pods): egress to the destination controller (TCP 8086 to linkerd)")),
+        "{text}"
+    );
+    let json = check_json();
+    let ours: Vec<&Value> = json["network"]["workloads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["namespace"] == ns)
+        .collect();
+    assert_eq!(ours.len(), 1, "{json}");
+    assert_eq!(ours[0]["fix"].as_array().unwrap().len(), 5, "{json}");
+    assert!(json["problems"].as_u64().unwrap() >= 5, "{json}");
+
+    // The fix, applied as printed, makes `check` clean for the namespace; with it in place a
+    // default-deny egress policy created again is silent.
+    let out = cp.kubectl(&["apply", "-f", "-"], Some(&fix));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = check_text();
+    let (lines, _) = network_of(&text, ns);
+    assert!(lines.is_empty(), "after the fix: {lines:?}\n{text}");
+    delete(ns, "networkpolicy/default-deny-egress");
+    let stderr = apply(ns, DENY_EGRESS);
+    assert!(
+        warnings(&stderr).is_empty(),
+        "with the fix in place: {stderr}"
+    );
+
+    // A policy allowing only DNS (the fix gone): the control-plane paths are still cut.
+    let out = cp.kubectl(&["delete", "-n", ns, "networkpolicy", "--all"], None);
+    assert!(out.status.success());
+    let stderr = apply(ns, DNS_ONLY);
+    let w = warnings(&stderr);
+    assert_eq!(w.len(), 3, "identity, destination, policy: {stderr}");
+    assert!(w.iter().all(|l| !l.contains("DNS")), "{stderr}");
+    let (lines, _) = network_of(&check_text(), ns);
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines.iter().all(|l| l.contains("controller")), "{lines:?}");
 
     cluster::unregister_warn_webhook(&client, &vwh).await;
     cluster::unregister_webhook(&client, &wh).await;

@@ -255,7 +255,7 @@ fn meshed_pods(workloads: usize) -> Vec<Arc<Pod>> {
                 serde_json::from_value(json!({
                     "metadata": {"name": format!("pod-{j}"), "namespace": "bench", "labels": {
                         "app": format!("app-{}", w % 50),
-                        "tier": if w % 3 == 0 { "fe" } else { "be" },
+                        "tier": if w.is_multiple_of(3) { "fe" } else { "be" },
                         "version": format!("v{}", w / 50),
                         "linkerd.io/control-plane-ns": "linkerd"}},
                     "spec": {"containers": [{"name": "app",
