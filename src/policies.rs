@@ -1,25 +1,27 @@
 //! The cluster's NetworkPolicies and meshed pods, for `/warn`'s NetworkPolicy review: two
 //! `kube::runtime` reflectors (list and watch only), each object cut down to what the review
 //! reads. Meshed pods are the ones carrying the injector's `linkerd.io/control-plane-ns`
-//! label (a label selector on the watch: other pods are never sent).
+//! label (a label selector on the watch: other pods are never sent), and only their metadata
+//! is watched (the API server sends no spec or status, and the cache holds no pod body).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Container, ContainerPort, Pod, PodSpec, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource};
 
 use crate::mesh::CONTROL_PLANE_NS_LABEL;
-use crate::netpol::review::{NetworkLookup, PER_POD_LABELS};
+use crate::netpol::review::{MeshedPod, NetworkLookup, PER_POD_LABELS};
 
 #[derive(Clone)]
 pub struct Policies {
     policies: Store<NetworkPolicy>,
-    pods: Store<Pod>,
+    pods: Store<PartialObjectMeta<Pod>>,
 }
 
 /// A NetworkPolicy keeps its name, namespace and spec.
@@ -31,38 +33,9 @@ fn slim_policy(p: &mut NetworkPolicy) {
     };
 }
 
-/// A meshed pod keeps its name, namespace, labels but the per-pod ones (pod-template-hash...:
-/// the pods of one workload then carry equal labels), named container ports (named ports in
-/// policies resolve to them) and IP (ipBlock rules).
-fn slim_pod(p: &mut Pod) {
-    let named = |c: &Container| Container {
-        name: c.name.clone(),
-        ports: c.ports.as_ref().map(|ports| {
-            ports
-                .iter()
-                .filter(|p| p.name.is_some())
-                .map(|p| ContainerPort {
-                    name: p.name.clone(),
-                    container_port: p.container_port,
-                    protocol: p.protocol.clone(),
-                    ..Default::default()
-                })
-                .collect()
-        }),
-        restart_policy: c.restart_policy.clone(),
-        ..Default::default()
-    };
-    let spec = p.spec.take().map(|s| PodSpec {
-        containers: s.containers.iter().map(named).collect(),
-        init_containers: s.init_containers.as_ref().map(|cs| {
-            cs.iter()
-                .filter(|c| c.restart_policy.as_deref() == Some("Always"))
-                .map(named)
-                .collect()
-        }),
-        ..Default::default()
-    });
-    let ip = p.status.take().and_then(|s| s.pod_ip);
+/// A meshed pod keeps its name, namespace and labels but the per-pod ones (pod-template-hash
+/// and the like: the pods of one workload then carry equal labels).
+fn slim_pod(p: &mut PartialObjectMeta<Pod>) {
     p.metadata = ObjectMeta {
         name: p.metadata.name.take(),
         namespace: p.metadata.namespace.take(),
@@ -72,28 +45,14 @@ fn slim_pod(p: &mut Pod) {
         }),
         ..Default::default()
     };
-    p.spec = spec;
-    p.status = ip.map(|ip| PodStatus {
-        pod_ip: Some(ip),
-        ..Default::default()
-    });
+    p.types = None;
 }
 
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    slim: fn(&mut K),
+/// Follows a reflector's stream, logging when it fails and when it recovers.
+fn follow<E: std::fmt::Display>(
+    stream: impl futures::Stream<Item = Result<E, watcher::Error>> + Send + 'static,
     what: &'static str,
-) -> Store<K>
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (store, writer) = reflector::store();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer);
+) {
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         let mut failing = false;
@@ -114,22 +73,32 @@ where
             }
         }
     });
-    store
 }
 
 impl Policies {
     /// Starts the two reflectors.
     pub fn watch(client: Client) -> Policies {
-        let policies = reflect(
-            Api::<NetworkPolicy>::all(client.clone()),
-            watcher::Config::default(),
-            slim_policy,
+        let (policies, writer) = reflector::store();
+        follow(
+            watcher(
+                Api::<NetworkPolicy>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .default_backoff()
+            .modify(slim_policy)
+            .reflect(writer),
             "networkpolicies",
         );
-        let pods = reflect(
-            Api::<Pod>::all(client),
-            watcher::Config::default().labels(CONTROL_PLANE_NS_LABEL),
-            slim_pod,
+        let (pods, writer) = reflector::store();
+        follow(
+            // `PartialObjectMeta`: metadata-only list and watch requests.
+            watcher(
+                Api::<PartialObjectMeta<Pod>>::all(client),
+                watcher::Config::default().labels(CONTROL_PLANE_NS_LABEL),
+            )
+            .default_backoff()
+            .modify(slim_pod)
+            .reflect(writer),
             "meshed pods",
         );
         Policies { policies, pods }
@@ -162,7 +131,7 @@ impl NetworkLookup for Policies {
         in_namespace(&self.policies, namespace)
     }
 
-    fn meshed_pods(&self, namespace: &str) -> Vec<Arc<Pod>> {
+    fn meshed_pods(&self, namespace: &str) -> Vec<MeshedPod> {
         in_namespace(&self.pods, namespace)
     }
 }
@@ -173,27 +142,37 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn a_pod_keeps_only_what_the_review_reads() {
-        let mut p: Pod = serde_json::from_value(json!({
-            "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web", "pod-template-hash": "5d9"},
-                "annotations": {"big": "x".repeat(10_000)}, "uid": "u"},
-            "spec": {"containers": [{"name": "app", "image": "nginx", "env": [{"name": "A", "value": "1"}],
-                "ports": [{"containerPort": 8080, "name": "http"}, {"containerPort": 9090}]}],
-                "initContainers": [{"name": "linkerd-init", "image": "x"},
-                    {"name": "linkerd-proxy", "image": "p", "restartPolicy": "Always",
-                     "ports": [{"containerPort": 4143, "name": "linkerd-proxy"}]}]},
-            "status": {"podIP": "10.0.0.7", "phase": "Running"}
+    fn a_pod_keeps_its_name_namespace_and_workload_labels() {
+        let mut p: PartialObjectMeta<Pod> = serde_json::from_value(json!({
+            "apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+            "metadata": {"name": "web-1", "namespace": "shop",
+                "labels": {"app": "web", "pod-template-hash": "5d9"},
+                "annotations": {"big": "x".repeat(10_000)}, "uid": "u",
+                "managedFields": [{"manager": "kubectl"}]}
         }))
         .unwrap();
         slim_pod(&mut p);
         assert_eq!(
+            serde_json::to_value(&p.metadata).unwrap(),
+            json!({"name": "web-1", "namespace": "shop", "labels": {"app": "web"}})
+        );
+        assert!(p.types.is_none());
+    }
+
+    #[test]
+    fn a_policy_keeps_its_name_namespace_and_spec() {
+        let mut p: NetworkPolicy = serde_json::from_value(json!({
+            "metadata": {"name": "deny", "namespace": "shop", "uid": "u",
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"}},
+            "spec": {"podSelector": {}, "policyTypes": ["Egress"]}
+        }))
+        .unwrap();
+        slim_policy(&mut p);
+        assert_eq!(
             serde_json::to_value(&p).unwrap(),
-            json!({"apiVersion": "v1", "kind": "Pod",
-                "metadata": {"name": "web-1", "namespace": "shop", "labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "app", "ports": [{"containerPort": 8080, "name": "http"}]}],
-                    "initContainers": [{"name": "linkerd-proxy", "restartPolicy": "Always",
-                        "ports": [{"containerPort": 4143, "name": "linkerd-proxy"}]}]},
-                "status": {"podIP": "10.0.0.7"}})
+            json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+                "metadata": {"name": "deny", "namespace": "shop"},
+                "spec": {"podSelector": {}, "policyTypes": ["Egress"]}})
         );
     }
 }

@@ -8,16 +8,21 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
+pub use kube::core::PartialObjectMeta;
 
 use super::proxy::{PathKind, ProxyNeeds};
 use super::{Direction, Labels, PodInfo, PodNamespace, PolicyRef, PolicySet, Verdict};
 use crate::quote::quote;
 
+/// A meshed pod as the review knows it: its metadata (a metadata-only watch; its IP and
+/// named ports are not known, so rules that depend on them "cannot tell").
+pub type MeshedPod = Arc<PartialObjectMeta<Pod>>;
+
 /// What the review knows of the cluster: the NetworkPolicies and the meshed pods (pods the
 /// injector's labels mark) of a namespace. The shell's reflectors in a cluster; maps in tests.
 pub trait NetworkLookup: Send + Sync {
     fn policies(&self, namespace: &str) -> Vec<Arc<NetworkPolicy>>;
-    fn meshed_pods(&self, namespace: &str) -> Vec<Arc<Pod>>;
+    fn meshed_pods(&self, namespace: &str) -> Vec<MeshedPod>;
 }
 
 /// No cluster: no policies, no pods (the review then only speaks of meshed namespaces).
@@ -25,7 +30,7 @@ impl NetworkLookup for () {
     fn policies(&self, _: &str) -> Vec<Arc<NetworkPolicy>> {
         Vec::new()
     }
-    fn meshed_pods(&self, _: &str) -> Vec<Arc<Pod>> {
+    fn meshed_pods(&self, _: &str) -> Vec<MeshedPod> {
         Vec::new()
     }
 }
@@ -44,11 +49,10 @@ pub const PER_POD_LABELS: [&str; 10] = [
     "batch.kubernetes.io/job-completion-index",
 ];
 
-/// A pod's labels without the per-pod ones: pods with equal workload labels are one workload.
-pub fn workload_labels(pod: &Pod) -> BTreeMap<String, String> {
-    pod.metadata
-        .labels
-        .iter()
+/// Labels without the per-pod ones: pods with equal workload labels are one workload.
+pub fn workload_labels(labels: Option<&BTreeMap<String, String>>) -> BTreeMap<String, String> {
+    labels
+        .into_iter()
         .flatten()
         .filter(|(k, _)| !PER_POD_LABELS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
@@ -76,8 +80,12 @@ pub fn review(
     let alone = PolicySet::new(std::slice::from_ref(&reviewed));
     let mut directions = [false; 2];
     let pods = lookup.meshed_pods(namespace);
+    let ns_labels = || match ns {
+        Some(n) => Labels::exactly(n.metadata.labels.clone().unwrap_or_default()),
+        None => Labels::at_least(BTreeMap::new()),
+    };
     // Workloads: pods of one carry equal labels once the per-pod ones are left out (the pod
-    // cache leaves them out already; `workload_labels` for other lookups).
+    // cache leaves them out already).
     let mut seen: BTreeSet<BTreeMap<&str, &str>> = BTreeSet::new();
     let mut subjects: BTreeMap<BTreeMap<String, String>, PodInfo> = BTreeMap::new();
     for pod in &pods {
@@ -93,23 +101,22 @@ pub fn review(
             continue;
         }
         seen.insert(key);
-        let info = PodInfo::from_pod(pod, ns);
+        let labels = workload_labels(pod.metadata.labels.as_ref());
+        let mut info = PodInfo::new(PodNamespace::new(namespace, ns_labels()), labels.clone());
+        // Known from metadata only: its IP and named ports are not.
+        info.ports = None;
         let selected = alone.for_pod(&info);
         if selected.any() {
             for d in [Direction::Ingress, Direction::Egress] {
                 directions[d.index()] |= selected.isolates(d);
             }
-            subjects.insert(workload_labels(pod), info);
+            subjects.insert(labels, info);
         }
     }
     let mut anonymous = false;
     if subjects.is_empty() && meshed_namespace {
         // Pods injected later: any labels.
-        let ns_labels = match ns {
-            Some(n) => Labels::exactly(n.metadata.labels.clone().unwrap_or_default()),
-            None => Labels::at_least(BTreeMap::new()),
-        };
-        let mut any = PodInfo::new(PodNamespace::new(namespace, ns_labels), BTreeMap::new());
+        let mut any = PodInfo::new(PodNamespace::new(namespace, ns_labels()), BTreeMap::new());
         any.labels = Labels::unknown();
         any.ports = None;
         let selected = alone.for_pod(&any);
@@ -174,7 +181,7 @@ mod tests {
 
     struct Cluster {
         policies: Vec<Arc<NetworkPolicy>>,
-        pods: Vec<Arc<Pod>>,
+        pods: Vec<MeshedPod>,
     }
 
     impl NetworkLookup for Cluster {
@@ -185,7 +192,7 @@ mod tests {
                 .cloned()
                 .collect()
         }
-        fn meshed_pods(&self, ns: &str) -> Vec<Arc<Pod>> {
+        fn meshed_pods(&self, ns: &str) -> Vec<MeshedPod> {
             self.pods
                 .iter()
                 .filter(|p| p.metadata.namespace.as_deref() == Some(ns))
@@ -203,13 +210,14 @@ mod tests {
             "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}))
     }
 
-    fn pod(name: &str, app: &str, hash: &str) -> Arc<Pod> {
-        Arc::new(
-            serde_json::from_value(json!({"metadata": {"name": name, "namespace": "shop",
+    fn pod(name: &str, app: &str, hash: &str) -> MeshedPod {
+        Arc::new(PartialObjectMeta {
+            metadata: serde_json::from_value(json!({"name": name, "namespace": "shop",
                 "labels": {"app": app, "pod-template-hash": hash,
-                           "linkerd.io/control-plane-ns": "linkerd"}}}))
+                           "linkerd.io/control-plane-ns": "linkerd"}}))
             .unwrap(),
-        )
+            ..Default::default()
+        })
     }
 
     fn shop() -> Namespace {

@@ -25,6 +25,7 @@ use proxy_injector::config::Config;
 use proxy_injector::decision::{self, Decision, NamespaceInfo, RequestFacts};
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::netpol::proxy::ProxyNeeds;
+use proxy_injector::netpol::review::{MeshedPod, PartialObjectMeta};
 use proxy_injector::netpol::{Labels, NamedPort, PodInfo, PodNamespace, PolicySet, Protocol};
 use proxy_injector::patch::Fragments;
 use proxy_injector::view::PodView;
@@ -233,37 +234,35 @@ fn netpol(c: &mut Criterion) {
 /// The cluster `/warn` sees: the bench's policies and meshed pods, all in `bench`.
 struct BenchCluster {
     policies: Vec<Arc<k8s_openapi::api::networking::v1::NetworkPolicy>>,
-    pods: Vec<Arc<Pod>>,
+    pods: Vec<MeshedPod>,
 }
 
 impl proxy_injector::netpol::review::NetworkLookup for BenchCluster {
     fn policies(&self, _: &str) -> Vec<Arc<k8s_openapi::api::networking::v1::NetworkPolicy>> {
         self.policies.clone()
     }
-    fn meshed_pods(&self, _: &str) -> Vec<Arc<Pod>> {
+    fn meshed_pods(&self, _: &str) -> Vec<MeshedPod> {
         self.pods.clone()
     }
 }
 
 /// 1,000 meshed pods of `workloads` workloads (label sets), as the pod reflector keeps them
-/// (without per-pod labels such as pod-template-hash).
-fn meshed_pods(workloads: usize) -> Vec<Arc<Pod>> {
+/// (metadata only, without per-pod labels such as pod-template-hash).
+fn meshed_pods(workloads: usize) -> Vec<MeshedPod> {
     (0..1000)
         .map(|j| {
             let w = j % workloads;
-            Arc::new(
-                serde_json::from_value(json!({
-                    "metadata": {"name": format!("pod-{j}"), "namespace": "bench", "labels": {
+            Arc::new(PartialObjectMeta {
+                metadata: serde_json::from_value(json!({
+                    "name": format!("pod-{j}"), "namespace": "bench", "labels": {
                         "app": format!("app-{}", w % 50),
                         "tier": if w.is_multiple_of(3) { "fe" } else { "be" },
                         "version": format!("v{}", w / 50),
-                        "linkerd.io/control-plane-ns": "linkerd"}},
-                    "spec": {"containers": [{"name": "app",
-                        "ports": [{"name": "http", "containerPort": 8080}]}]},
-                    "status": {"podIP": format!("10.2.{}.{}", j / 250, j % 250)}
+                        "linkerd.io/control-plane-ns": "linkerd"}
                 }))
                 .unwrap(),
-            )
+                ..Default::default()
+            })
         })
         .collect()
 }
