@@ -321,11 +321,15 @@ async fn manifests_render_apply_and_grant_least_privilege() {
     };
     assert_eq!(can("watch", "namespaces"), "yes");
     assert_eq!(can("create", "events"), "yes");
+    // The NetworkPolicy warnings: list and watch policies and (meshed) pods.
+    assert_eq!(can("watch", "networkpolicies.networking.k8s.io"), "yes");
+    assert_eq!(can("list", "pods"), "yes");
     for (verb, what) in [
         ("list", "secrets"),
         ("get", "secrets"),
         ("create", "pods"),
-        ("list", "pods"),
+        ("get", "pods"),
+        ("create", "networkpolicies.networking.k8s.io"),
         ("delete", "namespaces"),
         ("update", "mutatingwebhookconfigurations"),
     ] {
