@@ -202,26 +202,40 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
     let (port, ca) = (inj.port, inj.ca_pem());
     let (release, released) = std::sync::mpsc::channel::<()>();
     let released = std::sync::Arc::new(std::sync::Mutex::new(released));
+    // Each holder says when its headers are sent (or why they could not be).
+    let (sent, holders_sent) = std::sync::mpsc::channel::<Result<(), String>>();
     let holders: Vec<_> = (0..8)
         .map(|_| {
-            let (ca, released) = (ca.clone(), released.clone());
+            let (ca, released, sent) = (ca.clone(), released.clone(), sent.clone());
             std::thread::spawn(move || {
                 let mut s = support::tls_stream(port, &ca);
-                s.write_all(
-                    b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n",
-                )
-                .unwrap();
-                s.flush().unwrap();
+                let written = s
+                    .write_all(
+                        b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n",
+                    )
+                    .and_then(|()| s.flush());
+                let _ = sent.send(written.map_err(|e| e.to_string()));
                 // Held open, body never sent, until the test lets go.
                 let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(30));
             })
         })
         .collect();
+    for _ in 0..8 {
+        holders_sent
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the 8 holders connect within 20 s")
+            .expect("a holder sent its headers");
+    }
     let c = client(&ca);
     let review = pod_review("budget", "shop", web_pod());
     let busy = support::wait_for_async(
-        "a review to be refused 503 while 8 unfinished 3 MiB bodies hold the budget",
-        Duration::from_secs(10),
+        support::Lazy(|| {
+            format!(
+                "a review to be refused 503 while 8 unfinished 3 MiB bodies hold the budget; the server's log:\n{}",
+                inj.logs()
+            )
+        }),
+        Duration::from_secs(20),
         async || {
             let started = Instant::now();
             let r = inj.post_review(&c, &review).await;
