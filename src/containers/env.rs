@@ -84,6 +84,14 @@ fn set(o: &Option<Cow<'_, str>>) -> Option<String> {
     o.as_deref().filter(|t| !t.is_empty()).map(str::to_owned)
 }
 
+/// The trust anchors as Linkerd's template writes them: trimmed, as the lines of a YAML block
+/// (which end with a newline, `\n` only).
+fn anchors(pem: &str) -> String {
+    let mut out = pem.trim().replace("\r\n", "\n").replace('\r', "\n");
+    out.push('\n');
+    out
+}
+
 /// What the proxy gets for "no protocol detection timeout".
 const NO_DETECT_TIMEOUT: &str = "365d";
 /// The proxy's TCP user timeout on accepted and opened connections (fixed in Linkerd's
@@ -148,7 +156,7 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_POLICY_WORKLOAD",
-            Some(r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#.to_owned()),
+            Some(r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#.to_owned() + "\n"),
         ),
         (
             "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
@@ -294,7 +302,7 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS",
-            config.trust_anchors_pem.clone(),
+            config.trust_anchors_pem.as_deref().map(anchors),
         ),
         (
             "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
@@ -338,6 +346,16 @@ mod tests {
         let mut v = ProxyValues::from_config(&c, Mode::Enabled);
         f(&mut v);
         cores_env(&v)
+    }
+
+    #[test]
+    fn trust_anchors_as_a_yaml_block() {
+        let pem = "-----BEGIN CERTIFICATE-----\r\nMIIB\r\n-----END CERTIFICATE-----\r\n\r\n";
+        assert_eq!(
+            anchors(pem),
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(anchors("\n  A\nB"), "A\nB\n");
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(await_ready, ["config.linkerd.io/proxy-await"], "proxy.await", "proxy await", "", Parser::Bool, "", |c| Value::Bool(c.proxy.await_ready)),
     setting!(native_sidecar, ["config.alpha.linkerd.io/proxy-enable-native-sidecar"], "proxy.nativeSidecar", "native sidecar", "", Parser::Bool, "", |c| Value::Bool(c.proxy.native_sidecar)),
     setting!(debug_sidecar, ["config.linkerd.io/enable-debug-sidecar"], "", "debug sidecar", "", Parser::Bool, "", |_c| Value::Bool(false)),
-    setting!(shutdown_grace_period, ["config.linkerd.io/shutdown-grace-period"], "proxy.shutdownGracePeriod", "shutdown grace period", "", Parser::OptText(overrides::parse_duration), "Go duration (`30s`)", |c| opt(&c.proxy.shutdown_grace_period)),
+    setting!(shutdown_grace_period, ["config.linkerd.io/shutdown-grace-period"], "proxy.shutdownGracePeriod", "shutdown grace period", "", Parser::Millis, "", |c| opt(&c.proxy.shutdown_grace_period)),
     setting!(default_inbound_policy, ["config.linkerd.io/default-inbound-policy"], "proxy.defaultInboundPolicy", "default inbound policy", "", Parser::Text(overrides::parse_inbound_policy), "`all-unauthenticated`, `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit`", |c| text(&c.proxy.default_inbound_policy)),
     setting!(access_log, ["config.linkerd.io/access-log"], "proxy.accessLog", "access log", "", Parser::OptText(overrides::parse_access_log), "`apache`, `json`", |_c| Value::Opt(None)),
     setting!(wait_before_exit_seconds, ["config.alpha.linkerd.io/proxy-wait-before-exit-seconds"], "proxy.waitBeforeExitSeconds", "wait before exit (s)", "", Parser::Uint, "seconds the proxy waits (preStop `sleep`) before it stops", |_c| Value::Id(0)),
