@@ -135,14 +135,41 @@ pub fn duration_seconds(s: &str) -> Result<String, String> {
 /// exponent of at least two digits when the decimal exponent is below -4 or 6 and above
 /// (`1e+06`, `1.5e-05`).
 pub fn float(f: f64) -> String {
-    let sci = format!("{f:e}");
+    // Rust's shortest digits, then that many digits rounded exactly: when two shortest
+    // candidates are equally near, Go takes the even one (`932879369955599.25` prints as
+    // `9.328793699555992e+14`), as exact rounding does.
+    let shortest = format!("{f:e}");
+    let digits = shortest
+        .split('e')
+        .next()
+        .map_or(1, |m| m.bytes().filter(u8::is_ascii_digit).count());
+    let sci = format!("{:.*e}", digits.saturating_sub(1), f);
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if f.is_finite() && (exp < -4 || exp >= 6) {
+    if !f.is_finite() {
+        return format!("{f}");
+    }
+    if !(-4..6).contains(&exp) {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.unsigned_abs())
+        return format!("{mantissa}e{sign}{:02}", exp.unsigned_abs());
+    }
+    // The same digits without an exponent.
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let point = exp + 1;
+    if point <= 0 {
+        let zeros = "0".repeat(point.unsigned_abs() as usize);
+        format!("{sign}0.{zeros}{digits}")
     } else {
-        format!("{f}")
+        let point = point as usize;
+        if digits.len() > point {
+            format!("{sign}{}.{}", &digits[..point], &digits[point..])
+        } else {
+            format!("{sign}{digits}{}", "0".repeat(point - digits.len()))
+        }
     }
 }
 
@@ -235,6 +262,9 @@ mod tests {
             (1.0 / 3.0, "0.3333333333333333"),
             (9007199254740993.0, "9.007199254740992e+15"),
             (1e100, "1e+100"),
+            // Exact ties (the quarter is exact at this size).
+            (932_879_369_955_599.0 + 0.25, "9.328793699555992e+14"),
+            (2_138_851_105_589_615.0 + 0.25, "2.1388511055896152e+15"),
         ] {
             assert_eq!(float(f), want, "{f}");
         }
