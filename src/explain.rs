@@ -222,9 +222,20 @@ fn explain_decided(
             let rows: Vec<&Setting> = SETTINGS.iter().filter(|s| s.slot.is_some()).collect();
             for group in rows.chunk_by(|a, b| a.label == b.label) {
                 let value = shown(group, &plan.proxy);
-                let keys = || group.iter().flat_map(|s| s.annotations.iter());
-                let pod_key = keys().find(|k| decided_view.has_annotation(k));
-                let ns_key = keys().find(|k| ns_ann.is_some_and(|a| a.contains_key(**k)));
+                // The group's annotations, and those its values are derived from.
+                let keys = || {
+                    group.iter().flat_map(|s| {
+                        let derived = s.derived.map(|d| (d.from, true));
+                        s.annotations.iter().map(|k| (*k, s.inherit)).chain(derived)
+                    })
+                };
+                let pod_key = keys()
+                    .map(|(k, _)| k)
+                    .find(|k| decided_view.has_annotation(k));
+                let ns_key = keys()
+                    .filter(|(_, inherit)| *inherit)
+                    .map(|(k, _)| k)
+                    .find(|k| ns_ann.is_some_and(|a| a.contains_key(*k)));
                 let source = match (pod_key, ns_key) {
                     (Some(k), _) => format!("pod annotation {k}"),
                     (None, Some(k)) => format!("namespace annotation {k}"),
@@ -319,6 +330,31 @@ mod tests {
             assert!(text.contains(want), "{want:?} missing:\n{text}");
         }
         assert_eq!(lines.last().map(String::as_str), Some("EOF"));
+    }
+
+    #[test]
+    fn derived_values_name_the_annotation_they_come_from() {
+        let ns = Namespaces::from_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    \
+             config.linkerd.io/proxy-cpu-request: \"2\"\n    \
+             config.linkerd.io/proxy-cpu-ratio-limit: \"0.5\"\n",
+            "test",
+        )
+        .unwrap();
+        let admission = Admission::new(Arc::new(Config::default()), ns);
+        let mut p = pod(false);
+        p["metadata"]["annotations"] = json!({"linkerd.io/inject": "enabled"});
+        let lines = explain_pod(&admission, &p, Some("shop"), false);
+        let line = lines
+            .iter()
+            .find(|l| l.contains("proxy cores min/max/ratio"))
+            .unwrap();
+        // The namespace's CPU request sets the minimum; its ratio limit is not read.
+        assert!(line.contains(" 2/(none)/(none) "), "{line}");
+        assert!(
+            line.ends_with("(namespace annotation config.linkerd.io/proxy-cpu-request)"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub struct ProxyValues<'a> {
     pub ephemeral_limit: Option<Cow<'a, str>>,
     pub log_level: Cow<'a, str>,
     pub log_format: Cow<'a, str>,
+    pub log_http_headers: Cow<'a, str>,
     pub uid: i64,
     pub gid: Option<i64>,
     pub inbound_port: u16,
@@ -47,6 +48,30 @@ pub struct ProxyValues<'a> {
     pub default_inbound_policy: Cow<'a, str>,
     pub access_log: Option<Cow<'a, str>>,
     pub wait_before_exit_seconds: i64,
+    /// Fixed cores (Linkerd's deprecated `proxy.cores`); `None` or 0: the workers below.
+    pub cores: Option<i64>,
+    /// Worker threads: 0 and no maximum or ratio means none of the cores variables.
+    pub cores_min: i64,
+    pub cores_max: Option<i64>,
+    pub cores_max_ratio: Option<Cow<'a, str>>,
+    pub shutdown_endpoint: bool,
+    pub inbound_connect_timeout: Option<Cow<'a, str>>,
+    pub outbound_connect_timeout: Option<Cow<'a, str>>,
+    pub inbound_discovery_idle_timeout: Option<Cow<'a, str>>,
+    pub outbound_discovery_idle_timeout: Option<Cow<'a, str>>,
+    pub disable_inbound_detect_timeout: bool,
+    pub disable_outbound_detect_timeout: bool,
+    pub hostname_labels: bool,
+    pub require_identity_ports: Cow<'a, str>,
+    pub external_profiles: bool,
+    pub gateway: bool,
+    pub stream_initial_timeout: Cow<'a, str>,
+    pub stream_idle_timeout: Cow<'a, str>,
+    pub stream_lifetime: Cow<'a, str>,
+    pub inbound_keep_alive_interval: Cow<'a, str>,
+    pub inbound_keep_alive_timeout: Cow<'a, str>,
+    pub outbound_keep_alive_interval: Cow<'a, str>,
+    pub outbound_keep_alive_timeout: Cow<'a, str>,
 }
 
 impl<'a> ProxyValues<'a> {
@@ -137,20 +162,28 @@ pub struct ExplicitOpaque {
     pub raw: String,
 }
 
-/// The first of `keys` set on the pod, else on its namespace.
+/// The first of `keys` set on the pod, else (when the setting is inherited) on its namespace.
 fn lookup<'a>(
     pod: &PodView<'a>,
     ns: NamespaceInfo<'a>,
     keys: &[&'static str],
+    inherit: bool,
 ) -> Option<(&'static str, Cow<'a, str>, Source)> {
-    keys.iter()
-        .find_map(|k| pod.annotation(k).map(|v| (*k, v, Source::Pod)))
-        .or_else(|| {
-            keys.iter().find_map(|k| {
-                ns.annotation(k)
-                    .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
-            })
-        })
+    let on_pod = keys
+        .iter()
+        .find_map(|k| pod.annotation(k).map(|v| (*k, v, Source::Pod)));
+    if on_pod.is_some() || !inherit {
+        return on_pod;
+    }
+    keys.iter().find_map(|k| {
+        ns.annotation(k)
+            .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
+    })
+}
+
+/// Whether a namespace's annotation `key` applies to its pods.
+fn inherits(key: &str) -> bool {
+    settings::by_annotation(key).is_none_or(|s| s.inherit)
 }
 
 /// Resolves every setting of the registry; all the overrides that do not parse are reported.
@@ -168,7 +201,7 @@ pub fn resolve<'a>(
     let mut defaults_only = true;
     let mut explicit_opaque = None;
     for s in SETTINGS {
-        let value = match lookup(pod, ns, s.annotations) {
+        let value = match lookup(pod, ns, s.annotations, s.inherit) {
             Some((key, raw, source)) => match s.parser.parse(raw.clone()) {
                 Ok(v) => Some(v),
                 Err(reason) => {
@@ -191,7 +224,7 @@ pub fn resolve<'a>(
             // Opaque ports only change the pod-specific part of the patch.
             None => {
                 if value.is_some()
-                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations)
+                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations, s.inherit)
                 {
                     explicit_opaque = Some(ExplicitOpaque {
                         list: PortList::parse_named(&raw).unwrap_or_default(),
@@ -200,6 +233,14 @@ pub fn resolve<'a>(
                     });
                 }
             }
+        }
+    }
+    // Values another annotation also sets (the CPU request and limit set the proxy's cores).
+    for s in SETTINGS {
+        if let (Some(d), Some(slot)) = (s.derived, s.slot)
+            && let Some((_, raw, _)) = lookup(pod, ns, &[d.from], inherits(d.from))
+        {
+            (slot.set)(&mut proxy, (d.value)(raw.trim()));
         }
     }
     for (req_key, lim_key) in REQUEST_LIMIT_PAIRS {
@@ -214,8 +255,8 @@ pub fn resolve<'a>(
             )
             && a > b
         {
-            let (key, value, source) = lookup(pod, ns, &[req_key])
-                .or_else(|| lookup(pod, ns, &[lim_key]))
+            let (key, value, source) = lookup(pod, ns, &[req_key], true)
+                .or_else(|| lookup(pod, ns, &[lim_key], true))
                 .map(|(k, v, s)| (k.to_owned(), quote(&v), s))
                 .unwrap_or((req_key.to_owned(), quote(&rq), Source::Pod));
             errors.push(OverrideError {

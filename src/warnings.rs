@@ -268,6 +268,14 @@ fn check_namespace(
         }
     }
     check_keys(&ann, "metadata.annotations", out);
+    for (k, _) in &ann {
+        if mesh::settings::by_annotation(k).is_some_and(|s| !s.inherit) {
+            out.push(format!(
+                "metadata.annotations[{k}] on namespace {name} has no effect: it is read on the \
+                 pod only (as Linkerd reads it); set it on the workloads' pod templates"
+            ));
+        }
+    }
     check_skip_ports(&ann, config, "metadata.annotations", out);
     let before = old.map(|o| map(o, "/metadata/annotations")).and_then(|a| {
         a.iter()
@@ -313,6 +321,21 @@ mod tests {
             Some("enabled")
         );
         assert_eq!(closest("banana", ["enabled", "disabled", "ingress"]), None);
+    }
+
+    #[test]
+    fn pod_only_key_on_a_namespace() {
+        let w = warn(
+            "kind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    config.linkerd.io/proxy-cpu-ratio-limit: \"0.5\"\n    config.linkerd.io/proxy-cpu-limit: \"1\"\n",
+        );
+        assert_eq!(
+            w,
+            [
+                "metadata.annotations[config.linkerd.io/proxy-cpu-ratio-limit] on namespace shop \
+              has no effect: it is read on the pod only (as Linkerd reads it); set it on the \
+              workloads' pod templates"
+            ]
+        );
     }
 
     #[test]

@@ -76,15 +76,8 @@ pub fn is_mesh_key(key: &str) -> bool {
 
 /// Linkerd settings this injector does not support yet (they have no effect here).
 pub const UNSUPPORTED_KEYS: &[&str] = &[
-    "config.linkerd.io/enable-external-profiles",
     "config.linkerd.io/close-wait-timeout",
-    "config.linkerd.io/proxy-outbound-connect-timeout",
-    "config.linkerd.io/proxy-inbound-connect-timeout",
-    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
-    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
     "config.linkerd.io/trace-collector",
     "config.alpha.linkerd.io/trace-collector-service-account",
-    "config.linkerd.io/proxy-require-identity-inbound-ports",
-    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
-    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-additional-env",
 ];

@@ -70,7 +70,18 @@ pub enum Parser {
     OptId,
     /// A whole number, 0 or more (seconds, counts).
     Uint,
+    /// Go's `strconv.ParseBool`, also `enabled`/`disabled`.
     Bool,
+    /// Go's `strconv.ParseBool` only (what Linkerd reads for this key).
+    GoBool,
+    /// `enabled` or `disabled` only.
+    Switch,
+    /// A Go duration, given to the proxy as whole milliseconds (as Linkerd writes it).
+    Millis,
+    /// A Go duration, given to the proxy as whole seconds (as Linkerd writes it).
+    Seconds,
+    /// A number strictly between 0 and 1, written as Linkerd's chart prints it.
+    Ratio,
     Ports,
     /// Like `Ports`, also taking container port names (`mysql`), resolved per pod.
     NamedPorts,
@@ -99,6 +110,11 @@ impl Parser {
             Parser::Uint => Value::Id(overrides::parse_uint(t)?),
             Parser::OptId => Value::OptId(Some(overrides::parse_uid(t)?)),
             Parser::Bool => Value::Bool(overrides::parse_bool(t)?),
+            Parser::GoBool => Value::Bool(overrides::parse_go_bool(t)?),
+            Parser::Switch => Value::Bool(overrides::parse_switch(t)?),
+            Parser::Millis => Value::Opt(Some(Cow::Owned(overrides::go::duration_millis(t)?))),
+            Parser::Seconds => Value::Opt(Some(Cow::Owned(overrides::go::duration_seconds(t)?))),
+            Parser::Ratio => Value::Opt(Some(Cow::Owned(overrides::go::ratio(t)?))),
             Parser::Ports => Value::Ports(PortList::parse(t)?.render()),
             Parser::NamedPorts => Value::Ports(PortList::parse_named(t)?.render()),
         })
@@ -110,6 +126,8 @@ impl Parser {
             (Parser::Text(check), Value::Text(t))
             | (Parser::OptText(check), Value::Opt(Some(t))) => check(t),
             (Parser::Quantity, Value::Opt(Some(q))) => overrides::parse_quantity(q).map(|_| ()),
+            (Parser::Millis | Parser::Seconds, Value::Opt(Some(d))) => overrides::parse_duration(d),
+            (Parser::Ratio, Value::Opt(Some(r))) => overrides::go::ratio(r).map(|_| ()),
             (Parser::Port, Value::Port(0)) => Err("a port must be in 1-65535".into()),
             (Parser::Ports, Value::Ports(p)) => PortList::parse(p).map(|_| ()),
             (Parser::NamedPorts, Value::Ports(p)) => PortList::parse_named(p).map(|_| ()),
@@ -126,6 +144,11 @@ impl Parser {
             Parser::Id | Parser::OptId => "integer ≥ 0",
             Parser::Uint => "whole number ≥ 0",
             Parser::Bool => "`true`/`false` (Go `ParseBool`, also `enabled`/`disabled`)",
+            Parser::GoBool => "`true`/`false` (Go `ParseBool`)",
+            Parser::Switch => "`enabled`, `disabled`",
+            Parser::Millis => "Go duration (`1s`), given to the proxy in whole milliseconds",
+            Parser::Seconds => "Go duration (`1m`), given to the proxy in whole seconds",
+            Parser::Ratio => "number more than 0 and less than 1 (`0.5`)",
             Parser::Ports => "ports and ranges, e.g. `25,4000-4010`",
             Parser::NamedPorts => {
                 "ports, ranges and container port names, e.g. `25,4000-4010,mysql`"
@@ -151,10 +174,25 @@ pub struct Slot {
     pub get: for<'a> fn(&'a ProxyValues<'_>) -> Value<'a>,
 }
 
+/// A value another setting's annotation also sets, computed from that annotation's text.
+#[derive(Clone, Copy)]
+pub struct Derived {
+    /// The annotation (a key of another row).
+    pub from: &'static str,
+    /// Its value (already checked by its own row's parser) made into this row's.
+    pub value: fn(&str) -> Value<'static>,
+}
+
 /// One setting.
 pub struct Setting {
-    /// Annotation keys, on the pod or its namespace: Linkerd's name first, then aliases.
+    /// Annotation keys, on the pod or its namespace: Linkerd's name first, then aliases. Empty
+    /// for a value Linkerd reads only from its chart values (here: the config file).
     pub annotations: &'static [&'static str],
+    /// Whether a namespace's annotation applies to its pods: Linkerd passes on only the keys
+    /// of its list, and ignores the others on a namespace.
+    pub inherit: bool,
+    /// Set (after the row's own annotation or default) from another row's annotation.
+    pub derived: Option<Derived>,
     /// The key in Linkerd's linkerd-control-plane chart values ("" when only an annotation
     /// sets it).
     pub values_key: &'static str,
@@ -172,8 +210,9 @@ pub struct Setting {
 }
 
 impl Setting {
+    /// Linkerd's annotation key, else (for a chart value only) its values key.
     pub fn key(&self) -> &'static str {
-        self.annotations[0]
+        self.annotations.first().copied().unwrap_or(self.values_key)
     }
 }
 
@@ -284,18 +323,22 @@ pub fn markdown_table() -> String {
     let mut out = String::from(
         "| annotation | Linkerd values key | default | value |\n| --- | --- | --- | --- |\n",
     );
-    for s in SETTINGS {
+    for s in SETTINGS.iter().filter(|s| !s.annotations.is_empty()) {
         let keys: Vec<String> = s.annotations.iter().map(|k| format!("`{k}`")).collect();
         let default = match (s.default)(&defaults).display() {
             d if d.is_empty() => "(empty)".to_owned(),
             d if d == "(none)" => d,
             d => format!("`{d}`"),
         };
-        let doc = if s.doc.is_empty() {
+        let mut doc = if s.doc.is_empty() {
             s.parser.describe()
         } else {
             s.doc
-        };
+        }
+        .to_owned();
+        if !s.inherit {
+            doc.push_str("; on the pod only (a namespace's is ignored, as by Linkerd)");
+        }
         let values_key = match s.values_key {
             "" => "(annotation only)".to_owned(),
             k => format!("`{k}`"),

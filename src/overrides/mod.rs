@@ -7,6 +7,7 @@ use num_bigint::BigUint;
 
 use crate::quote::quote;
 
+pub mod go;
 mod log_filter;
 mod ports;
 
@@ -43,14 +44,30 @@ pub fn parse_uint(s: &str) -> Result<i64, String> {
     }
 }
 
-/// Go's `strconv.ParseBool`, which is what Linkerd accepts.
+/// Go's `strconv.ParseBool`, which is what Linkerd accepts, and also `enabled`/`disabled`.
 pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s {
+        "enabled" => Ok(true),
+        "disabled" => Ok(false),
+        _ => parse_go_bool(s),
+    }
+}
+
+/// Go's `strconv.ParseBool` only.
+pub fn parse_go_bool(s: &str) -> Result<bool, String> {
     match s {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err("not a boolean (true or false)".into()),
+    }
+}
+
+/// `enabled` or `disabled` only (Linkerd's switches, e.g. `proxy-admin-shutdown`).
+pub fn parse_switch(s: &str) -> Result<bool, String> {
+    match s {
         "enabled" => Ok(true),
         "disabled" => Ok(false),
-        _ => Err("not a boolean (true or false)".into()),
+        _ => Err("not enabled or disabled".into()),
     }
 }
 
@@ -71,6 +88,19 @@ impl Quantity {
     fn scaled(&self, min_exp10: i32) -> BigUint {
         let up = u32::try_from(self.exp10 - min_exp10).unwrap_or(0);
         (&self.digits * BigUint::from(10u8).pow(up)) << self.exp2
+    }
+
+    /// The value rounded up to a whole number, if it fits an i64 (Kubernetes' `RoundUp(0)`
+    /// then `AsInt64`): `100m` is 1, `1.5` is 2.
+    pub fn ceil_i64(&self) -> Option<i64> {
+        let n = if self.exp10 >= 0 {
+            self.scaled(0)
+        } else {
+            let num = &self.digits << self.exp2;
+            let den = BigUint::from(10u8).pow(self.exp10.unsigned_abs());
+            (num + &den - 1u8) / den
+        };
+        i64::try_from(n).ok()
     }
 }
 
@@ -152,6 +182,14 @@ pub fn parse_quantity(s: &str) -> Result<Quantity, String> {
     })
 }
 
+/// Whether the proxy may log HTTP headers: `off` (or empty) or `insecure`.
+pub fn parse_log_http_headers(s: &str) -> Result<(), String> {
+    match s {
+        "off" | "insecure" | "" => Ok(()),
+        _ => Err("must be off or insecure".into()),
+    }
+}
+
 pub fn parse_log_format(s: &str) -> Result<(), String> {
     match s {
         "plain" | "json" => Ok(()),
@@ -189,32 +227,23 @@ pub fn parse_access_log(s: &str) -> Result<(), String> {
     }
 }
 
-/// A Go duration (`30s`, `1m30s`, `500ms`), which is what the proxy reads.
+/// A Go duration (`30s`, `1m30s`, `500ms`), which is what Linkerd reads; 0 or more.
 pub fn parse_duration(s: &str) -> Result<(), String> {
-    let bad = || "not a duration (e.g. 30s, 1m30s, 500ms)".to_owned();
-    if s == "0" {
-        return Ok(());
+    go::duration_nanos(s).map(|_| ())
+}
+
+/// A Go duration or nothing (a chart value the template writes even when empty).
+pub fn parse_duration_or_empty(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        Ok(())
+    } else {
+        parse_duration(s)
     }
-    let mut rest = s;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let n = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if n == 0 {
-            return Err(bad());
-        }
-        rest = &rest[n..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
-            .iter()
-            .filter(|u| rest.starts_with(**u))
-            .max_by_key(|u| u.len())
-            .ok_or_else(bad)?;
-        rest = &rest[unit.len()..];
-    }
-    Ok(())
+}
+
+/// A port list kept as written (`8080,9000-9010`), for a value Linkerd hands to the proxy as is.
+pub fn parse_port_list(s: &str) -> Result<(), String> {
+    PortList::parse(s).map(|_| ())
 }
 
 /// A comma-separated list of CIDRs.
@@ -291,6 +320,22 @@ mod tests {
             assert!(parse_quantity(bad).is_err(), "{bad}");
         }
         assert!(parse_quantity(&"9".repeat(MAX_QUANTITY_LEN + 1)).is_err());
+        // Whole numbers as Kubernetes rounds them up.
+        for (s, n) in [
+            ("100m", Some(1)),
+            ("1500m", Some(2)),
+            ("2", Some(2)),
+            ("0", Some(0)),
+            ("1Ki", Some(1024)),
+            ("0.1Ki", Some(103)),
+            ("1e3", Some(1000)),
+            ("1n", Some(1)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("9223372036854775808", None),
+            ("1e30", None),
+        ] {
+            assert_eq!(q(s).ceil_i64(), n, "{s}");
+        }
     }
 
     #[test]

@@ -6,6 +6,12 @@ use std::path::{Path, PathBuf};
 
 use crate::overrides::{self, PortList};
 
+mod proxy;
+
+pub use proxy::{
+    Control, Http2, Metrics, Ports, ProxyConfig, Runtime, Server, Side, Streams, Workers,
+};
+
 /// What to do with a pod whose `config.linkerd.io/*` override does not parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -36,42 +42,6 @@ pub struct Resources {
     pub cpu: RequestLimit,
     pub memory: RequestLimit,
     pub ephemeral_storage: RequestLimit,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct Ports {
-    pub inbound: u16,
-    pub outbound: u16,
-    pub admin: u16,
-    pub control: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
-pub struct ProxyConfig {
-    pub image: Image,
-    pub image_pull_policy: String,
-    pub uid: i64,
-    pub gid: Option<i64>,
-    pub ports: Ports,
-    pub log_level: String,
-    pub log_format: String,
-    /// `off` (Linkerd's default): the proxy's log filter gets `,[{headers}]=off,[{request}]=off`
-    /// so HTTP headers are never logged; `insecure`: the filter is used as given.
-    #[serde(rename = "logHTTPHeaders")]
-    pub log_http_headers: String,
-    pub resources: Resources,
-    /// Hold the application containers until the proxy is ready (`linkerd-await` postStart hook).
-    pub await_ready: bool,
-    /// Add the proxy as a native sidecar (init container with `restartPolicy: Always`).
-    pub native_sidecar: bool,
-    /// Ports whose traffic is not protocol-detected, as a Linkerd port list.
-    pub opaque_ports: String,
-    pub default_inbound_policy: String,
-    pub shutdown_grace_period: Option<String>,
-    /// CIDRs of the cluster's pod and service networks (proxy discovery and policy).
-    pub cluster_networks: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -118,43 +88,6 @@ pub struct Config {
 /// The version of the Linkerd proxy this injector's defaults correspond to.
 pub const DEFAULT_PROXY_VERSION: &str = "edge-25.4.4";
 pub const DEFAULT_INIT_VERSION: &str = "v2.4.2";
-
-impl Default for Ports {
-    fn default() -> Self {
-        Ports {
-            inbound: 4143,
-            outbound: 4140,
-            admin: 4191,
-            control: 4190,
-        }
-    }
-}
-
-impl Default for ProxyConfig {
-    fn default() -> Self {
-        ProxyConfig {
-            image: Image {
-                name: "cr.l5d.io/linkerd/proxy".into(),
-                version: DEFAULT_PROXY_VERSION.into(),
-            },
-            image_pull_policy: "IfNotPresent".into(),
-            uid: 2102,
-            gid: None,
-            ports: Ports::default(),
-            log_level: "warn,linkerd=info,hickory=error".into(),
-            log_format: "plain".into(),
-            log_http_headers: "off".into(),
-            resources: Resources::default(),
-            await_ready: true,
-            native_sidecar: false,
-            opaque_ports: "25,587,3306,4444,5432,6379,9300,11211".into(),
-            default_inbound_policy: "all-unauthenticated".into(),
-            shutdown_grace_period: None,
-            cluster_networks: "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
-                .into(),
-        }
-    }
-}
 
 impl Default for ProxyInitConfig {
     fn default() -> Self {
@@ -297,10 +230,11 @@ impl Config {
         }
         let p = &self.proxy;
         check("proxy.logLevel", &p.log_level, overrides::parse_log_level)?;
-        check("proxy.logHTTPHeaders", &p.log_http_headers, |v| match v {
-            "off" | "insecure" | "" => Ok(()),
-            _ => Err("must be off or insecure".to_owned()),
-        })?;
+        check(
+            "proxy.logHTTPHeaders",
+            &p.log_http_headers,
+            overrides::parse_log_http_headers,
+        )?;
         check(
             "proxy.logFormat",
             &p.log_format,
@@ -389,6 +323,20 @@ impl Config {
                 });
             }
         }
+        // Every other setting the registry reads from here, with its annotation's parser.
+        for s in crate::mesh::SETTINGS
+            .iter()
+            .filter(|s| !s.values_key.is_empty())
+        {
+            let v = (s.default)(self);
+            s.parser
+                .check_default(&v)
+                .map_err(|reason| ConfigError::Invalid {
+                    key: s.values_key,
+                    value: v.display(),
+                    reason,
+                })?;
+        }
         Ok(())
     }
 }
@@ -445,6 +393,41 @@ mod tests {
         assert!(err.to_string().contains("proxy.logFormat"), "{err}");
         let err = Config::from_yaml("badOverride: explode\n", Path::new("c")).unwrap_err();
         assert!(err.to_string().contains("explode"), "{err}");
+    }
+
+    #[test]
+    fn proxy_runtime_values_are_checked_at_start() {
+        let c = Config::from_yaml(
+            "proxy:\n  runtime:\n    workers:\n      maximumCPURatio: 0.50\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.proxy.runtime.workers.maximum_cpu_ratio.as_deref(),
+            Some("0.5")
+        );
+        assert_eq!(c.proxy.runtime.workers.minimum, 1);
+        for (yaml, key) in [
+            (
+                "proxy:\n  runtime:\n    workers:\n      maximumCPURatio: 1.5\n",
+                "proxy.runtime.workers.maximumCPURatio",
+            ),
+            (
+                "proxy:\n  inboundConnectTimeout: 1d\n",
+                "proxy.inboundConnectTimeout",
+            ),
+            (
+                "proxy:\n  control:\n    streams:\n      lifetime: forever\n",
+                "proxy.control.streams.lifetime",
+            ),
+            (
+                "proxy:\n  requireIdentityOnInboundPorts: http\n",
+                "proxy.requireIdentityOnInboundPorts",
+            ),
+        ] {
+            let err = Config::from_yaml(yaml, Path::new("c")).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

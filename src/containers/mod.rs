@@ -2,13 +2,15 @@
 //! built from the resolved values, and their removal (uninject). The patch writer serialises
 //! them once per distinct set of values.
 
+mod env;
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
-    HTTPGetAction, Lifecycle, LifecycleHandler, ObjectFieldSelector, Probe, ProjectedVolumeSource,
-    ResourceRequirements, SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume,
-    VolumeMount, VolumeProjection,
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
+    HTTPGetAction, Lifecycle, LifecycleHandler, Probe, ProjectedVolumeSource, ResourceRequirements,
+    SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
+    VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -22,34 +24,7 @@ use crate::mesh::{
 use crate::values::ProxyValues;
 use crate::view::PodView;
 
-/// The proxy's env entries that depend on the pod, not on the values: the ports its containers
-/// expose and its opaque ports. [`proxy_container`] takes them in this order.
-pub const POD_ENV: [&str; 2] = [
-    "LINKERD2_PROXY_INBOUND_PORTS",
-    "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION",
-];
-
-pub fn env(name: &str, value: impl Into<String>) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value: Some(value.into()),
-        ..Default::default()
-    }
-}
-
-fn env_field(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
+pub use env::{POD_ENV, env};
 
 fn resources(pairs: [(&str, Option<&str>, Option<&str>); 3]) -> Option<ResourceRequirements> {
     let mut requests = BTreeMap::new();
@@ -85,136 +60,9 @@ fn http_probe(path: &str, port: u16, initial_delay: i32) -> Probe {
     }
 }
 
-/// The proxy's log filter: HTTP headers and requests are never logged unless the config says
-/// `logHTTPHeaders: insecure` (Linkerd's rule).
-fn log_filter(level: &str, config: &Config) -> String {
-    if config.proxy.log_http_headers == "insecure" {
-        level.to_owned()
-    } else {
-        format!("{level},[{{headers}}]=off,[{{request}}]=off")
-    }
-}
-
-/// The proxy's environment; `pod_env` are the entries named by [`POD_ENV`].
-fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Vec<EnvVar> {
-    let cp = &config.control_plane_namespace;
-    let domain = &config.cluster_domain;
-    let networks = config.proxy.cluster_networks.as_str();
-    let identity = |sa: &str| {
-        format!("{sa}.$(_l5d_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)")
-    };
-    let mut e = Vec::with_capacity(40);
-    for (name, path) in [
-        ("_pod_name", "metadata.name"),
-        ("_pod_ns", "metadata.namespace"),
-        ("_pod_nodeName", "spec.nodeName"),
-        ("_pod_sa", "spec.serviceAccountName"),
-    ] {
-        e.push(env_field(name, path));
-    }
-    let mut put = |name: &str, value: String| e.push(env(name, value));
-    put("_l5d_ns", cp.clone());
-    put("_l5d_trustdomain", config.identity_trust_domain.clone());
-    put("LINKERD2_PROXY_LOG", log_filter(&v.log_level, config));
-    put("LINKERD2_PROXY_LOG_FORMAT", v.log_format.to_string());
-    put(
-        "LINKERD2_PROXY_DESTINATION_SVC_ADDR",
-        format!("linkerd-dst-headless.{cp}.svc.{domain}.:8086"),
-    );
-    put(
-        "LINKERD2_PROXY_DESTINATION_PROFILE_NETWORKS",
-        networks.to_owned(),
-    );
-    put(
-        "LINKERD2_PROXY_POLICY_SVC_ADDR",
-        format!("linkerd-policy.{cp}.svc.{domain}.:8090"),
-    );
-    put(
-        "LINKERD2_PROXY_POLICY_WORKLOAD",
-        r#"{"ns":"$(_pod_ns)", "pod":"$(_pod_name)"}"#.to_owned(),
-    );
-    put(
-        "LINKERD2_PROXY_INBOUND_DEFAULT_POLICY",
-        v.default_inbound_policy.to_string(),
-    );
-    put(
-        "LINKERD2_PROXY_POLICY_CLUSTER_NETWORKS",
-        networks.to_owned(),
-    );
-    put(
-        "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
-        format!("0.0.0.0:{}", v.control_port),
-    );
-    put(
-        "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
-        format!("0.0.0.0:{}", v.admin_port),
-    );
-    put(
-        "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
-        format!("127.0.0.1:{}", v.outbound_port),
-    );
-    put(
-        "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
-        format!("0.0.0.0:{}", v.inbound_port),
-    );
-    e.push(env_field("LINKERD2_PROXY_INBOUND_IPS", "status.podIPs"));
-    e.extend(pod_env);
-    let mut put = |name: &str, value: String| e.push(env(name, value));
-    put(
-        "LINKERD2_PROXY_DESTINATION_PROFILE_SUFFIXES",
-        format!("svc.{domain}."),
-    );
-    put(
-        "LINKERD2_PROXY_INBOUND_ACCEPT_KEEPALIVE",
-        "10000ms".to_owned(),
-    );
-    put(
-        "LINKERD2_PROXY_OUTBOUND_CONNECT_KEEPALIVE",
-        "10000ms".to_owned(),
-    );
-    if v.ingress {
-        put("LINKERD2_PROXY_INGRESS_MODE", "true".to_owned());
-    }
-    if let Some(g) = &v.shutdown_grace_period {
-        put("LINKERD2_PROXY_SHUTDOWN_GRACE_PERIOD", g.to_string());
-    }
-    if let Some(a) = &v.access_log {
-        put("LINKERD2_PROXY_ACCESS_LOG", a.to_string());
-    }
-    put("LINKERD2_PROXY_IDENTITY_DIR", END_ENTITY_PATH.to_owned());
-    if let Some(pem) = &config.trust_anchors_pem {
-        put("LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS", pem.clone());
-    }
-    put(
-        "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
-        format!("{TOKEN_DIR}/{TOKEN_VOLUME}"),
-    );
-    put(
-        "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
-        format!("linkerd-identity-headless.{cp}.svc.{domain}.:8080"),
-    );
-    put(
-        "LINKERD2_PROXY_IDENTITY_LOCAL_NAME",
-        "$(_pod_sa).$(_pod_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)".to_owned(),
-    );
-    put(
-        "LINKERD2_PROXY_IDENTITY_SVC_NAME",
-        identity("linkerd-identity"),
-    );
-    put(
-        "LINKERD2_PROXY_DESTINATION_SVC_NAME",
-        identity("linkerd-destination"),
-    );
-    put(
-        "LINKERD2_PROXY_POLICY_SVC_NAME",
-        identity("linkerd-destination"),
-    );
-    e
-}
-
 /// The proxy container as a typed object; `pod_env` are the entries named by [`POD_ENV`].
 pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Container {
-    let envs = proxy_env(v, config, pod_env);
+    let envs = env::proxy_env(v, config, pod_env);
     let native = v.native_sidecar;
     Container {
         name: PROXY_CONTAINER.into(),
