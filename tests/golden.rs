@@ -465,7 +465,7 @@ fn runner_self_check() -> Result<(), String> {
         rewritten.lock().unwrap().is_empty(),
     )?;
 
-    std::fs::write(&expected, good.replace("edge-25.4.4", "edge-old"))
+    std::fs::write(&expected, good.replace("edge-26.8.3", "edge-old"))
         .map_err(|e| e.to_string())?;
     let plain = run_case(&case, false, &rewritten);
     check(

@@ -47,8 +47,13 @@ pub struct Resources {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct ProxyInitConfig {
-    pub image: Image,
-    pub resources: Resources,
+    /// A separate proxy-init image (its own entrypoint); `null` (Linkerd edge-26.8.3's way):
+    /// `linkerd-init` runs `/usr/lib/linkerd/linkerd2-proxy-init` from the proxy image.
+    pub image: Option<Image>,
+    /// `linkerd-init`'s own resources; `null` (Linkerd edge-26.8.3's way): the proxy's.
+    pub resources: Option<Resources>,
+    /// `nft` (`iptables-nft`, Linkerd's default) or `legacy` (the image's `iptables`).
+    pub iptables_mode: String,
     /// Inbound ports that never go through the proxy (in addition to the control and admin ports).
     pub skip_inbound_ports: String,
     /// Outbound ports that never go through the proxy.
@@ -86,31 +91,18 @@ pub struct Config {
 }
 
 /// The version of the Linkerd proxy this injector's defaults correspond to.
-pub const DEFAULT_PROXY_VERSION: &str = "edge-25.4.4";
-pub const DEFAULT_INIT_VERSION: &str = "v2.4.2";
+pub const DEFAULT_PROXY_VERSION: &str = "edge-26.8.3";
+/// The tag of the separate proxy-init image Linkerd used before edge-25.11.3, for a config
+/// that sets `proxyInit.image` back to it.
+pub const LEGACY_INIT_VERSION: &str = "v2.4.2";
 
 impl Default for ProxyInitConfig {
     fn default() -> Self {
         ProxyInitConfig {
-            image: Image {
-                name: "cr.l5d.io/linkerd/proxy-init".into(),
-                version: DEFAULT_INIT_VERSION.into(),
-            },
-            resources: Resources {
-                cpu: RequestLimit {
-                    request: Some("100m".into()),
-                    limit: Some("100m".into()),
-                },
-                memory: RequestLimit {
-                    request: Some("20Mi".into()),
-                    limit: Some("20Mi".into()),
-                },
-                ephemeral_storage: RequestLimit {
-                    request: None,
-                    limit: None,
-                },
-            },
-            skip_inbound_ports: String::new(),
+            image: None,
+            resources: None,
+            iptables_mode: "nft".into(),
+            skip_inbound_ports: "4567,4568".into(),
             skip_outbound_ports: "4567,4568".into(),
             skip_subnets: String::new(),
             run_as_root: false,
@@ -275,10 +267,18 @@ impl Config {
             check("proxy.shutdownGracePeriod", g, overrides::parse_duration)?;
         }
         check("proxy.uid", &p.uid.to_string(), overrides::parse_uid)?;
+        if !["nft", "legacy"].contains(&self.proxy_init.iptables_mode.as_str()) {
+            return Err(ConfigError::Invalid {
+                key: "proxyInit.iptablesMode",
+                value: self.proxy_init.iptables_mode.clone(),
+                reason: "expected nft or legacy".into(),
+            });
+        }
         for (key, rl) in [
-            ("proxy.resources", &p.resources),
-            ("proxyInit.resources", &self.proxy_init.resources),
+            ("proxy.resources", Some(&p.resources)),
+            ("proxyInit.resources", self.proxy_init.resources.as_ref()),
         ] {
+            let Some(rl) = rl else { continue };
             for (q, what) in [
                 (&rl.cpu.request, "cpu.request"),
                 (&rl.cpu.limit, "cpu.limit"),
@@ -311,10 +311,11 @@ impl Config {
             }
         }
         for (key, image) in [
-            ("proxy.image", &p.image),
-            ("proxyInit.image", &self.proxy_init.image),
-            ("debug.image", &self.debug.image),
+            ("proxy.image", Some(&p.image)),
+            ("proxyInit.image", self.proxy_init.image.as_ref()),
+            ("debug.image", Some(&self.debug.image)),
         ] {
+            let Some(image) = image else { continue };
             if image.name.is_empty() || image.version.is_empty() {
                 return Err(ConfigError::Invalid {
                     key,

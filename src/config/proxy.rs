@@ -186,7 +186,7 @@ impl Default for ProxyConfig {
             log_http_headers: "off".into(),
             resources: Resources::default(),
             await_ready: true,
-            native_sidecar: false,
+            native_sidecar: true,
             opaque_ports: "25,587,3306,4444,5432,6379,9300,11211".into(),
             default_inbound_policy: "all-unauthenticated".into(),
             shutdown_grace_period: None,

@@ -47,6 +47,26 @@ fn resources(pairs: [(&str, Option<&str>, Option<&str>); 3]) -> Option<ResourceR
     })
 }
 
+/// proxy-init's path in the proxy image (Linkerd edge-25.11.3 and later).
+const PROXY_INIT_COMMAND: &str = "/usr/lib/linkerd/linkerd2-proxy-init";
+
+/// The proxy's resources, as resolved (also `linkerd-init`'s unless the config sets its own).
+fn proxy_resources(v: &ProxyValues<'_>) -> Option<ResourceRequirements> {
+    resources([
+        ("cpu", v.cpu_request.as_deref(), v.cpu_limit.as_deref()),
+        (
+            "memory",
+            v.memory_request.as_deref(),
+            v.memory_limit.as_deref(),
+        ),
+        (
+            "ephemeral-storage",
+            v.ephemeral_request.as_deref(),
+            v.ephemeral_limit.as_deref(),
+        ),
+    ])
+}
+
 fn http_probe(path: &str, port: u16, initial_delay: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -91,19 +111,7 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
         }),
         restart_policy: native.then(|| "Always".to_owned()),
         lifecycle: lifecycle(v),
-        resources: resources([
-            ("cpu", v.cpu_request.as_deref(), v.cpu_limit.as_deref()),
-            (
-                "memory",
-                v.memory_request.as_deref(),
-                v.memory_limit.as_deref(),
-            ),
-            (
-                "ephemeral-storage",
-                v.ephemeral_request.as_deref(),
-                v.ephemeral_limit.as_deref(),
-            ),
-        ]),
+        resources: proxy_resources(v),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             read_only_root_filesystem: Some(true),
@@ -168,9 +176,20 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         skip_in.push(',');
         skip_in.push_str(&v.skip_inbound_ports);
     }
+    let mut args = Vec::new();
+    if config.proxy_init.iptables_mode == "nft" {
+        for a in [
+            "--firewall-bin-path",
+            "iptables-nft",
+            "--firewall-save-bin-path",
+            "iptables-nft-save",
+        ] {
+            args.push(a.to_owned());
+        }
+    }
     // The proxy listens on IPv4 only (its listen addresses are 0.0.0.0 / 127.0.0.1), which is
     // Linkerd's `disableIPv6: true`: no ip6tables rules either.
-    let mut args = vec![
+    args.extend([
         "--ipv6=false".to_owned(),
         "--incoming-proxy-port".to_owned(),
         v.inbound_port.to_string(),
@@ -178,7 +197,7 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         v.outbound_port.to_string(),
         "--proxy-uid".to_owned(),
         v.uid.to_string(),
-    ];
+    ]);
     if let Some(gid) = v.gid {
         args.push("--proxy-gid".into());
         args.push(gid.to_string());
@@ -193,26 +212,38 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args.push("--subnets-to-ignore".into());
         args.push(v.skip_subnets.to_string());
     }
-    let r = &config.proxy_init.resources;
     let root = config.proxy_init.run_as_root;
+    // Linkerd edge-26.8.3 runs proxy-init from the proxy image; a configured separate image
+    // keeps its own entrypoint (and the init-image annotations).
+    let (image, command) = match &config.proxy_init.image {
+        None => (
+            format!("{}:{}", v.proxy_image, v.proxy_version),
+            Some(vec![PROXY_INIT_COMMAND.to_owned()]),
+        ),
+        Some(_) => (format!("{}:{}", v.init_image, v.init_version), None),
+    };
     Container {
         name: INIT_CONTAINER.into(),
-        image: Some(format!("{}:{}", v.init_image, v.init_version)),
+        image: Some(image),
+        command,
         image_pull_policy: Some(v.pull_policy.to_string()),
         args: Some(args),
-        resources: resources([
-            ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
-            (
-                "memory",
-                r.memory.request.as_deref(),
-                r.memory.limit.as_deref(),
-            ),
-            (
-                "ephemeral-storage",
-                r.ephemeral_storage.request.as_deref(),
-                r.ephemeral_storage.limit.as_deref(),
-            ),
-        ]),
+        resources: match &config.proxy_init.resources {
+            None => proxy_resources(v),
+            Some(r) => resources([
+                ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
+                (
+                    "memory",
+                    r.memory.request.as_deref(),
+                    r.memory.limit.as_deref(),
+                ),
+                (
+                    "ephemeral-storage",
+                    r.ephemeral_storage.request.as_deref(),
+                    r.ephemeral_storage.limit.as_deref(),
+                ),
+            ]),
+        },
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
             capabilities: Some(Capabilities {

@@ -47,8 +47,8 @@ macro_rules! setting {
 pub static SETTINGS: &[Setting] = &[
     setting!(proxy_image, ["config.linkerd.io/proxy-image"], "proxy.image.name", "proxy image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.proxy.image.name)),
     setting!(proxy_version, ["config.linkerd.io/proxy-version"], "proxy.image.version", "proxy image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.proxy.image.version)),
-    setting!(init_image, ["config.linkerd.io/init-image"], "proxyInit.image.name", "init image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.proxy_init.image.name)),
-    setting!(init_version, ["config.linkerd.io/init-image-version"], "proxyInit.image.version", "init image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.proxy_init.image.version)),
+    setting!(init_image, ["config.linkerd.io/init-image"], "proxyInit.image.name", "init image", "", Parser::Text(overrides::parse_image), "image name; read only when the config sets `proxyInit.image` (else `linkerd-init` runs from the proxy image, as in Linkerd edge-26.8.3)", |c| text(c.proxy_init.image.as_ref().map_or(&c.proxy.image.name, |i| &i.name))),
+    setting!(init_version, ["config.linkerd.io/init-image-version"], "proxyInit.image.version", "init image", ":", Parser::Text(overrides::parse_tag), "image tag; as `config.linkerd.io/init-image`", |c| text(c.proxy_init.image.as_ref().map_or(&c.proxy.image.version, |i| &i.version))),
     setting!(debug_image, ["config.linkerd.io/debug-image"], "debugContainer.image.name", "debug image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.debug.image.name)),
     setting!(debug_version, ["config.linkerd.io/debug-image-version"], "debugContainer.image.version", "debug image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.debug.image.version)),
     setting!(pull_policy, ["config.linkerd.io/image-pull-policy"], "proxy.image.pullPolicy", "image pull policy", "", Parser::Text(overrides::parse_pull_policy), "`Always`, `IfNotPresent`, `Never`", |c| text(&c.proxy.image_pull_policy)),
