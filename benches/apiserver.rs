@@ -172,7 +172,12 @@ async fn main() {
                 .await
                 .is_ok_and(|p| {
                     p.spec
-                        .is_some_and(|s| s.containers[0].name == "linkerd-proxy")
+                        .is_some_and(|s| {
+                            s.init_containers
+                                .iter()
+                                .flatten()
+                                .any(|c| c.name == "linkerd-proxy")
+                        })
                 })
         },
     )
@@ -220,7 +225,14 @@ async fn main() {
             .await
             .unwrap();
         with.push(t.elapsed().as_secs_f64() * 1e3);
-        assert_eq!(p.spec.unwrap().containers[0].name, "linkerd-proxy");
+        assert!(
+            p.spec
+                .unwrap()
+                .init_containers
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.name == "linkerd-proxy")
+        );
         let t = Instant::now();
         plain
             .create(&PostParams::default(), &pod(format!("p-{i}")))

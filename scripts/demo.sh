@@ -110,7 +110,7 @@ done
 
 say "the pod, as the API server stored it"
 kubectl -n demo get pods -l app=hello \
-  -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name,PROXY-IMAGE:.spec.containers[0].image'
+  -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name,PROXY-IMAGE:.spec.initContainers[1].image'
 say "the Event the injector recorded on the pod's ReplicaSet"
 for _ in $(seq 1 40); do
   [[ -n "$(kubectl -n demo get events --field-selector reason=Injected -o name 2>/dev/null)" ]] && break

@@ -36,7 +36,7 @@ async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector,
         Duration::from_secs(30),
         async || {
             pods.create(&dry, &probe).await.is_ok_and(|p| {
-                container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+                meshed(&p)
             })
         },
     )
@@ -51,6 +51,18 @@ fn pod(name: &str, annotations: Value) -> Pod {
         "spec": {"containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 8080, "name": "http"}]}]}
     }))
     .unwrap()
+}
+
+/// The proxy is in the pod: a native sidecar in `initContainers` (the default) or a classic one
+/// in `containers`.
+fn meshed(p: &Pod) -> bool {
+    let (init, containers) = container_names(p);
+    init.iter().chain(&containers).any(|n| n == "linkerd-proxy")
+}
+
+/// `linkerd-init` then the native-sidecar proxy, before the app's own init containers.
+fn injected_init() -> Vec<String> {
+    vec!["linkerd-init".to_string(), "linkerd-proxy".to_string()]
 }
 
 fn container_names(p: &Pod) -> (Vec<String>, Vec<String>) {
@@ -145,23 +157,25 @@ async fn pod_in_enabled_namespace_is_stored_as_the_golden_fixture_says() {
     pods.create(&PostParams::default(), &input).await.unwrap();
     let stored = serde_json::to_value(pods.get("web").await.unwrap()).unwrap();
 
-    for c in ["linkerd-proxy", "app"] {
+    for (list, c) in [
+        ("initContainers", "linkerd-init"),
+        ("initContainers", "linkerd-proxy"),
+        ("containers", "app"),
+    ] {
         subset(
-            find(&expected["spec"]["containers"], c),
-            find(&stored["spec"]["containers"], c),
+            find(&expected["spec"][list], c),
+            find(&stored["spec"][list], c),
             c,
         )
         .unwrap();
     }
-    subset(
-        find(&expected["spec"]["initContainers"], "linkerd-init"),
-        find(&stored["spec"]["initContainers"], "linkerd-init"),
-        "linkerd-init",
-    )
-    .unwrap();
     assert_eq!(
-        stored["spec"]["containers"][0]["name"], "linkerd-proxy",
-        "the proxy goes first"
+        (
+            &stored["spec"]["initContainers"][0]["name"],
+            &stored["spec"]["initContainers"][1]["name"]
+        ),
+        (&json!("linkerd-init"), &json!("linkerd-proxy")),
+        "linkerd-init, then the proxy as a native sidecar, go first"
     );
     for v in [
         "linkerd-identity-end-entity",
@@ -245,8 +259,8 @@ async fn deployment_pods_from_the_controller_manager_are_injected() {
     for p in &list.items {
         let (init, containers) = container_names(p);
         let name = p.metadata.name.as_deref().unwrap_or("");
-        assert_eq!(init, ["linkerd-init"], "{name}");
-        assert_eq!(containers, ["linkerd-proxy", "shop"], "{name}");
+        assert_eq!(init, ["linkerd-init", "linkerd-proxy"], "{name}");
+        assert_eq!(containers, ["shop"], "{name}");
         assert!(
             p.metadata.owner_references.is_some(),
             "made by the ReplicaSet"
@@ -361,7 +375,10 @@ async fn decisions_and_namespace_overrides() {
         .create(&pp, &pod("opt-in", json!({"linkerd.io/inject": "enabled"})))
         .await
         .unwrap();
-    assert_eq!(container_names(&p).1, ["linkerd-proxy", "app"]);
+    assert_eq!(
+        container_names(&p),
+        (injected_init(), vec!["app".to_string()])
+    );
     // Pod-level disabled in an enabled namespace: untouched.
     let p = on
         .create(
@@ -373,7 +390,7 @@ async fn decisions_and_namespace_overrides() {
     assert_eq!(container_names(&p), (vec![], vec!["app".to_string()]));
     // Namespace overrides apply to the proxy.
     let p = on.create(&pp, &pod("tuned", json!({}))).await.unwrap();
-    let proxy = &p.spec.as_ref().unwrap().containers[0];
+    let proxy = &p.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[1];
     assert_eq!(proxy.name, "linkerd-proxy");
     let requests = proxy.resources.as_ref().unwrap().requests.as_ref().unwrap();
     assert_eq!(requests["cpu"].0, "150m");
@@ -441,7 +458,10 @@ async fn server_side_dry_run_is_injected_and_not_stored() {
         String::from_utf8_lossy(&out.stderr)
     );
     let returned: Pod = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(container_names(&returned).1, ["linkerd-proxy", "app"]);
+    assert_eq!(
+        container_names(&returned),
+        (injected_init(), vec!["app".to_string()])
+    );
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
     assert!(
         pods.get_opt("preview").await.unwrap().is_none(),
@@ -597,7 +617,7 @@ async fn namespace_annotated_after_start_is_seen_within_2s() {
         Duration::from_secs(2),
         async || {
             let p = pods.create(&dry, &pod("after", json!({}))).await.unwrap();
-            container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+            meshed(&p)
         },
     )
     .await;
@@ -811,14 +831,14 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
                 .unwrap();
             list.items
                 .into_iter()
-                .find(|p| container_names(p).1.first().map(String::as_str) == Some("linkerd-proxy"))
+                .find(|p| meshed(p))
                 .and_then(|p| p.metadata.name)
         },
     )
     .await;
     let text = explain(&new_pod);
     assert!(
-        text.contains("running pod: proxy cr.l5d.io/linkerd/proxy:edge-25.4.4 is current"),
+        text.contains("running pod: proxy cr.l5d.io/linkerd/proxy:edge-26.8.3 is current"),
         "{text}"
     );
     cluster::unregister_webhook(&client, &wh).await;
@@ -976,7 +996,7 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
                 .create(&dry, &pod("probe", json!({})))
                 .await
                 .is_ok_and(|p| {
-                    container_names(&p).1.first().map(String::as_str) == Some("linkerd-proxy")
+                    meshed(&p)
                 })
         },
     )
@@ -985,7 +1005,10 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
         .create(&PostParams::default(), &pod("mtls", json!({})))
         .await
         .unwrap();
-    assert_eq!(container_names(&p).1, ["linkerd-proxy", "app"]);
+    assert_eq!(
+        container_names(&p),
+        (injected_init(), vec!["app".to_string()])
+    );
 
     // Trusts another CA only: the API server's calls fail the handshake (Fail: denied).
     create_namespace(

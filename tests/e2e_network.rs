@@ -141,7 +141,14 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             .unwrap();
             pods.create(&dry, &probe)
                 .await
-                .is_ok_and(|p| p.spec.unwrap().containers[0].name == "linkerd-proxy")
+                .is_ok_and(|p| {
+                    p.spec
+                        .unwrap()
+                        .init_containers
+                        .unwrap_or_default()
+                        .iter()
+                        .any(|c| c.name == "linkerd-proxy")
+                })
         },
     )
     .await;
@@ -158,7 +165,15 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             && list
                 .items
                 .iter()
-                .all(|p| p.spec.as_ref().unwrap().containers[0].name == "linkerd-proxy")
+                .all(|p| {
+                    p.spec
+                        .as_ref()
+                        .unwrap()
+                        .init_containers
+                        .iter()
+                        .flatten()
+                        .any(|c| c.name == "linkerd-proxy")
+                })
     })
     .await;
 

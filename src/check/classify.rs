@@ -229,7 +229,7 @@ mod tests {
         c
     }
 
-    const CURRENT: &str = "cr.l5d.io/linkerd/proxy:edge-25.4.4";
+    const CURRENT: &str = "cr.l5d.io/linkerd/proxy:edge-26.8.3";
 
     #[test]
     fn table() {
