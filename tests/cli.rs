@@ -186,9 +186,11 @@ fn inject_every_workload_kind() {
     let svc_out = got.iter().find(|d| d["kind"] == "Service").unwrap();
     assert_eq!(svc_in, svc_out, "other objects pass through unchanged");
     let report = by_name("report");
-    let env = template(report)["spec"]["containers"][0]["env"]
+    let proxy = template(report)["spec"]["initContainers"]
         .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["name"] == "linkerd-proxy"))
         .unwrap();
+    let env = proxy["env"].as_array().unwrap();
     assert!(
         env.iter()
             .any(|e| e["name"] == "LINKERD2_PROXY_INGRESS_MODE"),
