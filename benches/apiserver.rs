@@ -171,13 +171,12 @@ async fn main() {
                 .create(&dry, &pod("probe".into()))
                 .await
                 .is_ok_and(|p| {
-                    p.spec
-                        .is_some_and(|s| {
-                            s.init_containers
-                                .iter()
-                                .flatten()
-                                .any(|c| c.name == "linkerd-proxy")
-                        })
+                    p.spec.is_some_and(|s| {
+                        s.init_containers
+                            .iter()
+                            .flatten()
+                            .any(|c| c.name == "linkerd-proxy")
+                    })
                 })
         },
     )

@@ -34,11 +34,7 @@ async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector,
     let took = wait_until_async(
         Lazy(|| format!("the API server to call the webhook:\n{}", inj.logs())),
         Duration::from_secs(30),
-        async || {
-            pods.create(&dry, &probe).await.is_ok_and(|p| {
-                meshed(&p)
-            })
-        },
+        async || pods.create(&dry, &probe).await.is_ok_and(|p| meshed(&p)),
     )
     .await;
     eprintln!("{test}: the API server called the new webhook after {took:?}");
@@ -831,7 +827,7 @@ async fn check_names_pods_started_before_the_namespace_was_annotated_and_its_fix
                 .unwrap();
             list.items
                 .into_iter()
-                .find(|p| meshed(p))
+                .find(meshed)
                 .and_then(|p| p.metadata.name)
         },
     )
@@ -995,9 +991,7 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
             pods_in("e2e-mtls")
                 .create(&dry, &pod("probe", json!({})))
                 .await
-                .is_ok_and(|p| {
-                    meshed(&p)
-                })
+                .is_ok_and(|p| meshed(&p))
         },
     )
     .await;

@@ -139,16 +139,14 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             let probe: Pod = serde_json::from_value(json!({"metadata": {"name": "probe"},
                 "spec": {"containers": [{"name": "a", "image": "nginx:1.27"}]}}))
             .unwrap();
-            pods.create(&dry, &probe)
-                .await
-                .is_ok_and(|p| {
-                    p.spec
-                        .unwrap()
-                        .init_containers
-                        .unwrap_or_default()
-                        .iter()
-                        .any(|c| c.name == "linkerd-proxy")
-                })
+            pods.create(&dry, &probe).await.is_ok_and(|p| {
+                p.spec
+                    .unwrap()
+                    .init_containers
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.name == "linkerd-proxy")
+            })
         },
     )
     .await;
@@ -162,18 +160,15 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             .await
             .unwrap();
         list.items.len() == 2
-            && list
-                .items
-                .iter()
-                .all(|p| {
-                    p.spec
-                        .as_ref()
-                        .unwrap()
-                        .init_containers
-                        .iter()
-                        .flatten()
-                        .any(|c| c.name == "linkerd-proxy")
-                })
+            && list.items.iter().all(|p| {
+                p.spec
+                    .as_ref()
+                    .unwrap()
+                    .init_containers
+                    .iter()
+                    .flatten()
+                    .any(|c| c.name == "linkerd-proxy")
+            })
     })
     .await;
 
