@@ -56,8 +56,12 @@ async fn injects_over_https_and_answers_health() {
     let patch: json_patch::Patch = serde_json::from_slice(&patch).unwrap();
     let mut pod = web_pod();
     json_patch::patch(&mut pod, &patch).unwrap();
-    assert_eq!(pod["spec"]["containers"][0]["name"], "linkerd-proxy");
+    // linkerd-init, then the proxy as a native sidecar (edge-26.8.3's default); the app
+    // containers unchanged.
     assert_eq!(pod["spec"]["initContainers"][0]["name"], "linkerd-init");
+    assert_eq!(pod["spec"]["initContainers"][1]["name"], "linkerd-proxy");
+    assert_eq!(pod["spec"]["initContainers"][1]["restartPolicy"], "Always");
+    assert_eq!(pod["spec"]["containers"], web_pod()["spec"]["containers"]);
 
     assert_eq!(
         c.get(inj.url("/healthz")).send().await.unwrap().status(),
