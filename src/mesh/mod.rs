@@ -72,6 +72,7 @@ pub fn is_mesh_key(key: &str) -> bool {
     key.starts_with("linkerd.io/")
         || key.starts_with("config.linkerd.io/")
         || key.starts_with("config.alpha.linkerd.io/")
+        || key.starts_with("config.beta.linkerd.io/")
 }
 
 /// Linkerd settings this injector does not support yet (they have no effect here).

@@ -364,7 +364,9 @@ mod tests {
         assert_eq!(sorted.len(), keys.len(), "a key is in two rows");
         for k in keys {
             assert!(
-                k.starts_with("config.linkerd.io/") || k.starts_with("config.alpha.linkerd.io/"),
+                k.starts_with("config.linkerd.io/")
+                    || k.starts_with("config.alpha.linkerd.io/")
+                    || k.starts_with("config.beta.linkerd.io/"),
                 "{k}"
             );
             assert!(!crate::mesh::UNSUPPORTED_KEYS.contains(&k), "{k}");

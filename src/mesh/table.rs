@@ -71,7 +71,7 @@ pub static SETTINGS: &[Setting] = &[
     setting!(skip_outbound_ports, ["config.linkerd.io/skip-outbound-ports"], "proxyInit.ignoreOutboundPorts", "skip outbound ports", "", Parser::Ports, "", |c| ports(&c.proxy_init.skip_outbound_ports)),
     setting!(skip_subnets, ["config.linkerd.io/skip-subnets"], "proxyInit.skipSubnets", "skip subnets", "", Parser::Text(overrides::parse_subnets), "CIDR list", |c| text(&c.proxy_init.skip_subnets)),
     setting!(await_ready, ["config.linkerd.io/proxy-await"], "proxy.await", "proxy await", "", Parser::Bool, "", |c| Value::Bool(c.proxy.await_ready)),
-    setting!(native_sidecar, ["config.alpha.linkerd.io/proxy-enable-native-sidecar"], "proxy.nativeSidecar", "native sidecar", "", Parser::Bool, "", |c| Value::Bool(c.proxy.native_sidecar)),
+    setting!(native_sidecar, ["config.linkerd.io/proxy-enable-native-sidecar", "config.beta.linkerd.io/proxy-enable-native-sidecar", "config.alpha.linkerd.io/proxy-enable-native-sidecar"], "proxy.nativeSidecar", "native sidecar", "", Parser::Bool, "", |c| Value::Bool(c.proxy.native_sidecar)),
     setting!(debug_sidecar, ["config.linkerd.io/enable-debug-sidecar"], "", "debug sidecar", "", Parser::Bool, "", |_c| Value::Bool(false)),
     setting!(shutdown_grace_period, ["config.linkerd.io/shutdown-grace-period"], "proxy.shutdownGracePeriod", "shutdown grace period", "", Parser::Millis, "", |c| opt(&c.proxy.shutdown_grace_period)),
     setting!(default_inbound_policy, ["config.linkerd.io/default-inbound-policy"], "proxy.defaultInboundPolicy", "default inbound policy", "", Parser::Text(overrides::parse_inbound_policy), "`all-unauthenticated`, `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit`", |c| text(&c.proxy.default_inbound_policy)),
