@@ -24,6 +24,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::Api;
 use kube::api::PostParams;
+use proxy_injector::check::network::meshed;
 use serde_json::json;
 use support::Injector;
 use support::cluster::{TEST_LABEL, control_plane_with, create_namespace, register_webhook};
@@ -170,14 +171,7 @@ async fn main() {
             injected
                 .create(&dry, &pod("probe".into()))
                 .await
-                .is_ok_and(|p| {
-                    p.spec.is_some_and(|s| {
-                        s.init_containers
-                            .iter()
-                            .flatten()
-                            .any(|c| c.name == "linkerd-proxy")
-                    })
-                })
+                .is_ok_and(|p| meshed(&p))
         },
     )
     .await;
@@ -224,14 +218,7 @@ async fn main() {
             .await
             .unwrap();
         with.push(t.elapsed().as_secs_f64() * 1e3);
-        assert!(
-            p.spec
-                .unwrap()
-                .init_containers
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.name == "linkerd-proxy")
-        );
+        assert!(meshed(&p));
         let t = Instant::now();
         plain
             .create(&PostParams::default(), &pod(format!("p-{i}")))

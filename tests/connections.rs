@@ -75,19 +75,12 @@ async fn connected_client(inj: &Injector) -> Result<reqwest::Client, reqwest::Er
     Ok(c)
 }
 
-fn rss_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+/// The admin port's answer to `GET /healthz`.
+async fn admin_healthz(admin: u16) -> reqwest::StatusCode {
+    reqwest::get(format!("http://127.0.0.1:{admin}/healthz"))
+        .await
+        .unwrap()
+        .status()
 }
 
 #[tokio::test]
@@ -182,13 +175,7 @@ async fn connections_past_the_cap_are_closed_and_idle_ones_let_go() {
     assert_eq!(open(&text, "webhook"), CAP as f64, "{text}");
     assert!(count(&text, "webhook", "refused") >= 1.0, "{text}");
     // The admin port has its own cap: probes still get through.
-    assert_eq!(
-        reqwest::get(format!("http://127.0.0.1:{admin}/healthz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(admin_healthz(admin).await, 200);
 
     // No request for the idle timeout: every held connection is closed (GOAWAY).
     let text = wait_for_async(
@@ -230,7 +217,7 @@ async fn a_flood_of_idle_connections_is_held_to_the_cap() {
     for _ in 0..8 {
         connected_client(&inj).await.unwrap();
     }
-    let before = rss_kib(pid, "VmRSS:");
+    let before = support::status_kib(pid, "VmRSS:");
     let mut held = Vec::new();
     let mut refused = 0;
     let started = Instant::now();
@@ -241,9 +228,9 @@ async fn a_flood_of_idle_connections_is_held_to_the_cap() {
         }
     }
     let opened_in = started.elapsed();
-    let during = rss_kib(pid, "VmRSS:");
+    let during = support::status_kib(pid, "VmRSS:");
     let text = admin_metrics(admin).await;
-    let peak = rss_kib(pid, "VmHWM:");
+    let peak = support::status_kib(pid, "VmHWM:");
     eprintln!(
         "{FLOOD} idle HTTP/2 connections offered in {opened_in:?}: {} held, {refused} refused; \
          RSS {before} KiB before, {during} KiB with them open ({} KiB per held connection), peak {peak} KiB",
@@ -263,11 +250,5 @@ async fn a_flood_of_idle_connections_is_held_to_the_cap() {
         "peak RSS {peak} KiB with the webhook port full of idle connections"
     );
     // The admin port still answers probes.
-    assert_eq!(
-        reqwest::get(format!("http://127.0.0.1:{admin}/healthz"))
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(admin_healthz(admin).await, 200);
 }

@@ -13,6 +13,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
+use proxy_injector::check::network::meshed;
 use serde_json::{Value, json};
 use support::cluster::{self, control_plane, create_namespace, delete_namespace, register_webhook};
 use support::{Injector, Lazy, wait_for_async, wait_until_async};
@@ -47,13 +48,6 @@ fn pod(name: &str, annotations: Value) -> Pod {
         "spec": {"containers": [{"name": "app", "image": "nginx:1.27", "ports": [{"containerPort": 8080, "name": "http"}]}]}
     }))
     .unwrap()
-}
-
-/// The proxy is in the pod: a native sidecar in `initContainers` (the default) or a classic one
-/// in `containers`.
-fn meshed(p: &Pod) -> bool {
-    let (init, containers) = container_names(p);
-    init.iter().chain(&containers).any(|n| n == "linkerd-proxy")
 }
 
 /// `linkerd-init` then the native-sidecar proxy, before the app's own init containers.

@@ -11,6 +11,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 use kube::api::{ListParams, PostParams};
+use proxy_injector::check::network::meshed;
 use serde_json::{Value, json};
 use support::cluster::{self, control_plane, create_namespace, delete_namespace, register_webhook};
 use support::{Injector, Lazy, wait_until_async};
@@ -139,14 +140,7 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             let probe: Pod = serde_json::from_value(json!({"metadata": {"name": "probe"},
                 "spec": {"containers": [{"name": "a", "image": "nginx:1.27"}]}}))
             .unwrap();
-            pods.create(&dry, &probe).await.is_ok_and(|p| {
-                p.spec
-                    .unwrap()
-                    .init_containers
-                    .unwrap_or_default()
-                    .iter()
-                    .any(|c| c.name == "linkerd-proxy")
-            })
+            pods.create(&dry, &probe).await.is_ok_and(|p| meshed(&p))
         },
     )
     .await;
@@ -159,16 +153,7 @@ async fn network_policies_that_cut_the_proxy_off_are_warned_about_and_checked() 
             .list(&ListParams::default().labels("app=web"))
             .await
             .unwrap();
-        list.items.len() == 2
-            && list.items.iter().all(|p| {
-                p.spec
-                    .as_ref()
-                    .unwrap()
-                    .init_containers
-                    .iter()
-                    .flatten()
-                    .any(|c| c.name == "linkerd-proxy")
-            })
+        list.items.len() == 2 && list.items.iter().all(meshed)
     })
     .await;
 

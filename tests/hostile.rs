@@ -14,24 +14,34 @@ use support::{Injector, client, meshed_namespace_file, pod_review};
 /// Bytes of a hostile value: a pod near the API server's 3 MiB request limit.
 const HOSTILE: usize = 2_900_000;
 
-fn start(dir: &std::path::Path) -> Injector {
-    let ns = meshed_namespace_file(dir);
-    Injector::start(&["--namespaces", ns.to_str().unwrap()], &[])
+/// A running `serve`, warmed up by one ordinary review: the server, its pid, a client, and
+/// its peak RSS (KiB) before the test's own requests. The temporary dir lives as long as it.
+struct Warm {
+    inj: Injector,
+    pid: u32,
+    c: reqwest::Client,
+    before: u64,
+    _dir: tempfile::TempDir,
 }
 
-fn kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+impl Warm {
+    async fn start() -> Warm {
+        let dir = tempfile::tempdir().unwrap();
+        let ns = meshed_namespace_file(dir.path());
+        let inj = Injector::start(&["--namespaces", ns.to_str().unwrap()], &[]);
+        let pid = inj.child.as_ref().unwrap().id();
+        let c = client(&inj.ca_pem());
+        let plain = pod_review("w", "shop", pod(json!({}), json!([])));
+        assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
+        let before = support::status_kib(pid, "VmHWM:");
+        Warm {
+            inj,
+            pid,
+            c,
+            before,
+            _dir: dir,
+        }
+    }
 }
 
 fn pod(annotations: serde_json::Value, args: serde_json::Value) -> serde_json::Value {
@@ -47,14 +57,14 @@ fn pod(annotations: serde_json::Value, args: serde_json::Value) -> serde_json::V
 /// and the process's peak stays far under the limit.
 #[tokio::test]
 async fn a_hostile_annotation_costs_a_bounded_answer_log_line_and_memory() {
-    let dir = tempfile::tempdir().unwrap();
-    let inj = start(dir.path());
-    let pid = inj.child.as_ref().unwrap().id();
-    let c = client(&inj.ca_pem());
-    // Warm up, then the baseline.
-    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
-    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
-    let before = kib(pid, "VmHWM:");
+    let Warm {
+        inj,
+        pid,
+        c,
+        before,
+        ..
+    } = &Warm::start().await;
+    let (pid, before) = (*pid, *before);
     let hostile = "\u{7f}".repeat(HOSTILE);
     let body = serde_json::to_vec(&pod_review(
         "h",
@@ -95,7 +105,7 @@ async fn a_hostile_annotation_costs_a_bounded_answer_log_line_and_memory() {
         assert!(warnings.contains("2900000 bytes"), "{v}");
         largest_answer = largest_answer.max(answer.len());
     }
-    let peak = kib(pid, "VmHWM:");
+    let peak = support::status_kib(pid, "VmHWM:");
     std::thread::sleep(Duration::from_millis(200));
     let log = std::fs::read_to_string(&inj.log).unwrap();
     let largest_line = log.lines().map(str::len).max().unwrap_or(0);
@@ -114,13 +124,14 @@ async fn a_hostile_annotation_costs_a_bounded_answer_log_line_and_memory() {
 /// `/inject`: the peak grows by a few copies of the body, not by a parsed tree of it.
 #[tokio::test]
 async fn a_huge_array_costs_a_few_copies_of_the_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let inj = start(dir.path());
-    let pid = inj.child.as_ref().unwrap().id();
-    let c = client(&inj.ca_pem());
-    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
-    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
-    let before = kib(pid, "VmHWM:");
+    let Warm {
+        inj,
+        pid,
+        c,
+        before,
+        ..
+    } = &Warm::start().await;
+    let (pid, before) = (*pid, *before);
     // ~2.9 MB of one-character strings: the densest tree a parse to a generic value builds.
     let args = vec![json!("a"); HOSTILE / 4];
     let body = serde_json::to_vec(&pod_review("a", "shop", pod(json!({}), json!(args)))).unwrap();
@@ -134,7 +145,7 @@ async fn a_huge_array_costs_a_few_copies_of_the_body() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    let peak = kib(pid, "VmHWM:");
+    let peak = support::status_kib(pid, "VmHWM:");
     eprintln!(
         "a {}-byte body (a {}-item array) to /warn and /inject: peak RSS {before} KiB before, {peak} KiB after",
         body.len(),
@@ -150,14 +161,11 @@ async fn a_huge_array_costs_a_few_copies_of_the_body() {
 /// into one buffer, it costs its bytes, not a list of chunks.
 #[tokio::test]
 async fn a_body_in_one_byte_chunks_costs_its_bytes() {
-    let dir = tempfile::tempdir().unwrap();
-    let inj = start(dir.path());
-    let pid = inj.child.as_ref().unwrap().id();
+    let Warm {
+        inj, pid, before, ..
+    } = &Warm::start().await;
+    let (pid, before) = (*pid, *before);
     let (port, ca) = (inj.port, inj.ca_pem());
-    let c = client(&ca);
-    let plain = pod_review("w", "shop", pod(json!({}), json!([])));
-    assert_eq!(inj.post_review(&c, &plain).await.status(), 200);
-    let before = kib(pid, "VmHWM:");
     let args = vec![json!("abcdefgh"); HOSTILE / 12];
     let body = serde_json::to_vec(&pod_review("k", "shop", pod(json!({}), json!(args)))).unwrap();
     let len = body.len();
@@ -181,7 +189,7 @@ async fn a_body_in_one_byte_chunks_costs_its_bytes() {
     })
     .await
     .unwrap();
-    let peak = kib(pid, "VmHWM:");
+    let peak = support::status_kib(pid, "VmHWM:");
     eprintln!(
         "a {len}-byte body in one-byte chunks: {status:?} after {took:?}; peak RSS {before} KiB before, {peak} KiB after"
     );

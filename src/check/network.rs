@@ -18,6 +18,7 @@ use super::classify::{Cluster, workload_of};
 use crate::config::Config;
 use crate::mesh::{CONTROL_PLANE_NS_LABEL, PROXY_CONTAINER, WORKLOAD_NS_LABEL};
 use crate::netpol::proxy::{PathKind, ProxyNeeds, ProxyPath, ProxyPaths, fix};
+use crate::netpol::review;
 use crate::netpol::{
     Direction, Endpoint, PodInfo, PolicyRef, PolicySet, Protocol, SideAnswer, Verdict,
 };
@@ -28,26 +29,10 @@ mod tests;
 
 pub use render::{fix_block, path_line};
 
-/// Labels that differ between revisions (or pods) of one workload: a fix's selector leaves
-/// them out so it keeps selecting the workload's next pods.
-pub const REVISION_LABELS: [&str; 10] = [
-    "pod-template-hash",
-    "controller-revision-hash",
-    "pod-template-generation",
-    "statefulset.kubernetes.io/pod-name",
-    "apps.kubernetes.io/pod-index",
-    "controller-uid",
-    "batch.kubernetes.io/controller-uid",
-    "job-name",
-    "batch.kubernetes.io/job-name",
-    "batch.kubernetes.io/job-completion-index",
-];
-
-/// A pod's labels without [`REVISION_LABELS`].
+/// A pod's labels without the per-revision ones ([`review::PER_POD_LABELS`]): a fix's
+/// selector keeps selecting the workload's next pods.
 pub fn stable_labels(pod: &Pod) -> BTreeMap<String, String> {
-    let mut labels = pod.labels().clone();
-    labels.retain(|k, _| !REVISION_LABELS.contains(&k.as_str()));
-    labels
+    review::workload_labels(pod.metadata.labels.as_ref())
 }
 
 /// Whether the pod runs the proxy (a container, or a sidecar init container, named

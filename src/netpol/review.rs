@@ -35,7 +35,8 @@ impl NetworkLookup for () {
     }
 }
 
-/// Labels that change with every rollout or pod: not part of what makes a workload.
+/// Labels that change with every rollout or pod (or revision): not part of what makes a
+/// workload. The review's workloads, the pod cache and `check`'s fix selectors leave them out.
 pub const PER_POD_LABELS: [&str; 10] = [
     "pod-template-hash",
     "controller-revision-hash",
