@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{
-    Injector, client, free_port, meshed_namespace_file, metric, pod_review, read_until_closed,
-    tls_stream, wait_for_async,
+    Injector, client, meshed_namespace_file, metric, pod_review, read_until_closed, tls_stream,
+    wait_for_async,
 };
 
 fn review() -> serde_json::Value {
@@ -28,16 +28,15 @@ fn review() -> serde_json::Value {
 /// `serve` with a meshed namespace, an admin port, and `extra` flags; returns the admin port.
 fn start(dir: &std::path::Path, extra: &[&str]) -> (Injector, u16) {
     let ns = meshed_namespace_file(dir);
-    let admin = free_port();
-    let admin_addr = format!("127.0.0.1:{admin}");
     let mut args = vec![
         "--namespaces",
         ns.to_str().unwrap(),
         "--admin-listen",
-        &admin_addr,
+        "127.0.0.1:0",
     ];
     args.extend_from_slice(extra);
     let inj = Injector::start(&args, &[]);
+    let admin = inj.admin_port();
     (inj, admin)
 }
 

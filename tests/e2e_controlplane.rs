@@ -957,16 +957,16 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
         &[("linkerd.io/inject", "enabled")],
     )
     .await;
-    let admin = support::free_port();
     let inj = Injector::start(
         &[
             "--client-ca",
             cp.webhook_client_ca.to_str().unwrap(),
             "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
+            "127.0.0.1:0",
         ],
         &[("KUBECONFIG", kubeconfig)],
     );
+    let admin = inj.admin_port();
     wait_until_async(
         Lazy(|| format!("readiness on the admin port:\n{}", inj.logs())),
         Duration::from_secs(30),

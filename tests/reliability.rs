@@ -298,11 +298,10 @@ async fn cert_rotation_and_a_bad_cert_under_load_fail_no_request() {
     for f in ["tls.crt", "tls.key", "ca.crt"] {
         symlink(&format!("..data/{f}"), &certs.join(f));
     }
-    let port = free_port();
     let inj = Injector::start_with(
         tempfile::tempdir().unwrap(),
         certs.clone(),
-        port,
+        0,
         &["--namespaces", &ns, "--cert-poll-ms", "100"],
         &[],
     );
@@ -496,21 +495,21 @@ async fn client_ca_requires_an_api_server_certificate() {
         .status()
         .unwrap();
     assert!(st.success());
-    let admin = free_port();
     let inj = Injector::start_with(
         tempfile::tempdir().unwrap(),
         certs.clone(),
-        free_port(),
+        0,
         &[
             "--namespaces",
             &ns_file(dir.path()),
             "--client-ca",
             certs.join("ca.crt").to_str().unwrap(),
             "--admin-listen",
-            &format!("127.0.0.1:{admin}"),
+            "127.0.0.1:0",
         ],
         &[],
     );
+    let admin = inj.admin_port();
     let ca = inj.ca_pem();
     // Without a client certificate: the handshake is refused.
     let anonymous = client(&ca);

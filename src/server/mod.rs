@@ -339,6 +339,7 @@ async fn serve_routes(
     if let Some(admin) = opts.admin_listen {
         let l = std::net::TcpListener::bind(admin)
             .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
+        let admin = l.local_addr()?;
         let limits = conn::Limits::new(
             "admin",
             ADMIN_MAX_CONNECTIONS,

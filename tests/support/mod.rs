@@ -31,13 +31,23 @@ pub fn status_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
+/// A port on 127.0.0.1 that was free a moment ago. Another process may take it before it is
+/// used: only for a server that must come back on the same port (a restart); otherwise
+/// listen on port 0 and read the port from the server's log (`Injector::start`).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// The port of the last 127.0.0.1 address on a log line containing `marker`.
+fn logged_port(log: &str, marker: &str) -> Option<u16> {
+    let line = log.lines().rev().find(|l| l.contains(marker))?;
+    let rest = &line[line.find("127.0.0.1:")? + "127.0.0.1:".len()..];
+    let digits = rest.split(|c: char| !c.is_ascii_digit()).next()?;
+    digits.parse().ok()
 }
 
 /// Runs `proxy-injector certs` into `dir` for 127.0.0.1 and localhost.
@@ -67,9 +77,11 @@ impl Injector {
         let dir = tempfile::tempdir().unwrap();
         let certs = dir.path().join("certs");
         make_certs(&certs);
-        Self::start_with(dir, certs, free_port(), extra, env)
+        Self::start_with(dir, certs, 0, extra, env)
     }
 
+    /// Starts serve on `port`; 0 lets the system choose a free port, read back from the
+    /// server's "listening" log line (no window in which another process can take it).
     pub fn start_with(
         dir: tempfile::TempDir,
         certs: PathBuf,
@@ -106,14 +118,17 @@ impl Injector {
         inj
     }
 
+    /// Waits until this server logs that it listens (HTTPS) and accepts a TCP connection
+    /// there; with port 0, learns its port from that log line.
     fn wait_healthy(&mut self) {
-        let port = self.port;
+        let wanted = self.port;
         let log = self.log.clone();
         let child = self.child.as_mut().expect("running");
+        let mut port = 0;
         wait_until(
             Lazy(|| {
                 format!(
-                    "proxy-injector serve to listen on 127.0.0.1:{port}:\n{}",
+                    "proxy-injector serve to listen on 127.0.0.1:{wanted}:\n{}",
                     std::fs::read_to_string(&log).unwrap_or_default()
                 )
             }),
@@ -125,9 +140,26 @@ impl Injector {
                         std::fs::read_to_string(&log).unwrap_or_default()
                     );
                 }
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                match logged_port(&text, "proxy-injector listening (HTTPS)") {
+                    Some(p) => port = p,
+                    None => return false,
+                }
                 std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
             },
         );
+        assert!(
+            wanted == 0 || wanted == port,
+            "serve listens on {port}, not {wanted}"
+        );
+        self.port = port;
+    }
+
+    /// The admin port this server logged (start it with `--admin-listen 127.0.0.1:0`).
+    pub fn admin_port(&self) -> u16 {
+        let text = self.logs();
+        logged_port(&text, "admin endpoints listening")
+            .unwrap_or_else(|| panic!("no admin listener in the server's log:\n{text}"))
     }
 
     /// Waits until `/readyz` answers 200 (the namespace cache has synced); panics after
