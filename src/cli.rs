@@ -98,6 +98,19 @@ pub enum Command {
     Certs(CertsArgs),
 }
 
+/// Where the configuration comes from: this injector's config file, then Linkerd's chart
+/// values over it.
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// This injector's YAML config file (every key optional; defaults are Linkerd's).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Linkerd's linkerd-control-plane chart values (a Helm values file, or the `values` key
+    /// of the linkerd-config ConfigMap), applied over --config.
+    #[arg(long)]
+    pub values: Option<PathBuf>,
+}
+
 #[derive(Args)]
 pub struct ServeArgs {
     #[arg(long, default_value = "0.0.0.0:8443")]
@@ -106,9 +119,8 @@ pub struct ServeArgs {
     pub tls_cert: PathBuf,
     #[arg(long)]
     pub tls_key: PathBuf,
-    /// YAML config file (defaults are Linkerd's).
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Multi-document YAML of Namespace objects, instead of watching the cluster.
     #[arg(long)]
     pub namespaces: Option<PathBuf>,
@@ -165,8 +177,8 @@ pub struct InjectArgs {
     /// Manifest file, or - for standard input.
     #[arg(short = 'f', long = "filename", default_value = "-")]
     pub file: PathBuf,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Namespace objects to decide with, instead of reading them from the cluster.
     #[arg(long, conflicts_with = "manual")]
     pub namespaces: Option<PathBuf>,
@@ -190,8 +202,8 @@ pub struct ExplainArgs {
     /// Manifest file, or - for standard input.
     #[arg(short = 'f', long = "filename", conflicts_with = "pod")]
     pub file: Option<PathBuf>,
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Namespace objects to decide with, instead of reading them from the cluster.
     #[arg(long)]
     pub namespaces: Option<PathBuf>,
@@ -201,8 +213,8 @@ pub struct ExplainArgs {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    #[arg(long)]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArgs,
     /// Name of the MutatingWebhookConfiguration.
     #[arg(long, default_value = "proxy-injector")]
     pub webhook: String,

@@ -53,12 +53,25 @@ async fn cluster_client(purpose: &str, instead: &str) -> anyhow::Result<kube::Cl
     })
 }
 
+/// The configuration a command runs with; notes about the values go to stderr.
+fn load_config(a: &cli::ConfigArgs) -> anyhow::Result<Config> {
+    let (cfg, notes) = Config::load_with_values(a.config.as_deref(), a.values.as_deref())?;
+    for n in notes {
+        eprintln!("warning: {n}");
+    }
+    Ok(cfg)
+}
+
 fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(a.log_format);
-    let cfg = Config::load(a.config.as_deref())?;
+    let (cfg, notes) =
+        Config::load_with_values(a.config.config.as_deref(), a.config.values.as_deref())?;
+    for n in notes {
+        tracing::warn!(note = %n, "Linkerd values");
+    }
     if cfg.trust_anchors_pem.is_none() {
         tracing::warn!(
-            "no trustAnchorsFile in the config: proxies get no LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
+            "no trust anchors (trustAnchorsFile in --config, identityTrustAnchorsPEM in --values): proxies get no LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS"
         );
     }
     rt.block_on(async move {
@@ -111,7 +124,7 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
 
 fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
     let docs = offline::read_documents(&read_input(&a.file)?)?;
-    let cfg = Config::load(a.config.as_deref())?;
+    let cfg = load_config(&a.config)?;
     let ns = match (&a.namespaces, a.manual || a.uninject) {
         (Some(p), _) => Namespaces::from_file(p)?,
         (None, true) => Namespaces::empty(),
@@ -147,7 +160,7 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn explain(rt: &Runtime, a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Arc::new(Config::load(a.config.as_deref())?);
+    let cfg = Arc::new(load_config(&a.config)?);
     if let Some(pod_name) = a.pod {
         let ns = a.namespace.unwrap_or_else(|| "default".to_owned());
         let pod = fetch_pod(rt, &pod_name, &ns)?;
@@ -182,7 +195,7 @@ fn explain(rt: &Runtime, a: ExplainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(rt: &Runtime, a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Config::load(a.config.as_deref())?;
+    let cfg = load_config(&a.config)?;
     let report = rt.block_on(async {
         let client = cluster_client("check the cluster", "set KUBECONFIG").await?;
         proxy_injector::check::run(client, &cfg, &a.webhook).await

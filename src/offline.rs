@@ -223,6 +223,11 @@ pub fn inject_document(
             o.insert("spec".into(), p.get("spec").cloned().unwrap_or(Value::Null));
         }
     } else if let Some(t) = out.pointer_mut(tpath).and_then(Value::as_object_mut) {
+        let name = doc["metadata"]["name"].as_str().unwrap_or("");
+        let owner = crate::values::workload_owner_label(kind, name);
+        if let (None, Some((k, v))) = (&r.skipped, owner) {
+            new_pod["metadata"]["labels"][k] = Value::String(v);
+        }
         t.insert("metadata".into(), new_pod["metadata"].clone());
         t.insert("spec".into(), new_pod["spec"].clone());
     }

@@ -12,7 +12,8 @@ use crate::containers::{self, POD_ENV};
 use crate::decision::{Mode, Plan, Source};
 use crate::mesh::{
     CONTROL_PLANE_NS_LABEL, CREATED_BY, CREATED_BY_ANNOTATION, IDENTITY_MODE_ANNOTATION,
-    INJECT_ANNOTATION, OPAQUE_PORTS_ANNOTATION, PROXY_VERSION_ANNOTATION, WORKLOAD_NS_LABEL,
+    INJECT_ANNOTATION, OPAQUE_PORTS_ANNOTATION, PROXY_VERSION_ANNOTATION, TRUST_ROOT_ANNOTATION,
+    WORKLOAD_NS_LABEL,
 };
 use crate::values::ProxyValues;
 use crate::view::PodView;
@@ -86,6 +87,7 @@ pub struct Fragments {
     proxy_version: Vec<u8>,
     control_plane_ns: Vec<u8>,
     created_by: Vec<u8>,
+    trust_root: Vec<u8>,
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -121,8 +123,17 @@ impl Fragments {
             proxy_version: json_string(&v.proxy_version),
             control_plane_ns: json_string(&config.control_plane_namespace),
             created_by: json_string(CREATED_BY),
+            trust_root: json_string(&trust_root_sha256(config)),
         }
     }
+}
+
+/// The `linkerd.io/trust-root-sha256` annotation: the SHA-256 of the trust anchors as given
+/// (of nothing when there are none), in lowercase hex, as Linkerd writes it.
+pub fn trust_root_sha256(config: &Config) -> String {
+    let pem = config.trust_anchors_pem.as_deref().unwrap_or("");
+    let digest = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Appends `/`-escaped JSON pointer segment (RFC 6901: `~` → `~0`, `/` → `~1`).
@@ -287,6 +298,7 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
         (CREATED_BY_ANNOTATION, &frags.created_by),
         (IDENTITY_MODE_ANNOTATION, b"\"default\""),
         (PROXY_VERSION_ANNOTATION, &frags.proxy_version),
+        (TRUST_ROOT_ANNOTATION, &frags.trust_root),
     ];
     if plan.source == Source::Namespace {
         annotations.push((INJECT_ANNOTATION, mode_json));
@@ -304,6 +316,14 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     let mut labels: Vec<(&str, &[u8])> = vec![(CONTROL_PLANE_NS_LABEL, &frags.control_plane_ns)];
     if let Some(ns) = &workload_ns {
         labels.push((WORKLOAD_NS_LABEL, ns));
+    }
+    let owner = plan
+        .pod
+        .owner_label
+        .as_ref()
+        .map(|(k, v)| (*k, json_string(v)));
+    if let Some((k, v)) = &owner {
+        labels.push((k, v));
     }
     ops.map("/metadata/labels", pod.metadata.labels.is_some(), &labels);
     out.push(b']');

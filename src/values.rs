@@ -120,6 +120,8 @@ pub struct PodValues {
     pub opaque_annotation: Option<String>,
     /// The pod's namespace, for the `linkerd.io/workload-ns` label.
     pub namespace: Option<String>,
+    /// Linkerd's owner label (`linkerd.io/proxy-deployment: web`), from the pod's owner.
+    pub owner_label: Option<(&'static str, String)>,
 }
 
 /// An override annotation whose value does not parse.
@@ -357,5 +359,68 @@ pub fn pod_values(
         opaque_ports,
         opaque_annotation,
         namespace,
+        owner_label: owner_label(pod),
     }
+}
+
+/// The `linkerd.io/proxy-<kind>: <name>` label Linkerd gives a pod with exactly one owner
+/// (linkerd-viz builds its workload metric labels from it). A ReplicaSet named
+/// `<deployment>-<pod-template-hash>` stands for its Deployment, as Linkerd finds by looking the
+/// ReplicaSet up; this injector reads that from the pod's own `pod-template-hash` label instead
+/// of a ReplicaSet cache. A name that is not a valid label value (longer than 63 characters)
+/// gets no label: the API server would refuse the pod.
+fn owner_label(pod: &PodView<'_>) -> Option<(&'static str, String)> {
+    let raw = pod.metadata.owner_references?;
+    let owners: Vec<crate::workload::OwnerRefView<'_>> = serde_json::from_str(raw.get()).ok()?;
+    let [owner] = owners.as_slice() else {
+        return None;
+    };
+    let name = owner.name.as_str();
+    let (key, name) = match owner.kind.as_str() {
+        "ReplicaSet" => {
+            let hash = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("pod-template-hash"));
+            let deployment = hash.as_deref().and_then(|h| {
+                name.strip_suffix(h)
+                    .and_then(|n| n.strip_suffix('-'))
+                    .filter(|d| !d.is_empty() && !h.is_empty())
+            });
+            match deployment {
+                Some(d) => ("linkerd.io/proxy-deployment", d),
+                None => ("linkerd.io/proxy-replicaset", name),
+            }
+        }
+        "CronJob" => return None,
+        kind => return workload_owner_label(kind, name),
+    };
+    is_label_value(name).then(|| (key, name.to_owned()))
+}
+
+/// The owner label for a workload of `kind` named `name` (`inject` writes it on the workload's
+/// pod template, as Linkerd's CLI does); `None` for other kinds and invalid label values.
+pub fn workload_owner_label(kind: &str, name: &str) -> Option<(&'static str, String)> {
+    let key = match kind {
+        "Deployment" => "linkerd.io/proxy-deployment",
+        "ReplicaSet" => "linkerd.io/proxy-replicaset",
+        "Job" => "linkerd.io/proxy-job",
+        "CronJob" => "linkerd.io/proxy-cronjob",
+        "DaemonSet" => "linkerd.io/proxy-daemonset",
+        "StatefulSet" => "linkerd.io/proxy-statefulset",
+        "ReplicationController" => "linkerd.io/proxy-replicationcontroller",
+        _ => return None,
+    };
+    is_label_value(name).then(|| (key, name.to_owned()))
+}
+
+/// A valid label value: at most 63 characters, alphanumerics with `-`, `_`, `.` inside.
+fn is_label_value(v: &str) -> bool {
+    let b = v.as_bytes();
+    b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.first().is_none_or(u8::is_ascii_alphanumeric)
+        && b.last().is_none_or(u8::is_ascii_alphanumeric)
 }

@@ -117,8 +117,9 @@ pub struct MetaView<'a> {
     pub namespace: Option<BStr<'a>>,
     #[serde(borrow, default)]
     pub annotations: Option<Annotations<'a>>,
-    #[serde(default)]
-    pub labels: Option<AnyMap>,
+    /// Values kept raw like the annotations: only `pod-template-hash` is ever decoded.
+    #[serde(borrow, default)]
+    pub labels: Option<Annotations<'a>>,
     /// Kept raw: read only when an Event is recorded (parsing it on every request costs more
     /// than skipping it).
     #[serde(borrow, default)]

@@ -1,6 +1,6 @@
 //! Golden fixtures: the project's spec. Each directory under tests/fixtures/ holds an input pod
-//! (pod.yaml), optionally its namespace (namespace.yaml) and an injector config (config.yaml,
-//! with the trust anchors file it names), what to expect (case.yaml), and for injected pods the
+//! (pod.yaml), optionally its namespace (namespace.yaml), an injector config (config.yaml,
+//! with the trust anchors file it names) and Linkerd chart values over it (values.yaml), what to expect (case.yaml), and for injected pods the
 //! expected patched pod (expected.yaml).
 //!
 //! Each directory is its own test, named after it (`cargo test --test golden 17-escaped-keys`
@@ -63,8 +63,13 @@ fn read_yaml(path: &Path) -> Value {
 
 fn admission_for(dir: &Path) -> Admission {
     let config_path = dir.join("config.yaml");
-    let config = Config::load(config_path.exists().then_some(config_path.as_path()))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let values_path = dir.join("values.yaml");
+    let (config, notes) = Config::load_with_values(
+        config_path.exists().then_some(config_path.as_path()),
+        values_path.exists().then_some(values_path.as_path()),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    assert!(notes.is_empty(), "{}: {notes:?}", dir.display());
     let ns_path = dir.join("namespace.yaml");
     let ns = if ns_path.exists() {
         Namespaces::from_file(&ns_path).unwrap()
@@ -148,7 +153,7 @@ fn check_fixture_root(root: &Path) -> Result<(), String> {
 /// The files the runner reads for this case; any other file in the directory is stale.
 fn check_no_stale_files(dir: &Path, case: &Case) -> Result<(), String> {
     let mut read = vec!["case.yaml".to_owned(), "pod.yaml".to_owned()];
-    for optional in ["namespace.yaml", "config.yaml"] {
+    for optional in ["namespace.yaml", "config.yaml", "values.yaml"] {
         if dir.join(optional).exists() {
             read.push(optional.to_owned());
         }

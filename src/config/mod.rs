@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::overrides::{self, PortList};
 
+pub mod chart;
 mod proxy;
 
 pub use proxy::{
@@ -60,6 +61,15 @@ pub struct ProxyInitConfig {
     pub skip_outbound_ports: String,
     pub skip_subnets: String,
     pub run_as_root: bool,
+    /// proxy-init's own log level and format (`--log-level`, `--log-format`; empty: its own).
+    pub log_level: String,
+    pub log_format: String,
+    /// `--timeout-close-wait-secs` (needs `runAsRoot`; makes `linkerd-init` privileged).
+    pub close_wait_timeout_secs: u32,
+    pub privileged: bool,
+    /// `linkerd-init`'s user and group when not root (0 means 65534, as in Linkerd's chart).
+    pub run_as_user: i64,
+    pub run_as_group: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -79,6 +89,10 @@ pub struct Config {
     pub trust_anchors_file: Option<PathBuf>,
     /// The mesh CNI plugin sets up the redirect: no `linkerd-init` container.
     pub cni_enabled: bool,
+    /// The proxy listens on IPv4 only and `linkerd-init` programs no ip6tables rules
+    /// (Linkerd's `disableIPv6`, on by default); off: the proxy also listens on `[::]`.
+    #[serde(rename = "disableIPv6")]
+    pub disable_ipv6: bool,
     pub bad_override: BadOverridePolicy,
     /// `POST /warn`: deny (instead of only warning about) objects with mesh mistakes.
     pub strict_warnings: bool,
@@ -106,6 +120,12 @@ impl Default for ProxyInitConfig {
             skip_outbound_ports: "4567,4568".into(),
             skip_subnets: String::new(),
             run_as_root: false,
+            log_level: String::new(),
+            log_format: String::new(),
+            close_wait_timeout_secs: 0,
+            privileged: false,
+            run_as_user: 65534,
+            run_as_group: 65534,
         }
     }
 }
@@ -129,6 +149,7 @@ impl Default for Config {
             identity_trust_domain: "cluster.local".into(),
             trust_anchors_file: None,
             cni_enabled: false,
+            disable_ipv6: true,
             bad_override: BadOverridePolicy::AdmitUninjected,
             strict_warnings: false,
             proxy: ProxyConfig::default(),
@@ -153,6 +174,11 @@ pub enum ConfigError {
         key: &'static str,
         value: String,
         reason: String,
+    },
+    #[error("Linkerd values in {source_name} are not valid: {message}")]
+    Values {
+        source_name: String,
+        message: String,
     },
     #[error("cannot read trust anchors file {path}: {source}")]
     TrustAnchors {
@@ -202,6 +228,26 @@ impl Config {
             config.trust_anchors_pem = Some(pem);
         }
         Ok(config)
+    }
+
+    /// Loads `config` (this injector's file, else the defaults), then applies Linkerd's chart
+    /// values file over it; returns the values' notes (unknown keys, values this injector
+    /// does not write as Linkerd would), one line each.
+    pub fn load_with_values(
+        config: Option<&Path>,
+        values: Option<&Path>,
+    ) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut c = Config::load(config)?;
+        let Some(path) = values else {
+            return Ok((c, Vec::new()));
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let source = path.display().to_string();
+        let notes = chart::apply(&mut c, &text, &source)?;
+        Ok((c, notes.lines(&source)))
     }
 
     /// Checks every default the same way an annotation override is checked, so that a bad
@@ -267,6 +313,36 @@ impl Config {
             check("proxy.shutdownGracePeriod", g, overrides::parse_duration)?;
         }
         check("proxy.uid", &p.uid.to_string(), overrides::parse_uid)?;
+        let init = &self.proxy_init;
+        check(
+            "proxyInit.runAsUser",
+            &init.run_as_user.to_string(),
+            overrides::parse_uid,
+        )?;
+        check(
+            "proxyInit.runAsGroup",
+            &init.run_as_group.to_string(),
+            overrides::parse_uid,
+        )?;
+        for (key, v) in [
+            ("proxyInit.logLevel", &init.log_level),
+            ("proxyInit.logFormat", &init.log_format),
+        ] {
+            check(key, v, |t| {
+                if t.chars().all(|c| c.is_ascii_graphic()) {
+                    Ok(())
+                } else {
+                    Err("expected one word without spaces".to_owned())
+                }
+            })?;
+        }
+        if init.close_wait_timeout_secs > 0 && !init.run_as_root {
+            return Err(ConfigError::Invalid {
+                key: "proxyInit.closeWaitTimeoutSecs",
+                value: init.close_wait_timeout_secs.to_string(),
+                reason: "needs proxyInit.runAsRoot: true (as in Linkerd's chart)".into(),
+            });
+        }
         if !["nft", "legacy"].contains(&self.proxy_init.iptables_mode.as_str()) {
             return Err(ConfigError::Invalid {
                 key: "proxyInit.iptablesMode",

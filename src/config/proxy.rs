@@ -38,6 +38,10 @@ pub struct ProxyConfig {
     pub opaque_ports: String,
     pub default_inbound_policy: String,
     pub shutdown_grace_period: Option<String>,
+    /// The proxy's access log (`apache`, `json`; `null`: none).
+    pub access_log: Option<String>,
+    /// Seconds the proxy waits (preStop `sleep`) before it stops.
+    pub wait_before_exit_seconds: u32,
     /// CIDRs of the cluster's pod and service networks (proxy discovery and policy).
     pub cluster_networks: String,
     /// The proxy's `/shutdown` admin endpoint.
@@ -190,6 +194,8 @@ impl Default for ProxyConfig {
             opaque_ports: "25,587,3306,4444,5432,6379,9300,11211".into(),
             default_inbound_policy: "all-unauthenticated".into(),
             shutdown_grace_period: None,
+            access_log: None,
+            wait_before_exit_seconds: 0,
             cluster_networks: "10.0.0.0/8,100.64.0.0/10,172.16.0.0/12,192.168.0.0/16,fd00::/8"
                 .into(),
             enable_shutdown_endpoint: false,

@@ -105,6 +105,12 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
     let cp = &config.control_plane_namespace;
     let domain = &config.cluster_domain;
     let networks = config.proxy.cluster_networks.as_str();
+    // Every address (`disableIPv6`, Linkerd's default: IPv4 only).
+    let any = if config.disable_ipv6 {
+        "0.0.0.0"
+    } else {
+        "[::]"
+    };
     let identity = |sa: &str| {
         format!("{sa}.$(_l5d_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)")
     };
@@ -206,24 +212,26 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_CONTROL_LISTEN_ADDR",
-            Some(format!("0.0.0.0:{}", v.control_port)),
+            Some(format!("{any}:{}", v.control_port)),
         ),
         (
             "LINKERD2_PROXY_ADMIN_LISTEN_ADDR",
-            Some(format!("0.0.0.0:{}", v.admin_port)),
+            Some(format!("{any}:{}", v.admin_port)),
         ),
         (
             "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDR",
             Some(format!("127.0.0.1:{}", v.outbound_port)),
         ),
-        // IPv4 only (Linkerd's `disableIPv6: true`, as everywhere here): no `[::1]` address.
         (
             "LINKERD2_PROXY_OUTBOUND_LISTEN_ADDRS",
-            Some(format!("127.0.0.1:{}", v.outbound_port)),
+            Some(match config.disable_ipv6 {
+                true => format!("127.0.0.1:{}", v.outbound_port),
+                false => format!("127.0.0.1:{0},[::1]:{0}", v.outbound_port),
+            }),
         ),
         (
             "LINKERD2_PROXY_INBOUND_LISTEN_ADDR",
-            Some(format!("0.0.0.0:{}", v.inbound_port)),
+            Some(format!("{any}:{}", v.inbound_port)),
         ),
     ]);
     e.extend(vars.drain(..).filter_map(|(n, x)| x.map(|x| env(n, x))));

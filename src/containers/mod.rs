@@ -187,10 +187,11 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             args.push(a.to_owned());
         }
     }
-    // The proxy listens on IPv4 only (its listen addresses are 0.0.0.0 / 127.0.0.1), which is
-    // Linkerd's `disableIPv6: true`: no ip6tables rules either.
+    // Linkerd's `disableIPv6` (its default): no ip6tables rules either.
+    if config.disable_ipv6 {
+        args.push("--ipv6=false".to_owned());
+    }
     args.extend([
-        "--ipv6=false".to_owned(),
         "--incoming-proxy-port".to_owned(),
         v.inbound_port.to_string(),
         "--outgoing-proxy-port".to_owned(),
@@ -208,11 +209,28 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args.push("--outbound-ports-to-ignore".into());
         args.push(v.skip_outbound_ports.clone());
     }
+    let init = &config.proxy_init;
+    if init.close_wait_timeout_secs > 0 {
+        args.push("--timeout-close-wait-secs".into());
+        args.push(init.close_wait_timeout_secs.to_string());
+    }
+    for (flag, value) in [
+        ("--log-format", &init.log_format),
+        ("--log-level", &init.log_level),
+    ] {
+        if !value.is_empty() {
+            args.push(flag.into());
+            args.push(value.clone());
+        }
+    }
     if !v.skip_subnets.is_empty() {
         args.push("--subnets-to-ignore".into());
         args.push(v.skip_subnets.to_string());
     }
-    let root = config.proxy_init.run_as_root;
+    let root = init.run_as_root;
+    let privileged = init.privileged || init.close_wait_timeout_secs > 0;
+    // 0 means the chart's default user and group.
+    let id = |i: i64| if i == 0 { 65534 } else { i };
     // Linkerd edge-26.8.3 runs proxy-init from the proxy image; a configured separate image
     // keeps its own entrypoint (and the init-image annotations).
     let (image, command) = match &config.proxy_init.image {
@@ -245,16 +263,16 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             ]),
         },
         security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
+            allow_privilege_escalation: Some(privileged),
             capabilities: Some(Capabilities {
                 add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
                 ..Default::default()
             }),
-            privileged: Some(false),
+            privileged: Some(privileged),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(!root),
-            run_as_user: Some(if root { 0 } else { 65534 }),
-            run_as_group: Some(if root { 0 } else { 65534 }),
+            run_as_user: Some(if root { 0 } else { id(init.run_as_user) }),
+            run_as_group: Some(if root { 0 } else { id(init.run_as_group) }),
             seccomp_profile: Some(SeccompProfile {
                 type_: "RuntimeDefault".into(),
                 ..Default::default()

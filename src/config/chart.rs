@@ -1,0 +1,619 @@
+//! Linkerd's linkerd-control-plane chart values (`--values FILE`, and the `values` key of the
+//! `linkerd-config` ConfigMap) applied over a [`Config`], Helm style: a key given replaces the
+//! value under it, a key set to `null` removes the default (the setting becomes empty or
+//! unset), a key absent keeps it. Linkerd's own conventions are followed: an empty image
+//! version means `linkerdVersion`, an empty pull policy means `imagePullPolicy`, `gid: -1`
+//! means no group, an empty `identityTrustDomain` means `clusterDomain`, empty resources and
+//! timeouts mean unset.
+//!
+//! Every key of Linkerd's chart is known here, in one of three kinds: applied (it shapes the
+//! injected pod and this injector writes it as Linkerd does), fixed (it shapes the pod, this
+//! injector writes only the chart's default: another value is named in a warning), or ignored
+//! (it does not shape injected pods: controller replicas, webhooks' own settings...). A key
+//! unknown to the chart gets a warning naming it.
+
+use serde_json::Value as Json;
+
+use super::{Config, ConfigError, Image, RequestLimit};
+
+/// Top-level chart keys that do not shape an injected pod (whole subtrees).
+const IGNORED: &[&str] = &[
+    "revisionHistoryLimit",
+    "controllerLogLevel",
+    "controllerLogFormat",
+    "deploymentStrategy",
+    "enableEndpointSlices",
+    "enablePodAntiAffinity",
+    "enablePprof",
+    "enablePodDisruptionBudget",
+    "controller",
+    "kubeAPI",
+    "podAnnotations",
+    "podLabels",
+    "commonLabels",
+    "priorityClassName",
+    "runtimeClassName",
+    "policyController",
+    "networkValidator",
+    "imagePullSecrets",
+    "enableH2Upgrade",
+    "enablePSP",
+    "webhookFailurePolicy",
+    "controllerImage",
+    "controllerImageVersion",
+    "controllerReplicas",
+    "controllerUID",
+    "controllerGID",
+    "destinationController",
+    "destinationResources",
+    "destinationProxyResources",
+    "heartbeat",
+    "heartbeatResources",
+    "heartbeatSchedule",
+    "disableHeartBeat",
+    "identityResources",
+    "identityProxyResources",
+    "proxyInjector",
+    "proxyInjectorResources",
+    "proxyInjectorProxyResources",
+    "profileValidator",
+    "policyValidator",
+    "spValidator",
+    "spValidatorResources",
+    "nodeSelector",
+    "nodeAffinity",
+    "tolerations",
+    "prometheusUrl",
+    "podMonitor",
+    "egress",
+    "configReaders",
+    "highAvailability",
+    "cliVersion",
+    "configs",
+    "partials",
+    "stage",
+    "installNamespace",
+    "namespace",
+    "enableHeadlessServices",
+    "identity.externalCA",
+    "identity.issuer",
+    "identity.kubeAPI",
+    "identity.podAnnotations",
+    "identity.additionalEnv",
+    "identity.experimentalEnv",
+    "identity.livenessProbe",
+    "identity.readinessProbe",
+    "proxyInit.kubeAPIServerPorts",
+    // The proxy's listen addresses and inbound ports per pod: computed, not configured.
+    "proxy.podInboundPorts",
+    "proxy.isGateway",
+    "proxy.isIngress",
+    "proxy.component",
+    "proxy.loadTrustBundleFromConfigMap",
+];
+
+/// Keys that shape the injected pod where this injector writes only the chart's default: the
+/// default as JSON (`null`: absent or empty). Any other value is named in a warning.
+fn fixed(path: &str) -> Option<Json> {
+    use serde_json::json;
+    Some(match path {
+        "proxyContainerName" => json!("linkerd-proxy"),
+        "proxy.securityContext" | "proxy.capabilities" | "proxy.saMountPath" => json!(null),
+        "proxy.additionalEnv" | "proxy.experimentalEnv" => json!(null),
+        "proxy.outboundTransportMode" => json!("transport-header"),
+        "proxy.livenessProbe.initialDelaySeconds" => json!(10),
+        "proxy.livenessProbe.timeoutSeconds" => json!(1),
+        "proxy.readinessProbe.initialDelaySeconds" => json!(2),
+        "proxy.readinessProbe.timeoutSeconds" => json!(1),
+        "proxy.startupProbe.initialDelaySeconds" => json!(0),
+        "proxy.startupProbe.periodSeconds" => json!(1),
+        "proxy.startupProbe.failureThreshold" => json!(120),
+        "proxy.tracing.enabled" => json!(false),
+        "proxyInit.capabilities" | "proxyInit.saMountPath" => json!(null),
+        "proxyInit.xtMountPath.mountPath" => json!("/run"),
+        "proxyInit.xtMountPath.name" => json!("linkerd-proxy-init-xtables-lock"),
+        "identity.serviceAccountTokenProjection" => json!(true),
+        _ => return None,
+    })
+}
+
+/// Subtrees read as one value (maps or lists compared whole with [`fixed`], or whose keys
+/// are free-form).
+const LEAF_MAPS: &[&str] = &[
+    "proxy.securityContext",
+    "proxy.capabilities",
+    "proxy.saMountPath",
+    "proxy.additionalEnv",
+    "proxy.experimentalEnv",
+    "proxy.tracing.labels",
+    "proxy.tracing.collector",
+    "proxyInit.capabilities",
+    "proxyInit.saMountPath",
+];
+
+/// What applying a values document found that the user should know: keys unknown to
+/// Linkerd's chart, and values this injector does not write as Linkerd would.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Notes {
+    pub unknown: Vec<String>,
+    pub unsupported: Vec<String>,
+}
+
+impl Notes {
+    /// One line per note, for logs and the CLI's stderr.
+    pub fn lines(&self, source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for k in &self.unknown {
+            out.push(format!(
+                "{source}: {k} is not a key of Linkerd's linkerd-control-plane chart values; it is ignored (check its spelling)"
+            ));
+        }
+        for k in &self.unsupported {
+            out.push(format!(
+                "{source}: {k} differs from Linkerd's default, which is all this injector writes; injected pods differ from Linkerd's here"
+            ));
+        }
+        out
+    }
+}
+
+/// Values resolved after every key is read (Linkerd's fallbacks between keys).
+#[derive(Default)]
+struct Pending {
+    linkerd_version: Option<String>,
+    pull_policy: Option<String>,
+    proxy_version: Option<String>,
+    proxy_pull_policy: Option<String>,
+    debug_version: Option<String>,
+    trust_domain: Option<String>,
+    init_image: Option<(Option<String>, Option<String>)>,
+}
+
+/// Applies a YAML values document over `config`; `source` names it in errors.
+pub fn apply(config: &mut Config, text: &str, source: &str) -> Result<Notes, ConfigError> {
+    let tree: Json = if text.trim().is_empty() {
+        Json::Null
+    } else {
+        serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| ConfigError::Values {
+            source_name: source.to_owned(),
+            message: e.without_snippet().to_string(),
+        })?
+    };
+    let mut notes = Notes::default();
+    let mut pending = Pending::default();
+    match &tree {
+        Json::Null => {}
+        Json::Object(_) => walk(config, &mut pending, &mut notes, "", &tree, source)?,
+        _ => {
+            return Err(ConfigError::Values {
+                source_name: source.to_owned(),
+                message: "expected a map of Linkerd chart values at the top".into(),
+            });
+        }
+    }
+    resolve(config, pending);
+    config.validate().map_err(|e| match e {
+        ConfigError::Invalid { key, value, reason } => ConfigError::Values {
+            source_name: source.to_owned(),
+            message: format!("{key} = {value:?} is not valid: {reason}"),
+        },
+        other => other,
+    })?;
+    Ok(notes)
+}
+
+fn walk(
+    config: &mut Config,
+    pending: &mut Pending,
+    notes: &mut Notes,
+    prefix: &str,
+    node: &Json,
+    source: &str,
+) -> Result<(), ConfigError> {
+    let Json::Object(map) = node else {
+        return Ok(());
+    };
+    for (k, v) in map {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        if IGNORED.contains(&path.as_str()) {
+            continue;
+        }
+        if let Some(default) = fixed(&path) {
+            let given = match v {
+                Json::Object(m) if m.is_empty() => &Json::Null,
+                Json::Array(a) if a.is_empty() => &Json::Null,
+                Json::String(s) if s.is_empty() => &Json::Null,
+                other => other,
+            };
+            if *given != default && !(default.is_null() && given.is_null()) {
+                notes.unsupported.push(format!("{path} = {}", short(given)));
+            }
+            continue;
+        }
+        if v.is_object() && !LEAF_MAPS.contains(&path.as_str()) {
+            walk(config, pending, notes, &path, v, source)?;
+            continue;
+        }
+        if LEAF_MAPS.contains(&path.as_str()) {
+            // Free-form maps of a subtree whose switch decides (tracing is off).
+            continue;
+        }
+        match set(config, pending, &path, v) {
+            Ok(true) => {}
+            Ok(false) => notes.unknown.push(path),
+            Err(reason) => {
+                return Err(ConfigError::Values {
+                    source_name: source.to_owned(),
+                    message: format!("{path} = {} is not valid: {reason}", short(v)),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A value as a warning quotes it: compact JSON, at most 64 characters.
+fn short(v: &Json) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(64) {
+        Some((i, _)) => format!("{}… ({} bytes)", &s[..i], s.len()),
+        None => s,
+    }
+}
+
+/// A scalar as text (`null`: empty), as Helm prints it into the template.
+fn text(v: &Json) -> Result<String, String> {
+    match v {
+        Json::Null => Ok(String::new()),
+        Json::String(s) => Ok(s.clone()),
+        Json::Number(n) => Ok(n.to_string()),
+        Json::Bool(b) => Ok(b.to_string()),
+        _ => Err("expected a text value".into()),
+    }
+}
+
+/// Text, with empty meaning unset.
+fn opt_text(v: &Json) -> Result<Option<String>, String> {
+    text(v).map(|t| (!t.trim().is_empty()).then(|| t.trim().to_owned()))
+}
+
+fn boolean(v: &Json) -> Result<bool, String> {
+    match v {
+        Json::Null => Ok(false),
+        Json::Bool(b) => Ok(*b),
+        Json::String(s) => crate::overrides::parse_go_bool(s.trim()),
+        _ => Err("expected true or false".into()),
+    }
+}
+
+fn int(v: &Json) -> Result<i64, String> {
+    match v {
+        Json::Null => Ok(0),
+        Json::Number(n) => n
+            .as_i64()
+            .ok_or_else(|| "expected a whole number".to_owned()),
+        Json::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| "expected a whole number".to_owned()),
+        _ => Err("expected a whole number".into()),
+    }
+}
+
+fn port(v: &Json) -> Result<u16, String> {
+    let n = int(v)?;
+    u16::try_from(n)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| "a port must be in 1-65535".to_owned())
+}
+
+fn uint(v: &Json) -> Result<u32, String> {
+    u32::try_from(int(v)?).map_err(|_| "expected a whole number, 0 or more".to_owned())
+}
+
+fn quantity(rl: &mut RequestLimit, which: &str, v: &Json) -> Result<bool, String> {
+    let q = opt_text(v)?;
+    match which {
+        "request" => rl.request = q,
+        "limit" => rl.limit = q,
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+/// Applies one leaf; `Ok(false)`: not a key of Linkerd's chart.
+fn set(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, String> {
+    let (head, rest) = path.split_once('.').unwrap_or((path, ""));
+    match (head, rest) {
+        ("clusterDomain", "") => c.cluster_domain = text(v)?,
+        ("clusterNetworks", "") => c.proxy.cluster_networks = text(v)?,
+        ("imagePullPolicy", "") => p.pull_policy = Some(text(v)?),
+        ("linkerdVersion", "") => p.linkerd_version = Some(text(v)?),
+        ("cniEnabled", "") => c.cni_enabled = boolean(v)?,
+        ("disableIPv6", "") => c.disable_ipv6 = boolean(v)?,
+        // Kept as written: its SHA-256 is the pod's `linkerd.io/trust-root-sha256`.
+        ("identityTrustAnchorsPEM", "") => {
+            c.trust_anchors_pem = Some(text(v)?).filter(|t| !t.trim().is_empty())
+        }
+        ("identityTrustDomain", "") => p.trust_domain = Some(text(v)?),
+        ("proxy", rest) => return set_proxy(c, p, rest, v),
+        ("proxyInit", rest) => return set_init(c, p, rest, v),
+        ("debugContainer", "image.name") => c.debug.image.name = text(v)?,
+        ("debugContainer", "image.version") => p.debug_version = Some(text(v)?),
+        // The debug container's pull policy follows the proxy's here.
+        ("debugContainer", "image.pullPolicy") => {}
+        _ => return Ok(false),
+    }
+    Ok(true)
+}
+
+fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, String> {
+    let x = &mut c.proxy;
+    match path {
+        "image.name" => x.image.name = text(v)?,
+        "image.version" => p.proxy_version = Some(text(v)?),
+        "image.pullPolicy" => p.proxy_pull_policy = Some(text(v)?),
+        "enableExternalProfiles" => x.enable_external_profiles = boolean(v)?,
+        "outboundConnectTimeout" => x.outbound_connect_timeout = opt_text(v)?,
+        "inboundConnectTimeout" => x.inbound_connect_timeout = opt_text(v)?,
+        "outboundDiscoveryCacheUnusedTimeout" => {
+            x.outbound_discovery_cache_unused_timeout = opt_text(v)?
+        }
+        "inboundDiscoveryCacheUnusedTimeout" => {
+            x.inbound_discovery_cache_unused_timeout = opt_text(v)?
+        }
+        "disableOutboundProtocolDetectTimeout" => {
+            x.disable_outbound_protocol_detect_timeout = boolean(v)?
+        }
+        "disableInboundProtocolDetectTimeout" => {
+            x.disable_inbound_protocol_detect_timeout = boolean(v)?
+        }
+        "enableShutdownEndpoint" => x.enable_shutdown_endpoint = boolean(v)?,
+        "logLevel" => x.log_level = text(v)?,
+        "logFormat" => x.log_format = text(v)?,
+        "logHTTPHeaders" => x.log_http_headers = text(v)?,
+        "ports.admin" => x.ports.admin = port(v)?,
+        "ports.control" => x.ports.control = port(v)?,
+        "ports.inbound" => x.ports.inbound = port(v)?,
+        "ports.outbound" => x.ports.outbound = port(v)?,
+        "uid" => x.uid = int(v)?,
+        "gid" => x.gid = Some(int(v)?).filter(|g| *g >= 0),
+        "waitBeforeExitSeconds" => x.wait_before_exit_seconds = uint(v)?,
+        "await" => x.await_ready = boolean(v)?,
+        "requireIdentityOnInboundPorts" => x.require_identity_on_inbound_ports = text(v)?,
+        "opaquePorts" => x.opaque_ports = text(v)?,
+        "shutdownGracePeriod" => x.shutdown_grace_period = opt_text(v)?,
+        "defaultInboundPolicy" => x.default_inbound_policy = text(v)?,
+        "accessLog" => x.access_log = opt_text(v)?,
+        "nativeSidecar" => x.native_sidecar = boolean(v)?,
+        "cores" => {
+            x.cores = match int(v)? {
+                0 => None,
+                n => Some(u32::try_from(n).map_err(|_| "expected a whole number, 0 or more")?),
+            }
+        }
+        "runtime.workers.minimum" => x.runtime.workers.minimum = uint(v)?,
+        "runtime.workers.maximum" => x.runtime.workers.maximum = Some(uint(v)?).filter(|m| *m > 0),
+        "runtime.workers.maximumCPURatio" => {
+            x.runtime.workers.maximum_cpu_ratio = match v {
+                Json::Null => None,
+                Json::Number(n) => n.as_f64().map(crate::overrides::go::float),
+                other => opt_text(other)?,
+            }
+        }
+        "control.streams.initialTimeout" => x.control.streams.initial_timeout = text(v)?,
+        "control.streams.idleTimeout" => x.control.streams.idle_timeout = text(v)?,
+        "control.streams.lifetime" => x.control.streams.lifetime = text(v)?,
+        "metrics.hostnameLabels" => x.metrics.hostname_labels = boolean(v)?,
+        "inbound.server.http2.keepAliveInterval" => {
+            x.inbound.server.http2.keep_alive_interval = text(v)?
+        }
+        "inbound.server.http2.keepAliveTimeout" => {
+            x.inbound.server.http2.keep_alive_timeout = text(v)?
+        }
+        "outbound.server.http2.keepAliveInterval" => {
+            x.outbound.server.http2.keep_alive_interval = text(v)?
+        }
+        "outbound.server.http2.keepAliveTimeout" => {
+            x.outbound.server.http2.keep_alive_timeout = text(v)?
+        }
+        // Tracing is off (see `fixed`): its other keys do not shape the pod.
+        p if p.starts_with("tracing.") => {}
+        p => {
+            let Some((kind, which)) = p.strip_prefix("resources.").and_then(|r| r.split_once('.'))
+            else {
+                return Ok(false);
+            };
+            let r = &mut x.resources;
+            let rl = match kind {
+                "cpu" => &mut r.cpu,
+                "memory" => &mut r.memory,
+                "ephemeral-storage" => &mut r.ephemeral_storage,
+                _ => return Ok(false),
+            };
+            return quantity(rl, which, v);
+        }
+    }
+    Ok(true)
+}
+
+fn set_init(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, String> {
+    let x = &mut c.proxy_init;
+    match path {
+        "iptablesMode" => x.iptables_mode = opt_text(v)?.unwrap_or_else(|| "legacy".into()),
+        "ignoreInboundPorts" => x.skip_inbound_ports = text(v)?,
+        "ignoreOutboundPorts" => x.skip_outbound_ports = text(v)?,
+        "skipSubnets" => x.skip_subnets = text(v)?,
+        "logLevel" => x.log_level = text(v)?,
+        "logFormat" => x.log_format = text(v)?,
+        "closeWaitTimeoutSecs" => x.close_wait_timeout_secs = uint(v)?,
+        "privileged" => x.privileged = boolean(v)?,
+        "runAsRoot" => x.run_as_root = boolean(v)?,
+        "runAsUser" => x.run_as_user = int(v)?,
+        "runAsGroup" => x.run_as_group = int(v)?,
+        "image.name" => {
+            let e = p.init_image.get_or_insert((None, None));
+            e.0 = opt_text(v)?;
+        }
+        "image.version" => {
+            let e = p.init_image.get_or_insert((None, None));
+            e.1 = opt_text(v)?;
+        }
+        "image.pullPolicy" => {}
+        p => {
+            let Some((kind, which)) = p.strip_prefix("resources.").and_then(|r| r.split_once('.'))
+            else {
+                return Ok(false);
+            };
+            let r = x.resources.get_or_insert_with(Default::default);
+            let rl = match kind {
+                "cpu" => &mut r.cpu,
+                "memory" => &mut r.memory,
+                "ephemeral-storage" => &mut r.ephemeral_storage,
+                _ => return Ok(false),
+            };
+            return quantity(rl, which, v);
+        }
+    }
+    Ok(true)
+}
+
+/// Linkerd's fallbacks: empty versions follow `linkerdVersion`, empty pull policies follow
+/// `imagePullPolicy`, an empty trust domain follows `clusterDomain`.
+fn resolve(c: &mut Config, p: Pending) {
+    let version_given = p.linkerd_version.as_ref().is_some_and(|v| !v.is_empty());
+    let linkerd_version = p
+        .linkerd_version
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| super::DEFAULT_PROXY_VERSION.to_owned());
+    // The chart's image versions are empty (follow `linkerdVersion`) unless set.
+    let version = |given: Option<String>, current: &str| match given {
+        Some(v) if !v.is_empty() => v,
+        Some(_) => linkerd_version.clone(),
+        None if version_given || current.is_empty() => linkerd_version.clone(),
+        None => current.to_owned(),
+    };
+    c.proxy.image.version = version(p.proxy_version, &c.proxy.image.version);
+    c.debug.image.version = version(p.debug_version, &c.debug.image.version);
+    let global = p.pull_policy.filter(|v| !v.is_empty());
+    match p.proxy_pull_policy.filter(|v| !v.is_empty()) {
+        Some(pp) => c.proxy.image_pull_policy = pp,
+        None => {
+            if let Some(g) = global {
+                c.proxy.image_pull_policy = g;
+            }
+        }
+    }
+    if let Some(d) = p.trust_domain {
+        c.identity_trust_domain = if d.is_empty() {
+            c.cluster_domain.clone()
+        } else {
+            d
+        };
+    }
+    if let Some((name, version)) = p.init_image {
+        c.proxy_init.image = name.map(|name| Image {
+            name,
+            version: version.unwrap_or_else(|| super::LEGACY_INIT_VERSION.to_owned()),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(yaml: &str) -> (Config, Notes) {
+        let mut c = Config::default();
+        let notes = apply(&mut c, yaml, "values.yaml").unwrap();
+        (c, notes)
+    }
+
+    #[test]
+    fn the_charts_defaults_change_nothing() {
+        let yaml = "clusterDomain: cluster.local\nimagePullPolicy: IfNotPresent\n\
+            linkerdVersion: edge-26.8.3\ndisableIPv6: true\ncniEnabled: false\n\
+            identityTrustDomain: \"\"\nproxy:\n  image:\n    name: cr.l5d.io/linkerd/proxy\n\
+            \x20   pullPolicy: \"\"\n    version: \"\"\n  gid: -1\n  uid: 2102\n  cores:\n\
+            \x20 resources:\n    cpu:\n      limit: \"\"\n      request: \"\"\n  securityContext: {}\n\
+            \x20 shutdownGracePeriod: \"\"\n  nativeSidecar: true\n  tracing:\n    enabled: false\n\
+            \x20   labels:\n      k8s.pod.ip: \"$(_pod_ip)\"\nproxyInit:\n  iptablesMode: nft\n\
+            \x20 runAsUser: 65534\n  runAsGroup: 65534\n  xtMountPath:\n    mountPath: /run\n\
+            \x20   name: linkerd-proxy-init-xtables-lock\nproxyInjector:\n  timeoutSeconds: 10\n\
+            debugContainer:\n  image:\n    name: cr.l5d.io/linkerd/debug\n    pullPolicy: \"\"\n\
+            \x20   version: \"\"\nidentity:\n  serviceAccountTokenProjection: true\n  issuer:\n\
+            \x20   scheme: linkerd.io/tls\n";
+        let (c, notes) = applied(yaml);
+        assert_eq!(notes, Notes::default());
+        assert_eq!(c, Config::default());
+    }
+
+    #[test]
+    fn keys_set_replace_defaults_and_fallbacks_follow_linkerd() {
+        let (c, _) = applied(
+            "linkerdVersion: stable-2.14.10\nimagePullPolicy: Always\nclusterDomain: example.org\n\
+             identityTrustDomain: \"\"\nproxy:\n  ports:\n    admin: 5191\n  gid: 3000\n\
+             \x20 resources:\n    ephemeral-storage:\n      limit: 1Gi\nproxyInit:\n\
+             \x20 ignoreInboundPorts: \"4567\"\n",
+        );
+        assert_eq!(c.proxy.image.version, "stable-2.14.10");
+        assert_eq!(c.debug.image.version, "stable-2.14.10");
+        assert_eq!(c.proxy.image_pull_policy, "Always");
+        assert_eq!(c.identity_trust_domain, "example.org");
+        assert_eq!(c.proxy.ports.admin, 5191);
+        assert_eq!(c.proxy.gid, Some(3000));
+        assert_eq!(
+            c.proxy.resources.ephemeral_storage.limit.as_deref(),
+            Some("1Gi")
+        );
+        assert_eq!(c.proxy_init.skip_inbound_ports, "4567");
+    }
+
+    #[test]
+    fn null_removes_a_default() {
+        let (c, _) = applied("proxy:\n  opaquePorts: null\n  inboundConnectTimeout: null\n");
+        assert_eq!(c.proxy.opaque_ports, "");
+        assert_eq!(c.proxy.inbound_connect_timeout, None);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_named() {
+        let (_, notes) = applied(
+            "proxy:\n  logLevl: debug\n  securityContext:\n    runAsUser: 5\nfoo: 1\n\
+             proxyInit:\n  xtMountPath:\n    mountPath: /xt\n",
+        );
+        assert_eq!(notes.unknown, vec!["foo", "proxy.logLevl"]);
+        assert_eq!(
+            notes.unsupported,
+            vec![
+                "proxy.securityContext = {\"runAsUser\":5}",
+                "proxyInit.xtMountPath.mountPath = \"/xt\""
+            ]
+        );
+        let lines = notes.lines("values.yaml");
+        assert!(lines[0].contains("foo"), "{lines:?}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let mut c = Config::default();
+        let e = apply(&mut c, "proxy:\n  ports:\n    admin: 70000\n", "v.yaml").unwrap_err();
+        assert!(e.to_string().contains("proxy.ports.admin"), "{e}");
+        let e = apply(&mut c, "proxy:\n  logFormat: xml\n", "v.yaml").unwrap_err();
+        assert!(e.to_string().contains("proxy.logFormat"), "{e}");
+        let e = apply(&mut c, "- a\n", "v.yaml").unwrap_err();
+        assert!(e.to_string().contains("v.yaml"), "{e}");
+    }
+
+    #[test]
+    fn yaml_anchors_as_in_linkerds_values_are_read() {
+        let (_, notes) =
+            applied("kubeAPI: &kubeapi\n  clientQPS: 100\nidentity:\n  kubeAPI: *kubeapi\n");
+        assert_eq!(notes, Notes::default());
+    }
+}
