@@ -112,14 +112,39 @@ pub struct Admission {
     ingress: Fragments,
 }
 
+/// The admission a server answers with, swapped whole when the config changes (Linkerd's
+/// ConfigMaps): a review loads the current one once and keeps it to its end.
+#[derive(Clone)]
+pub struct SharedAdmission(Arc<arc_swap::ArcSwap<Admission>>);
+
+impl SharedAdmission {
+    pub fn load(&self) -> Arc<Admission> {
+        self.0.load_full()
+    }
+
+    pub fn store(&self, next: Admission) {
+        self.0.store(Arc::new(next));
+    }
+}
+
+impl From<Admission> for SharedAdmission {
+    fn from(a: Admission) -> SharedAdmission {
+        SharedAdmission(Arc::new(arc_swap::ArcSwap::from_pointee(a)))
+    }
+}
+
 impl Admission {
     pub fn new(config: Arc<Config>, namespaces: impl NamespaceLookup + 'static) -> Admission {
+        Self::new_with(config, Arc::new(namespaces))
+    }
+
+    fn new_with(config: Arc<Config>, namespaces: Arc<dyn NamespaceLookup>) -> Admission {
         let enabled = Fragments::new(&ProxyValues::from_config(&config, Mode::Enabled), &config);
         let ingress = Fragments::new(&ProxyValues::from_config(&config, Mode::Ingress), &config);
         Admission {
             needs: crate::netpol::proxy::ProxyNeeds::from_config(&config),
             config,
-            namespaces: Arc::new(namespaces),
+            namespaces,
             network: Arc::new(()),
             record_events: false,
             enabled,
@@ -128,6 +153,16 @@ impl Admission {
     }
 
     /// Makes answers carry what an Event about them needs (`Answer::event`).
+    /// The same admission (namespaces, network, events) with another config: what a reload
+    /// of Linkerd's config swaps in.
+    pub fn with_config(&self, config: Arc<Config>) -> Admission {
+        Admission {
+            namespaces: self.namespaces.clone(),
+            network: self.network.clone(),
+            ..Admission::new_with(config, self.namespaces.clone()).with_events(self.record_events)
+        }
+    }
+
     pub fn with_events(mut self, on: bool) -> Admission {
         self.record_events = on;
         self

@@ -167,6 +167,12 @@ pub struct ServeArgs {
     /// How often the certificate files are checked for a change, in milliseconds.
     #[arg(long, default_value_t = 5_000)]
     pub cert_poll_ms: u64,
+    /// In a Linkerd cluster: follow Linkerd's own configuration, the `values` of the
+    /// linkerd-config ConfigMap and `ca-bundle.crt` of linkerd-identity-trust-roots in the
+    /// control-plane namespace, applied over --config and --values without a restart. Not
+    /// ready until both are read.
+    #[arg(long, conflicts_with = "namespaces")]
+    pub watch_linkerd_config: bool,
     /// Record Kubernetes Events on the pod's owner (Injected, InjectionSkipped, InjectionDenied).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub events: bool,

@@ -11,6 +11,7 @@ pub mod containers;
 pub mod decision;
 pub mod events;
 pub mod explain;
+pub mod linkerd_config;
 pub mod mesh;
 pub mod metrics;
 pub mod namespaces;

@@ -14,9 +14,10 @@ use cli::{
     CertsArgs, CheckArgs, CheckOutput, Cli, Command, ExplainArgs, InjectArgs, LogFormat, Output,
     ServeArgs,
 };
-use proxy_injector::admission::Admission;
+use proxy_injector::admission::{Admission, SharedAdmission};
 use proxy_injector::config::Config;
 use proxy_injector::events::Events;
+use proxy_injector::linkerd_config::ConfigStatus;
 use proxy_injector::metrics::Metrics;
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::{certs, explain, offline, server};
@@ -76,6 +77,7 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     rt.block_on(async move {
         let metrics = Arc::new(Metrics::new());
+        let mut client_for_config = None;
         let (ns, events, policies) = match a.namespaces {
             Some(p) => (Namespaces::from_file(&p)?, None, None),
             None => {
@@ -92,14 +94,31 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
                     )
                 });
                 let policies = proxy_injector::policies::Policies::watch(client.clone());
+                client_for_config = Some(client.clone());
                 let ns = Namespaces::watch(client, Duration::from_secs(a.max_stale_seconds));
                 (ns, events, Some(policies))
             }
         };
+        let base = cfg.clone();
         let mut admission = Admission::new(Arc::new(cfg), ns.clone()).with_events(events.is_some());
         if let Some(p) = policies {
             admission = admission.with_network(p);
         }
+        let admission = SharedAdmission::from(admission);
+        let linkerd_config = match (a.watch_linkerd_config, client_for_config) {
+            (true, Some(client)) => {
+                let status = Arc::new(ConfigStatus::new(&base.control_plane_namespace));
+                proxy_injector::linkerd_config::watch(
+                    client,
+                    base,
+                    admission.clone(),
+                    metrics.clone(),
+                    status.clone(),
+                );
+                Some(status)
+            }
+            _ => None,
+        };
         let opts = server::ServeOptions {
             client_ca: a.client_ca,
             admin_listen: a.admin_listen,
@@ -116,6 +135,7 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
             metrics,
             events,
             namespaces: ns,
+            linkerd_config,
         };
         server::serve(admission, opts, services, server::shutdown_signal()).await
     })?;

@@ -67,6 +67,7 @@ pub struct Metrics {
     watch_errors: Gauge,
     cert_expiry: Gauge,
     cert_reloads: Family<ResultLabels, Counter>,
+    config_reloads: Family<ResultLabels, Counter>,
     events: Family<ResultLabels, Counter>,
     event_writes: Family<ResultLabels, Counter>,
     connections: Family<ConnectionLabels, Counter>,
@@ -137,6 +138,12 @@ impl Metrics {
             "Serving certificate reloads, by result (ok, error)",
             cert_reloads.clone(),
         );
+        let config_reloads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "linkerd_config_reloads",
+            "Linkerd's configuration (linkerd-config and linkerd-identity-trust-roots ConfigMaps) read, by result: applied, rejected (not valid; the last good one stays in use)",
+            config_reloads.clone(),
+        );
         let events = Family::<ResultLabels, Counter>::default();
         registry.register(
             "events",
@@ -172,6 +179,7 @@ impl Metrics {
             watch_errors,
             cert_expiry,
             cert_reloads,
+            config_reloads,
             events,
             event_writes,
             connections,
@@ -244,6 +252,13 @@ impl Metrics {
     pub fn cert_reload(&self, ok: bool) {
         let result = if ok { "ok" } else { "error" };
         self.cert_reloads
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    /// Linkerd's ConfigMaps read: `applied` or `rejected`.
+    pub fn config_reload(&self, result: &'static str) {
+        self.config_reloads
             .get_or_create(&ResultLabels { result })
             .inc();
     }

@@ -306,6 +306,13 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     if let Some(o) = &opaque_json {
         annotations.push((OPAQUE_PORTS_ANNOTATION, o));
     }
+    let copied: Vec<(&str, Vec<u8>)> = plan
+        .pod
+        .from_namespace
+        .iter()
+        .map(|(k, v)| (*k, json_string(v)))
+        .collect();
+    annotations.extend(copied.iter().map(|(k, v)| (*k, v.as_slice())));
     ops.map(
         "/metadata/annotations",
         pod.metadata.annotations.is_some(),

@@ -122,6 +122,8 @@ pub struct PodValues {
     pub namespace: Option<String>,
     /// Linkerd's owner label (`linkerd.io/proxy-deployment: web`), from the pod's owner.
     pub owner_label: Option<(&'static str, String)>,
+    /// The namespace's proxy config annotations the pod lacks, copied onto it.
+    pub from_namespace: Vec<(&'static str, String)>,
 }
 
 /// An override annotation whose value does not parse.
@@ -354,12 +356,29 @@ pub fn pod_values(
             .as_ref()
             .map(|n| n.as_str().to_owned()),
     };
+    let from_namespace = match ns {
+        NamespaceInfo::Known {
+            annotations: Some(ns_ann),
+            ..
+        } => crate::mesh::NAMESPACE_COPIED_KEYS
+            .iter()
+            .filter(|k| {
+                !pod.metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains(k))
+            })
+            .filter_map(|k| ns_ann.get(*k).map(|v| (*k, v.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
     PodValues {
         inbound_ports,
         opaque_ports,
         opaque_annotation,
         namespace,
         owner_label: owner_label(pod),
+        from_namespace,
     }
 }
 

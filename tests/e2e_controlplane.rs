@@ -1049,3 +1049,173 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
     delete_namespace(&client, "e2e-mtls").await;
     delete_namespace(&client, "e2e-mtls-other").await;
 }
+
+/// `serve --watch-linkerd-config`: not ready until Linkerd's two ConfigMaps exist; then pods
+/// get their values and trust roots; a trust-root rotation reaches the next pod without a
+/// restart; a bad change is refused and the last good config stays in use.
+#[tokio::test]
+async fn linkerd_configmaps_are_followed_without_a_restart() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let test = "l5dcfg";
+    let (cp_ns, ns) = ("e2e-l5dcfg-cp", "e2e-l5dcfg");
+    let cp = control_plane();
+    let client = cp.client().await;
+    create_namespace(&client, cp_ns, "l5dcfg-cp", &[]).await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("controlPlaneNamespace: {cp_ns}\n")).unwrap();
+    let inj = Injector::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--watch-linkerd-config",
+        ],
+        &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())],
+    );
+    let c = support::client(&inj.ca_pem());
+    let readyz = async || {
+        let r = c.get(inj.url("/readyz")).send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    };
+    // Not ready while Linkerd's ConfigMaps are missing, and saying which.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, text) = readyz().await;
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("linkerd-config") && text.contains(cp_ns),
+        "{text}"
+    );
+
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), cp_ns);
+    let configmap = |name: &str, key: &str, value: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {key: value}})).unwrap()
+    };
+    let roots =
+        |n: u8| format!("-----BEGIN CERTIFICATE-----\nroot-{n}\n-----END CERTIFICATE-----\n");
+    let sha = |pem: &str| {
+        let c = proxy_injector::config::Config {
+            trust_anchors_pem: Some(pem.to_owned()),
+            ..Default::default()
+        };
+        proxy_injector::patch::trust_root_sha256(&c)
+    };
+    let values = "linkerdVersion: edge-26.8.3\nidentityTrustAnchorsPEM: ignored\nproxy:\n  logLevel: debug\ncontrollerReplicas: 1\n";
+    cms.create(
+        &PostParams::default(),
+        &configmap("linkerd-config", "values", values),
+    )
+    .await
+    .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &configmap("linkerd-identity-trust-roots", "ca-bundle.crt", &roots(1)),
+    )
+    .await
+    .unwrap();
+    inj.wait_ready(
+        Duration::from_secs(30),
+        "injector with Linkerd's ConfigMaps",
+    )
+    .await;
+
+    let wh = register_webhook(&client, test, inj.port, &inj.ca_pem(), "Fail").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let trust_root = |p: &Pod| {
+        p.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("linkerd.io/trust-root-sha256").cloned())
+    };
+    let first = wait_for_async(
+        "a pod injected with Linkerd's config",
+        Duration::from_secs(30),
+        async || {
+            let p = pods.create(&dry, &pod("first", json!({}))).await.ok()?;
+            meshed(&p).then_some(p)
+        },
+    )
+    .await;
+    assert_eq!(trust_root(&first), Some(sha(&roots(1))));
+    let proxy = serde_json::to_value(&first).unwrap();
+    let env = &find(&proxy["spec"]["initContainers"], "linkerd-proxy")["env"];
+    assert_eq!(
+        find(env, "LINKERD2_PROXY_IDENTITY_TRUST_ANCHORS")["value"],
+        roots(1)
+    );
+    assert!(
+        find(env, "LINKERD2_PROXY_LOG")["value"]
+            .as_str()
+            .unwrap()
+            .starts_with("debug"),
+        "{env}"
+    );
+
+    // Linkerd's trust-anchor rotation: the ConfigMap changes, the injector does not restart.
+    let pid = inj.child.as_ref().unwrap().id();
+    let started = Instant::now();
+    cms.replace(
+        "linkerd-identity-trust-roots",
+        &PostParams::default(),
+        &configmap("linkerd-identity-trust-roots", "ca-bundle.crt", &roots(2)),
+    )
+    .await
+    .unwrap();
+    wait_until_async(
+        Lazy(|| format!("the next pod to carry the new trust root:\n{}", inj.logs())),
+        Duration::from_secs(10),
+        async || {
+            let p = pods.create(&dry, &pod("rotated", json!({}))).await.unwrap();
+            trust_root(&p) == Some(sha(&roots(2)))
+        },
+    )
+    .await;
+    eprintln!(
+        "trust roots rotated: the next pod carried them {:?} after the change",
+        started.elapsed()
+    );
+    assert_eq!(inj.child.as_ref().unwrap().id(), pid);
+    assert!(inj.logs().contains("Linkerd's config applied"));
+
+    // A bad change is refused: the last good config stays, readiness says so, a metric counts.
+    cms.replace(
+        "linkerd-config",
+        &PostParams::default(),
+        &configmap(
+            "linkerd-config",
+            "values",
+            "proxy:\n  ports:\n    admin: 0\n",
+        ),
+    )
+    .await
+    .unwrap();
+    wait_until_async(
+        Lazy(|| format!("the bad config to be refused:\n{}", inj.logs())),
+        Duration::from_secs(10),
+        async || {
+            let text = inj.metrics_text().await;
+            let name = r#"proxy_injector_linkerd_config_reloads_total{result="rejected"}"#;
+            support::metric(&text, name).unwrap_or(0.0) >= 1.0
+        },
+    )
+    .await;
+    let (status, text) = readyz().await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("last good") && text.contains("proxy.ports.admin"),
+        "{text}"
+    );
+    let p = pods
+        .create(&dry, &pod("after-bad", json!({})))
+        .await
+        .unwrap();
+    assert!(meshed(&p));
+    assert_eq!(trust_root(&p), Some(sha(&roots(2))));
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+    delete_namespace(&client, cp_ns).await;
+}

@@ -671,6 +671,7 @@ async fn full_event_queue_drops_and_counts_and_never_delays_answers() {
         metrics: metrics.clone(),
         events: Some(events.clone()),
         namespaces: ns.clone(),
+        linkerd_config: None,
     };
     let serving = tokio::spawn(server::serve(admission, opts, services, async move {
         let _ = stopped.await;

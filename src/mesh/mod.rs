@@ -54,6 +54,53 @@ pub const STATUS_ANNOTATIONS: [&str; 4] = [
 /// The value of `linkerd.io/created-by`.
 pub const CREATED_BY: &str = concat!("proxy-injector/", env!("CARGO_PKG_VERSION"));
 
+/// Namespace annotations an injected pod that lacks them gets copied onto it, as Linkerd's
+/// injector does (its list of proxy config keys, whether this injector reads them or not;
+/// `config.linkerd.io/opaque-ports` and `linkerd.io/inject` are written apart).
+pub const NAMESPACE_COPIED_KEYS: &[&str] = &[
+    "config.linkerd.io/admin-port",
+    "config.linkerd.io/control-port",
+    "config.linkerd.io/enable-debug-sidecar",
+    "config.linkerd.io/enable-external-profiles",
+    "config.linkerd.io/image-pull-policy",
+    "config.linkerd.io/inbound-port",
+    "config.linkerd.io/outbound-port",
+    "config.linkerd.io/pod-inbound-ports",
+    "config.linkerd.io/proxy-cpu-limit",
+    "config.linkerd.io/proxy-cpu-request",
+    "config.linkerd.io/proxy-image",
+    "config.linkerd.io/proxy-admin-shutdown",
+    "config.linkerd.io/proxy-log-format",
+    "config.linkerd.io/proxy-log-level",
+    "config.linkerd.io/proxy-log-http-headers",
+    "config.linkerd.io/proxy-memory-limit",
+    "config.linkerd.io/proxy-memory-request",
+    "config.linkerd.io/proxy-ephemeral-storage-limit",
+    "config.linkerd.io/proxy-ephemeral-storage-request",
+    "config.linkerd.io/proxy-uid",
+    "config.linkerd.io/proxy-gid",
+    "config.linkerd.io/proxy-version",
+    "config.linkerd.io/proxy-require-identity-inbound-ports",
+    "config.linkerd.io/skip-inbound-ports",
+    "config.linkerd.io/skip-outbound-ports",
+    "config.linkerd.io/proxy-metrics-hostname-labels",
+    "config.linkerd.io/proxy-outbound-connect-timeout",
+    "config.linkerd.io/proxy-inbound-connect-timeout",
+    "config.linkerd.io/proxy-await",
+    "config.linkerd.io/default-inbound-policy",
+    "config.linkerd.io/skip-subnets",
+    "config.linkerd.io/access-log",
+    "config.linkerd.io/shutdown-grace-period",
+    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-enable-native-sidecar",
+    "config.linkerd.io/proxy-additional-env",
+    "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
+    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+];
+
 /// Labels injection writes.
 pub const CONTROL_PLANE_NS_LABEL: &str = "linkerd.io/control-plane-ns";
 pub const WORKLOAD_NS_LABEL: &str = "linkerd.io/workload-ns";

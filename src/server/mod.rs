@@ -27,8 +27,9 @@ pub use tls::{TlsError, tls_config};
 use body::ReviewBody;
 use tls::{load_tls, watch_certs};
 
-use crate::admission::{Admission, Answer, Outcome, ReviewError};
+use crate::admission::{Admission, Answer, Outcome, ReviewError, SharedAdmission};
 use crate::events::Events;
+use crate::linkerd_config::{ConfigStatus, Status};
 use crate::metrics::Metrics;
 use crate::namespaces::{CacheState, Namespaces};
 
@@ -82,7 +83,9 @@ impl ServeOptions {
 }
 
 struct AppState {
-    admission: Admission,
+    admission: SharedAdmission,
+    /// Linkerd's ConfigMaps, when followed (`--watch-linkerd-config`), for readiness.
+    linkerd_config: Option<Arc<ConfigStatus>>,
     metrics: Arc<Metrics>,
     events: Option<Events>,
     namespaces: Namespaces,
@@ -98,6 +101,9 @@ pub struct Services {
     pub events: Option<Events>,
     /// The namespace cache the admissions read, for readiness and metrics.
     pub namespaces: Namespaces,
+    /// Linkerd's ConfigMaps, when followed: readiness waits for them and says when a change
+    /// was refused.
+    pub linkerd_config: Option<Arc<ConfigStatus>>,
 }
 
 /// The API server always sends `application/json`; anything else is a client mistake.
@@ -156,7 +162,8 @@ fn handle(
         return *r;
     }
     let started = std::time::Instant::now();
-    match std::panic::catch_unwind(AssertUnwindSafe(|| run(&app.admission, body))) {
+    let admission = app.admission.load();
+    match std::panic::catch_unwind(AssertUnwindSafe(|| run(&admission, body))) {
         Ok(Ok(mut answer)) => {
             let elapsed = started.elapsed();
             app.metrics
@@ -219,8 +226,17 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
     if app.shutting_down.load(Ordering::Acquire) {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n").into_response();
     }
+    let config_note = match app.linkerd_config.as_ref().map(|s| s.get()) {
+        None | Some(Status::Applied) => String::new(),
+        Some(Status::Waiting(reason)) => {
+            return (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")).into_response();
+        }
+        Some(Status::KeptLastGood(reason)) => format!(
+            " (Linkerd's config: the last good one is in use; the current one is refused: {reason})"
+        ),
+    };
     match app.namespaces.state() {
-        CacheState::Live => "ok\n".into_response(),
+        CacheState::Live => format!("ok{config_note}\n").into_response(),
         CacheState::Stale(d) => format!(
             "ok (namespace watch failing for {:.0}s; answering from the last known namespaces)\n",
             d.as_secs_f64()
@@ -288,12 +304,12 @@ fn admin_router(state: Arc<AppState>) -> Router {
 /// still served for `shutdown_delay`, then accepting stops and in-flight requests get
 /// `drain` to finish.
 pub async fn serve(
-    admission: Admission,
+    admission: impl Into<SharedAdmission>,
     opts: ServeOptions,
     services: Services,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_routes(admission, opts, services, None, shutdown).await
+    serve_routes(admission.into(), opts, services, None, shutdown).await
 }
 
 /// Serves exactly as [`serve`] does (TLS and client certificates, certificate reload, body
@@ -304,17 +320,17 @@ pub async fn serve(
 /// method router without state, e.g. `axum::routing::post(handler)`; the body limit and the
 /// request timeout apply to it too.
 pub async fn serve_with_inject(
-    admission: Admission,
+    admission: impl Into<SharedAdmission>,
     opts: ServeOptions,
     services: Services,
     inject: MethodRouter,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_routes(admission, opts, services, Some(inject), shutdown).await
+    serve_routes(admission.into(), opts, services, Some(inject), shutdown).await
 }
 
 async fn serve_routes(
-    admission: Admission,
+    admission: SharedAdmission,
     opts: ServeOptions,
     services: Services,
     inject_route: Option<MethodRouter>,
@@ -323,6 +339,7 @@ async fn serve_routes(
     let tls = RustlsConfig::from_config(load_tls(&opts, &services.metrics)?);
     let state = Arc::new(AppState {
         admission,
+        linkerd_config: services.linkerd_config,
         metrics: services.metrics.clone(),
         events: services.events,
         namespaces: services.namespaces,
@@ -435,7 +452,8 @@ mod tests {
 
     fn app() -> AppState {
         AppState {
-            admission: Admission::new(Arc::new(Config::default()), Namespaces::empty()),
+            admission: Admission::new(Arc::new(Config::default()), Namespaces::empty()).into(),
+            linkerd_config: None,
             metrics: Arc::new(Metrics::new()),
             events: None,
             namespaces: Namespaces::empty(),

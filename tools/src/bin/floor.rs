@@ -57,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new()),
         events: None,
         namespaces: Namespaces::empty(),
+        linkerd_config: None,
     };
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
