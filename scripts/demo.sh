@@ -73,7 +73,7 @@ webhooks:
     - {key: kubernetes.io/metadata.name, operator: NotIn, values: [kube-system]}
     - {key: config.linkerd.io/admission-webhooks, operator: NotIn, values: [disabled]}
   rules:
-  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods], scope: Namespaced}
+  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods, services], scope: Namespaced}
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingWebhookConfiguration

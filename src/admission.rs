@@ -253,8 +253,21 @@ impl Admission {
         };
         let uid = req.uid.as_str();
         if let Some(reason) = decision::precheck(&facts) {
+            // A Service gets the opaque-ports annotation, as Linkerd's injector (registered for
+            // services too) gives it.
+            let service = facts.group.is_empty()
+                && facts.version == "v1"
+                && facts.kind == "Service"
+                && facts.operation == "CREATE";
+            let patch = match req.object {
+                Some(object) if service => to_pod(object).ok().and_then(|svc| {
+                    out.pod = svc.display_name().to_owned();
+                    self.opaque_patch(&svc, ns_info)
+                }),
+                _ => None,
+            };
             out.outcome = Outcome::Skipped(reason);
-            out.body = response(api_version, uid, None, None, &[]);
+            out.body = response(api_version, uid, patch.as_deref(), None, &[]);
             return Ok(out);
         }
         let Some(object) = req.object else {
@@ -302,7 +315,9 @@ impl Admission {
                 match self.config.bad_override {
                     BadOverridePolicy::AdmitUninjected => {
                         out.warnings.push(message);
-                        out.body = response(api_version, uid, None, None, &out.warnings);
+                        let patch = self.opaque_patch(&pod, ns_info);
+                        out.body =
+                            response(api_version, uid, patch.as_deref(), None, &out.warnings);
                         out.outcome = Outcome::Skipped(reason);
                     }
                     BadOverridePolicy::Deny => {
@@ -312,7 +327,8 @@ impl Admission {
                 }
             }
             Decision::Skip(reason) => {
-                out.body = response(api_version, uid, None, None, &[]);
+                let patch = self.opaque_patch(&pod, ns_info);
+                out.body = response(api_version, uid, patch.as_deref(), None, &[]);
                 out.outcome = Outcome::Skipped(reason);
             }
         }
@@ -329,6 +345,17 @@ impl Admission {
     }
 
     /// The patch for a decided plan, using the start-up fragments when nothing was overridden.
+    /// The patch that adds the opaque-ports annotation to an object not injected (see
+    /// [`crate::values::added_opaque_annotation`]); `None`: nothing to add.
+    fn opaque_patch(&self, obj: &PodView<'_>, ns: NamespaceInfo<'_>) -> Option<Vec<u8>> {
+        let value = crate::values::added_opaque_annotation(obj, ns, &self.config)?;
+        Some(crate::patch::annotation_patch(
+            obj.metadata.annotations.is_some(),
+            crate::mesh::OPAQUE_PORTS_ANNOTATION,
+            &value,
+        ))
+    }
+
     pub fn write_patch(&self, pod: &PodView<'_>, plan: &Plan<'_>, out: &mut Vec<u8>) {
         let frags: Cow<'_, Fragments> = if plan.defaults_only {
             Cow::Borrowed(match plan.mode {

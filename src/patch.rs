@@ -239,6 +239,20 @@ impl Ops<'_> {
     }
 }
 
+/// The JSON patch that adds one annotation (to the object's map, or as a new map).
+pub fn annotation_patch(has_annotations: bool, key: &str, value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(96 + value.len());
+    out.push(b'[');
+    let v = json_string(value);
+    Ops {
+        out: &mut out,
+        first: true,
+    }
+    .map("/metadata/annotations", has_annotations, &[(key, &v)]);
+    out.push(b']');
+    out
+}
+
 /// Writes the JSON patch for `plan` applied to `pod` into `out` (as a JSON array).
 pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &mut Vec<u8>) {
     let mut proxy = Vec::with_capacity(frags.proxy.parts.iter().map(Vec::len).sum::<usize>() + 64);

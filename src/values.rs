@@ -443,3 +443,53 @@ fn is_label_value(v: &str) -> bool {
         && b.first().is_none_or(u8::is_ascii_alphanumeric)
         && b.last().is_none_or(u8::is_ascii_alphanumeric)
 }
+
+/// The opaque-ports annotation Linkerd's injector adds to an object it does not inject (a pod
+/// it skips, or a Service), unless the object has one: the namespace's annotation, else the
+/// config's default opaque ports the object exposes (a pod's container ports; a Service's
+/// ports whose `targetPort`, or the port itself when no `targetPort` is set, is in the list).
+/// `None`: nothing to add.
+pub fn added_opaque_annotation(
+    obj: &PodView<'_>,
+    ns: NamespaceInfo<'_>,
+    config: &Config,
+) -> Option<String> {
+    let key = crate::mesh::OPAQUE_PORTS_ANNOTATION;
+    if obj.has_annotation(key) {
+        return None;
+    }
+    if let NamespaceInfo::Known {
+        annotations: Some(a),
+        ..
+    } = ns
+        && let Some(v) = a.get(key)
+    {
+        return Some(v.clone());
+    }
+    let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
+    let listed = |p: i64| defaults.contains(&p.to_string().as_str());
+    let pod_ports = obj
+        .init_containers()
+        .iter()
+        .chain(obj.containers())
+        .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
+        .map(|p| p.container_port)
+        .filter(|p| listed(*p));
+    let service_ports = obj
+        .spec
+        .as_ref()
+        .and_then(|s| s.ports.as_deref())
+        .unwrap_or(&[])
+        .iter()
+        .filter(|p| match p.target_port {
+            None | Some(crate::view::NumericPort(Some(0))) => listed(p.port),
+            Some(crate::view::NumericPort(Some(t))) => listed(t),
+            Some(crate::view::NumericPort(None)) => false,
+        })
+        .map(|p| p.port);
+    let ports: Vec<String> = pod_ports
+        .chain(service_ports)
+        .map(|p| p.to_string())
+        .collect();
+    (!ports.is_empty()).then(|| ports.join(","))
+}

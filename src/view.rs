@@ -211,6 +211,21 @@ pub struct SpecView<'a> {
     pub volumes: Option<Vec<VolumeView<'a>>>,
     #[serde(default)]
     pub host_network: Option<bool>,
+    /// A Service's ports (a pod has none here): read for the opaque-ports annotation a Service
+    /// gets, in the same single pass.
+    #[serde(default)]
+    pub ports: Option<Vec<ServicePortView>>,
+}
+
+/// A Service port: its number and its `targetPort` (`None`: absent; `Some(NumericPort(None))`:
+/// a port name).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServicePortView {
+    #[serde(default)]
+    pub port: i64,
+    #[serde(default)]
+    pub target_port: Option<NumericPort>,
 }
 
 #[derive(Debug, Default, Deserialize)]

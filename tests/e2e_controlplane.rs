@@ -1061,7 +1061,16 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
     let cp = control_plane();
     let client = cp.client().await;
     create_namespace(&client, cp_ns, "l5dcfg-cp", &[]).await;
-    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    create_namespace(
+        &client,
+        ns,
+        test,
+        &[
+            ("linkerd.io/inject", "enabled"),
+            ("config.linkerd.io/opaque-ports", "4000"),
+        ],
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.yaml");
     std::fs::write(&config, format!("controlPlaneNamespace: {cp_ns}\n")).unwrap();
@@ -1215,6 +1224,20 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
         .unwrap();
     assert!(meshed(&p));
     assert_eq!(trust_root(&p), Some(sha(&roots(2))));
+
+    // A Service in the opaque-ports namespace comes out annotated (the webhook sees services).
+    let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(client.clone(), ns);
+    let svc = serde_json::from_value(json!({"metadata": {"name": "db"},
+        "spec": {"selector": {"app": "db"}, "ports": [{"port": 4000}]}}))
+    .unwrap();
+    let svc = services.create(&PostParams::default(), &svc).await.unwrap();
+    assert_eq!(
+        svc.metadata
+            .annotations
+            .unwrap_or_default()
+            .get("config.linkerd.io/opaque-ports"),
+        Some(&"4000".to_string())
+    );
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
     delete_namespace(&client, cp_ns).await;

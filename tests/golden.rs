@@ -1,7 +1,9 @@
 //! Golden fixtures: the project's spec. Each directory under tests/fixtures/ holds an input pod
 //! (pod.yaml), optionally its namespace (namespace.yaml), an injector config (config.yaml,
 //! with the trust anchors file it names) and Linkerd chart values over it (values.yaml), what to expect (case.yaml), and for injected pods the
-//! expected patched pod (expected.yaml).
+//! expected patched pod (expected.yaml). `expect: annotated` is an object not injected that
+//! gets only the opaque-ports annotation (a skipped pod, a Service: `kind:` in case.yaml),
+//! compared with expected.yaml too.
 //!
 //! Each directory is its own test, named after it (`cargo test --test golden 17-escaped-keys`
 //! runs one): the AdmissionReview goes through `Admission::review`; the returned patch is
@@ -158,7 +160,7 @@ fn check_no_stale_files(dir: &Path, case: &Case) -> Result<(), String> {
             read.push(optional.to_owned());
         }
     }
-    if case.expect == "injected" || case.expect == "changed" {
+    if ["injected", "changed", "annotated"].contains(&case.expect.as_str()) {
         read.push("expected.yaml".to_owned());
     }
     // The config names its trust anchors file, relative to itself.
@@ -347,6 +349,26 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
             let again: Value = serde_json::from_slice(&again.body).unwrap();
             if !again["response"]["patch"].is_null() {
                 return Err("a second pass over the injected pod produced a patch".into());
+            }
+            if let Some(file) = rewrote {
+                return Err(rewrote_message(&file));
+            }
+        }
+        "annotated" => {
+            // Not injected, but given the opaque-ports annotation (a skipped pod, a Service).
+            if resp["allowed"] != true || !matches!(answer.outcome, Outcome::Skipped(_)) {
+                return Err(format!("expected allowed and not injected, got {resp}"));
+            }
+            let patch = decode_patch(resp).ok_or("expected a patch, got none")?;
+            let mut patched = pod.clone();
+            json_patch::patch(&mut patched, &patch)
+                .map_err(|e| format!("patch does not apply: {e}"))?;
+            let rewrote = compare_or_update(dir, &patched, update, rewritten)?;
+            let again = serde_json::to_vec(&review_for(&patched, &case, "again")).unwrap();
+            let again = admission.review(&again).map_err(|e| e.to_string())?;
+            let again: Value = serde_json::from_slice(&again.body).unwrap();
+            if !again["response"]["patch"].is_null() {
+                return Err("a second pass over the annotated object produced a patch".into());
             }
             if let Some(file) = rewrote {
                 return Err(rewrote_message(&file));

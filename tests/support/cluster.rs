@@ -136,7 +136,7 @@ pub async fn delete_namespace(client: &Client, name: &str) {
     let _ = api.delete(name, &DeleteParams::default()).await;
 }
 
-/// Registers a MutatingWebhookConfiguration that sends pods of `test`'s namespaces to
+/// Registers a MutatingWebhookConfiguration that sends pods and services of `test`'s namespaces to
 /// https://127.0.0.1:PORT/inject. Returns once it is stored: the API server's admission chain
 /// picks it up through an informer a moment later, so callers wait for a sign that it is
 /// called (e.g. a dry-run pod that comes back injected, or refused while the injector is
@@ -166,7 +166,7 @@ pub async fn register_webhook(
             },
             "namespaceSelector": {"matchLabels": {TEST_LABEL: test}},
             "rules": [{"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE"],
-                       "resources": ["pods"], "scope": "Namespaced"}],
+                       "resources": ["pods", "services"], "scope": "Namespaced"}],
         }]
     }))
     .unwrap();
