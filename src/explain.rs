@@ -225,8 +225,12 @@ fn explain_decided(
                 // The group's annotations, and those its values are derived from.
                 let keys = || {
                     group.iter().flat_map(|s| {
-                        let derived = s.derived.map(|d| (d.from, true));
-                        s.annotations.iter().map(|k| (*k, s.inherit)).chain(derived)
+                        let derived = s.derived.map(|d| d.from);
+                        s.annotations
+                            .iter()
+                            .copied()
+                            .chain(derived)
+                            .map(|k| (k, crate::mesh::namespace_applies(k)))
                     })
                 };
                 let pod_key = keys()

@@ -11,25 +11,33 @@ use crate::config::Config;
 use crate::containers::{self, POD_ENV};
 use crate::decision::{Mode, Plan, Source};
 use crate::mesh::{
-    CONTROL_PLANE_NS_LABEL, CREATED_BY, CREATED_BY_ANNOTATION, IDENTITY_MODE_ANNOTATION,
-    INJECT_ANNOTATION, OPAQUE_PORTS_ANNOTATION, PROXY_VERSION_ANNOTATION, TRUST_ROOT_ANNOTATION,
-    WORKLOAD_NS_LABEL,
+    CONTROL_PLANE_NS_LABEL, CREATED_BY, CREATED_BY_ANNOTATION, INJECT_ANNOTATION,
+    OPAQUE_PORTS_ANNOTATION, PROXY_VERSION_ANNOTATION, TRUST_ROOT_ANNOTATION, WORKLOAD_NS_LABEL,
 };
-use crate::values::ProxyValues;
+use crate::values::{PodValues, ProxyValues};
 use crate::view::PodView;
 
-/// JSON with holes: `parts[0] slot0 parts[1] slot1 parts[2]`. Each slot is an env entry of the
-/// proxy container, written as `,{"name":..,"value":..}`. As in Linkerd's template, the
-/// inbound ports entry is always there (empty when the pod exposes none) and the opaque ports
-/// entry only when the list is not empty.
+/// JSON with holes: `parts[0] hole0 parts[1] hole1 ...`, cut at marker texts that the
+/// serialised container holds in place of per-pod values (see [`Holes`]).
 #[derive(Debug, Clone)]
 struct Template {
     parts: Vec<Vec<u8>>,
 }
 
-const SLOTS: usize = POD_ENV.len();
-/// Whether each slot is written when its value is empty.
-const SLOT_WHEN_EMPTY: [bool; SLOTS] = [true, false];
+/// The per-pod values of a container: the proxy's two env entries (as in Linkerd's template,
+/// the inbound ports entry is always there, empty when the pod exposes none, and the opaque
+/// ports entry only when the list is not empty), its capabilities and its last volume mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hole {
+    Env(usize),
+    Capabilities,
+    Mount,
+}
+
+const PROXY_HOLES: [Hole; 4] = [Hole::Env(0), Hole::Env(1), Hole::Capabilities, Hole::Mount];
+const INIT_HOLES: [Hole; 2] = [Hole::Capabilities, Hole::Mount];
+/// Whether each env slot is written when its value is empty.
+const SLOT_WHEN_EMPTY: [bool; POD_ENV.len()] = [true, false];
 
 fn slot_marker(i: usize) -> EnvVar {
     // Control characters cannot appear in any validated value, so the marker is unambiguous.
@@ -39,17 +47,37 @@ fn slot_marker(i: usize) -> EnvVar {
     }
 }
 
+/// The text a hole stands for in the serialised container (cut out whole).
+fn marker(hole: Hole) -> Vec<u8> {
+    let mut m = Vec::new();
+    match hole {
+        Hole::Env(i) => {
+            m.push(b',');
+            m.extend_from_slice(&to_json(&slot_marker(i)));
+        }
+        Hole::Capabilities => {
+            m.extend_from_slice(b"\"capabilities\":");
+            m.extend_from_slice(&to_json(&containers::slot_capabilities()));
+            m.push(b',');
+        }
+        Hole::Mount => {
+            m.push(b',');
+            m.extend_from_slice(&to_json(&containers::slot_mount()));
+        }
+    }
+    m
+}
+
 impl Template {
-    fn new(json: Vec<u8>) -> Template {
-        let mut parts = Vec::with_capacity(SLOTS + 1);
+    fn new(json: Vec<u8>, holes: &[Hole]) -> Template {
+        let mut parts = Vec::with_capacity(holes.len() + 1);
         let mut rest: &[u8] = &json;
-        for i in 0..SLOTS {
-            let mut marker = b",".to_vec();
-            marker.extend_from_slice(&to_json(&slot_marker(i)));
-            match find(rest, &marker) {
+        for hole in holes {
+            let m = marker(*hole);
+            match find(rest, &m) {
                 Some(at) => {
                     parts.push(rest[..at].to_vec());
-                    rest = &rest[at + marker.len()..];
+                    rest = &rest[at + m.len()..];
                 }
                 None => parts.push(Vec::new()),
             }
@@ -58,15 +86,92 @@ impl Template {
         Template { parts }
     }
 
-    fn write(&self, out: &mut Vec<u8>, slots: [&str; SLOTS]) {
+    /// Writes the container, each hole filled by `fill(i, out)`.
+    fn write(&self, out: &mut Vec<u8>, mut fill: impl FnMut(usize, &mut Vec<u8>)) {
         for (i, part) in self.parts.iter().enumerate() {
             out.extend_from_slice(part);
-            if i < SLOTS && (SLOT_WHEN_EMPTY[i] || !slots[i].is_empty()) {
+            if i + 1 < self.parts.len() {
+                fill(i, out);
+            }
+        }
+    }
+}
+
+/// A JSON list of strings.
+fn write_str_list<'s>(out: &mut Vec<u8>, items: impl Iterator<Item = &'s str>) {
+    out.push(b'[');
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_json_str(out, s);
+    }
+    out.push(b']');
+}
+
+/// Fills one hole of the proxy (`init: false`) or of `linkerd-init` (`init: true`) for `pod`.
+fn fill_hole(out: &mut Vec<u8>, hole: Hole, init: bool, pod: &PodValues, env: [&str; 2]) {
+    match hole {
+        Hole::Env(i) => {
+            if SLOT_WHEN_EMPTY[i] || !env[i].is_empty() {
                 out.extend_from_slice(b",{\"name\":");
                 write_json_str(out, POD_ENV[i]);
                 out.extend_from_slice(b",\"value\":");
-                write_json_str(out, slots[i]);
+                write_json_str(out, env[i]);
                 out.push(b'}');
+            }
+        }
+        // As Linkerd: the proxy gets the first app container's capabilities (nothing when
+        // both lists are empty); linkerd-init always NET_ADMIN and NET_RAW, then the app's
+        // additions, and the app's drops but those two.
+        Hole::Capabilities => {
+            let (add, drop) = match &pod.capabilities {
+                Some((a, d)) => (a.as_slice(), d.as_slice()),
+                None => (&[][..], &[][..]),
+            };
+            let needed = ["NET_ADMIN", "NET_RAW"];
+            let drop: Vec<&str> = drop
+                .iter()
+                .map(String::as_str)
+                .filter(|d| !init || !needed.contains(d))
+                .collect();
+            let add: Vec<&str> = if init {
+                needed
+                    .iter()
+                    .copied()
+                    .chain(add.iter().map(String::as_str))
+                    .collect()
+            } else {
+                add.iter().map(String::as_str).collect()
+            };
+            if add.is_empty() && drop.is_empty() {
+                return;
+            }
+            out.extend_from_slice(b"\"capabilities\":{");
+            if !add.is_empty() {
+                out.extend_from_slice(b"\"add\":");
+                write_str_list(out, add.into_iter());
+            }
+            if !drop.is_empty() {
+                if out.last() != Some(&b'{') {
+                    out.push(b',');
+                }
+                out.extend_from_slice(b"\"drop\":");
+                write_str_list(out, drop.into_iter());
+            }
+            out.extend_from_slice(b"},");
+        }
+        Hole::Mount => {
+            if let Some((name, path, read_only)) = &pod.service_account_mount {
+                out.extend_from_slice(b",{\"mountPath\":");
+                write_json_str(out, path);
+                out.extend_from_slice(b",\"name\":");
+                write_json_str(out, name);
+                out.extend_from_slice(if *read_only {
+                    b",\"readOnly\":true}"
+                } else {
+                    b",\"readOnly\":false}"
+                });
             }
         }
     }
@@ -80,10 +185,11 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[derive(Debug, Clone)]
 pub struct Fragments {
     proxy: Template,
-    init: Option<Vec<u8>>,
+    init: Option<Template>,
     debug: Option<Vec<u8>>,
     volumes: Vec<Vec<u8>>,
     native_sidecar: bool,
+    await_ready: bool,
     proxy_version: Vec<u8>,
     control_plane_ns: Vec<u8>,
     created_by: Vec<u8>,
@@ -109,17 +215,23 @@ fn write_json_str(out: &mut Vec<u8>, s: &str) {
 impl Fragments {
     pub fn new(v: &ProxyValues<'_>, config: &Config) -> Fragments {
         Fragments {
-            proxy: Template::new(to_json(&containers::proxy_container(
-                v,
-                config,
-                [slot_marker(0), slot_marker(1)],
-            ))),
-            init: (!config.cni_enabled).then(|| to_json(&containers::init_container(v, config))),
+            proxy: Template::new(
+                to_json(&containers::proxy_container(
+                    v,
+                    config,
+                    [slot_marker(0), slot_marker(1)],
+                )),
+                &PROXY_HOLES,
+            ),
+            init: (!config.cni_enabled).then(|| {
+                Template::new(to_json(&containers::init_container(v, config)), &INIT_HOLES)
+            }),
             debug: v
                 .debug_sidecar
                 .then(|| to_json(&containers::debug_container(v))),
             volumes: containers::volumes(config).iter().map(to_json).collect(),
             native_sidecar: v.native_sidecar,
+            await_ready: v.await_ready,
             proxy_version: json_string(&v.proxy_version),
             control_plane_ns: json_string(&config.control_plane_namespace),
             created_by: json_string(CREATED_BY),
@@ -255,11 +367,21 @@ pub fn annotation_patch(has_annotations: bool, key: &str, value: &str) -> Vec<u8
 
 /// Writes the JSON patch for `plan` applied to `pod` into `out` (as a JSON array).
 pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &mut Vec<u8>) {
-    let mut proxy = Vec::with_capacity(frags.proxy.parts.iter().map(Vec::len).sum::<usize>() + 64);
-    frags.proxy.write(
-        &mut proxy,
-        [&plan.pod.inbound_ports, &plan.pod.opaque_ports],
-    );
+    let env = [
+        plan.pod.inbound_ports.as_str(),
+        plan.pod.opaque_ports.as_str(),
+    ];
+    let mut proxy = Vec::with_capacity(frags.proxy.parts.iter().map(Vec::len).sum::<usize>() + 256);
+    frags.proxy.write(&mut proxy, |i, out| {
+        fill_hole(out, PROXY_HOLES[i], false, &plan.pod, env);
+    });
+    let init = frags.init.as_ref().map(|t| {
+        let mut buf = Vec::with_capacity(t.parts.iter().map(Vec::len).sum::<usize>() + 256);
+        t.write(&mut buf, |i, out| {
+            fill_hole(out, INIT_HOLES[i], true, &plan.pod, env)
+        });
+        buf
+    });
 
     out.push(b'[');
     let mut ops = Ops { out, first: true };
@@ -269,7 +391,7 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     // a native-sidecar proxy goes first (after linkerd-init) so it serves them too.
     let has_init = spec.is_some_and(|s| s.init_containers.is_some());
     let mut init_items: Vec<&[u8]> = Vec::with_capacity(2);
-    if let Some(init) = &frags.init {
+    if let Some(init) = &init {
         init_items.push(init);
     }
     if frags.native_sidecar {
@@ -279,14 +401,18 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
         ops.array("/spec/initContainers", has_init, None, &init_items);
     }
 
-    // Containers: the proxy first so the apps start after it; the debug sidecar last.
+    // Containers, as Linkerd orders them: the debug sidecar appended; a classic proxy first
+    // when it holds the apps until it is ready (await), else appended after the debug sidecar.
     let has_containers = spec.is_some_and(|s| s.containers.is_some());
     if has_containers {
-        if !frags.native_sidecar {
+        if !frags.native_sidecar && frags.await_ready {
             ops.array("/spec/containers", true, Some(0), &[&proxy]);
         }
         if let Some(d) = &frags.debug {
             ops.array("/spec/containers", true, None, &[d]);
+        }
+        if !frags.native_sidecar && !frags.await_ready {
+            ops.array("/spec/containers", true, None, &[&proxy]);
         }
     } else {
         let mut items: Vec<&[u8]> = Vec::with_capacity(2);
@@ -310,7 +436,6 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
     let opaque_json = plan.pod.opaque_annotation.as_deref().map(json_string);
     let mut annotations: Vec<(&str, &[u8])> = vec![
         (CREATED_BY_ANNOTATION, &frags.created_by),
-        (IDENTITY_MODE_ANNOTATION, b"\"default\""),
         (PROXY_VERSION_ANNOTATION, &frags.proxy_version),
         (TRUST_ROOT_ANNOTATION, &frags.trust_root),
     ];
@@ -364,21 +489,33 @@ mod tests {
     #[test]
     fn template_splices_slots() {
         let c = Config::default();
+        let pod = PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}},"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"add":["NET_BIND_SERVICE"],"drop":["ALL","NET_RAW"]}},"volumeMounts":[{"name":"kube-api-access-x1","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true}]}]}}"#)
+            .unwrap();
         let d = crate::decision::decide(
             &crate::decision::RequestFacts::POD_CREATE,
-            &PodView::parse(r#"{"metadata":{"annotations":{"linkerd.io/inject":"enabled"}},"spec":{"containers":[{"name":"app"}]}}"#)
-                .unwrap(),
+            &pod,
             crate::decision::NamespaceInfo::None,
             &c,
         );
-        let crate::decision::Decision::Inject(plan) = d else {
+        let crate::decision::Decision::Inject(mut plan) = d else {
             panic!()
         };
         let f = Fragments::new(&plan.proxy, &c);
-        assert_eq!(f.proxy.parts.len(), SLOTS + 1);
-        let mut out = Vec::new();
-        f.proxy.write(&mut out, ["80,443", "3306"]);
-        let c: k8s_openapi::api::core::v1::Container = serde_json::from_slice(&out).unwrap();
+        assert_eq!(f.proxy.parts.len(), PROXY_HOLES.len() + 1);
+        let write = |plan: &Plan<'_>, env: [&str; 2], init: bool| {
+            let mut out = Vec::new();
+            let (t, holes) = match init {
+                false => (&f.proxy, &PROXY_HOLES[..]),
+                true => (f.init.as_ref().unwrap(), &INIT_HOLES[..]),
+            };
+            t.write(&mut out, |i, o| {
+                fill_hole(o, holes[i], init, &plan.pod, env)
+            });
+            let c: k8s_openapi::api::core::v1::Container = serde_json::from_slice(&out)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+            c
+        };
+        let c = write(&plan, ["80,443", "3306"], false);
         let env = c.env.unwrap();
         let get = |n: &str| {
             env.iter()
@@ -393,14 +530,36 @@ mod tests {
             get("LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION").as_deref(),
             Some("3306")
         );
-        let mut out = Vec::new();
-        f.proxy.write(&mut out, ["80", ""]);
-        let c: k8s_openapi::api::core::v1::Container = serde_json::from_slice(&out).unwrap();
+        let caps = c.security_context.unwrap().capabilities.unwrap();
+        assert_eq!(caps.add.unwrap(), ["NET_BIND_SERVICE"]);
+        assert_eq!(caps.drop.unwrap(), ["ALL", "NET_RAW"]);
+        let mounts = c.volume_mounts.unwrap();
+        assert_eq!(mounts.last().unwrap().name, "kube-api-access-x1");
+        assert_eq!(mounts.last().unwrap().read_only, Some(true));
+        // linkerd-init: NET_ADMIN and NET_RAW kept whatever the app drops.
+        let init = write(&plan, ["80", ""], true);
+        let caps = init.security_context.unwrap().capabilities.unwrap();
+        assert_eq!(
+            caps.add.unwrap(),
+            ["NET_ADMIN", "NET_RAW", "NET_BIND_SERVICE"]
+        );
+        assert_eq!(caps.drop.unwrap(), ["ALL"]);
+        assert_eq!(init.volume_mounts.unwrap().len(), 2);
+        // Without them: no capabilities on the proxy, no extra mount, no empty env entry.
+        plan.pod.capabilities = None;
+        plan.pod.service_account_mount = None;
+        let c = write(&plan, ["80", ""], false);
         let env = c.env.unwrap();
         assert!(
             env.iter()
                 .all(|e| e.name != "LINKERD2_PROXY_INBOUND_PORTS_DISABLE_PROTOCOL_DETECTION")
         );
         assert!(env.iter().all(|e| !e.name.contains("slot")));
+        assert!(c.security_context.unwrap().capabilities.is_none());
+        assert_eq!(c.volume_mounts.unwrap().len(), 2);
+        let init = write(&plan, ["80", ""], true);
+        let caps = init.security_context.unwrap().capabilities.unwrap();
+        assert_eq!(caps.add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+        assert!(caps.drop.is_none());
     }
 }

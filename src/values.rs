@@ -124,7 +124,16 @@ pub struct PodValues {
     pub owner_label: Option<(&'static str, String)>,
     /// The namespace's proxy config annotations the pod lacks, copied onto it.
     pub from_namespace: Vec<(&'static str, String)>,
+    /// The first container's capabilities (add, drop), when it sets them: the proxy gets them,
+    /// and `linkerd-init` its additions and its drops but NET_ADMIN and NET_RAW.
+    pub capabilities: Option<(Vec<String>, Vec<String>)>,
+    /// The first container's service-account token mount (name, path, read-only), which the
+    /// proxy and `linkerd-init` mount too.
+    pub service_account_mount: Option<(String, String, bool)>,
 }
+
+/// Where Kubernetes mounts the service account's token.
+pub const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /// An override annotation whose value does not parse.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -166,28 +175,25 @@ pub struct ExplicitOpaque {
     pub raw: String,
 }
 
-/// The first of `keys` set on the pod, else (when the setting is inherited) on its namespace.
+/// The first of `keys` set on the pod, else the first set on its namespace among those a
+/// namespace passes on ([`crate::mesh::namespace_applies`]).
 fn lookup<'a>(
     pod: &PodView<'a>,
     ns: NamespaceInfo<'a>,
     keys: &[&'static str],
-    inherit: bool,
 ) -> Option<(&'static str, Cow<'a, str>, Source)> {
     let on_pod = keys
         .iter()
         .find_map(|k| pod.annotation(k).map(|v| (*k, v, Source::Pod)));
-    if on_pod.is_some() || !inherit {
+    if on_pod.is_some() {
         return on_pod;
     }
-    keys.iter().find_map(|k| {
-        ns.annotation(k)
-            .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
-    })
-}
-
-/// Whether a namespace's annotation `key` applies to its pods.
-fn inherits(key: &str) -> bool {
-    settings::by_annotation(key).is_none_or(|s| s.inherit)
+    keys.iter()
+        .filter(|k| crate::mesh::namespace_applies(k))
+        .find_map(|k| {
+            ns.annotation(k)
+                .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
+        })
 }
 
 /// Resolves every setting of the registry; all the overrides that do not parse are reported.
@@ -205,7 +211,7 @@ pub fn resolve<'a>(
     let mut defaults_only = true;
     let mut explicit_opaque = None;
     for s in SETTINGS {
-        let value = match lookup(pod, ns, s.annotations, s.inherit) {
+        let value = match lookup(pod, ns, s.annotations) {
             Some((key, raw, source)) => match s.parser.parse(raw.clone()) {
                 Ok(v) => Some(v),
                 Err(reason) => {
@@ -228,7 +234,7 @@ pub fn resolve<'a>(
             // Opaque ports only change the pod-specific part of the patch.
             None => {
                 if value.is_some()
-                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations, s.inherit)
+                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations)
                 {
                     explicit_opaque = Some(ExplicitOpaque {
                         list: PortList::parse_named(&raw).unwrap_or_default(),
@@ -242,7 +248,7 @@ pub fn resolve<'a>(
     // Values another annotation also sets (the CPU request and limit set the proxy's cores).
     for s in SETTINGS {
         if let (Some(d), Some(slot)) = (s.derived, s.slot)
-            && let Some((_, raw, _)) = lookup(pod, ns, &[d.from], inherits(d.from))
+            && let Some((_, raw, _)) = lookup(pod, ns, &[d.from])
         {
             (slot.set)(&mut proxy, (d.value)(raw.trim()));
         }
@@ -259,8 +265,8 @@ pub fn resolve<'a>(
             )
             && a > b
         {
-            let (key, value, source) = lookup(pod, ns, &[req_key], true)
-                .or_else(|| lookup(pod, ns, &[lim_key], true))
+            let (key, value, source) = lookup(pod, ns, &[req_key])
+                .or_else(|| lookup(pod, ns, &[lim_key]))
                 .map(|(k, v, s)| (k.to_owned(), quote(&v), s))
                 .unwrap_or((req_key.to_owned(), quote(&rq), Source::Pod));
             errors.push(OverrideError {
@@ -356,12 +362,14 @@ pub fn pod_values(
             .as_ref()
             .map(|n| n.as_str().to_owned()),
     };
+    let first = pod.containers().first();
     let from_namespace = match ns {
         NamespaceInfo::Known {
             annotations: Some(ns_ann),
             ..
-        } => crate::mesh::NAMESPACE_COPIED_KEYS
+        } => crate::mesh::NAMESPACE_KEYS
             .iter()
+            .filter(|k| **k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
             .filter(|k| {
                 !pod.metadata
                     .annotations
@@ -379,6 +387,26 @@ pub fn pod_values(
         namespace,
         owner_label: owner_label(pod),
         from_namespace,
+        capabilities: first.and_then(|c| {
+            let caps = c.security_context.as_ref()?.capabilities.as_ref()?;
+            let list = |l: &Option<Vec<crate::view::BStr<'_>>>| {
+                l.iter().flatten().map(|b| b.as_str().to_owned()).collect()
+            };
+            Some((list(&caps.add), list(&caps.drop)))
+        }),
+        service_account_mount: first.and_then(|c| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .find(|m| m.mount_path.as_str() == SERVICE_ACCOUNT_PATH)
+                .map(|m| {
+                    (
+                        m.name.as_str().to_owned(),
+                        m.mount_path.as_str().to_owned(),
+                        m.read_only.unwrap_or(false),
+                    )
+                })
+        }),
     }
 }
 

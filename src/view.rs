@@ -191,6 +191,37 @@ pub struct ContainerView<'a> {
     pub readiness_probe: Option<ProbeView>,
     #[serde(default)]
     pub liveness_probe: Option<ProbeView>,
+    /// Read on the first container: its service-account token mount and capabilities are
+    /// given to the proxy and `linkerd-init` too, as Linkerd does.
+    #[serde(borrow, default)]
+    pub volume_mounts: Option<Vec<VolumeMountView<'a>>>,
+    #[serde(borrow, default)]
+    pub security_context: Option<SecurityContextView<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMountView<'a> {
+    #[serde(borrow, default)]
+    pub name: BStr<'a>,
+    #[serde(borrow, default)]
+    pub mount_path: BStr<'a>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SecurityContextView<'a> {
+    #[serde(borrow, default)]
+    pub capabilities: Option<CapabilitiesView<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CapabilitiesView<'a> {
+    #[serde(borrow, default)]
+    pub add: Option<Vec<BStr<'a>>>,
+    #[serde(borrow, default)]
+    pub drop: Option<Vec<BStr<'a>>>,
 }
 
 /// A volume: only its name is read (injection must not add one of the same name).

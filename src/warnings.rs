@@ -269,7 +269,7 @@ fn check_namespace(
     }
     check_keys(&ann, "metadata.annotations", out);
     for (k, _) in &ann {
-        if mesh::settings::by_annotation(k).is_some_and(|s| !s.inherit) {
+        if mesh::settings::by_annotation(k).is_some() && !mesh::namespace_applies(k) {
             out.push(format!(
                 "metadata.annotations[{k}] on namespace {name} has no effect: it is read on the \
                  pod only (as Linkerd reads it); set it on the workloads' pod templates"

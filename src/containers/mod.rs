@@ -80,7 +80,29 @@ fn http_probe(path: &str, port: u16, initial_delay: i32) -> Probe {
     }
 }
 
-/// The proxy container as a typed object; `pod_env` are the entries named by [`POD_ENV`].
+/// Where per-pod values go in a serialised container (`patch` splices them in): a text no
+/// validated value can hold.
+pub const POD_SLOT: &str = "\u{1}pod\u{1}";
+
+/// The place of a per-pod volume mount (the pod's service-account token), last in the list.
+pub fn slot_mount() -> VolumeMount {
+    VolumeMount {
+        name: POD_SLOT.into(),
+        mount_path: POD_SLOT.into(),
+        ..Default::default()
+    }
+}
+
+/// The place of per-pod capabilities (the first app container's).
+pub fn slot_capabilities() -> Capabilities {
+    Capabilities {
+        add: Some(vec![POD_SLOT.into()]),
+        drop: None,
+    }
+}
+
+/// The proxy container as a typed object; `pod_env` are the entries named by [`POD_ENV`];
+/// its capabilities and last volume mount are per-pod slots ([`POD_SLOT`]).
 pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Container {
     let envs = env::proxy_env(v, config, pod_env);
     let native = v.native_sidecar;
@@ -114,6 +136,7 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
         resources: proxy_resources(v),
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(false),
+            capabilities: Some(slot_capabilities()),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(true),
             run_as_user: Some(v.uid),
@@ -137,6 +160,7 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
                 read_only: Some(true),
                 ..Default::default()
             },
+            slot_mount(),
         ]),
         ..Default::default()
     }
@@ -264,10 +288,8 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         },
         security_context: Some(SecurityContext {
             allow_privilege_escalation: Some(privileged),
-            capabilities: Some(Capabilities {
-                add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
-                ..Default::default()
-            }),
+            // NET_ADMIN and NET_RAW, with the app's (a per-pod slot).
+            capabilities: Some(slot_capabilities()),
             privileged: Some(privileged),
             read_only_root_filesystem: Some(true),
             run_as_non_root: Some(!root),
@@ -280,11 +302,14 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![VolumeMount {
-            name: XTABLES_VOLUME.into(),
-            mount_path: "/run".into(),
-            ..Default::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: XTABLES_VOLUME.into(),
+                mount_path: "/run".into(),
+                ..Default::default()
+            },
+            slot_mount(),
+        ]),
         ..Default::default()
     }
 }

@@ -12,7 +12,7 @@ use crate::config::Config;
 use crate::containers;
 use crate::mesh::{
     INJECT_ANNOTATION, ISTIO_INIT_CONTAINER, ISTIO_INIT_IMAGE, ISTIO_PROXY_CONTAINER,
-    ISTIO_PROXY_IMAGE, ISTIO_STATUS_ANNOTATION, PROXY_CONTAINER,
+    ISTIO_PROXY_IMAGE, LINKERD_PROXY_IMAGE, LINKERD_PROXY_INIT_IMAGE, PROXY_CONTAINER,
 };
 use crate::quote::Quoted;
 use crate::values::{self, PodValues, ProxyValues};
@@ -158,14 +158,11 @@ pub fn precheck(req: &RequestFacts<'_>) -> Option<SkipReason> {
     None
 }
 
-/// Another mesh's mark on the pod: Istio's status annotation, or Istio's sidecar by name or
-/// image as Linkerd's `HasExistingSidecars` recognises it (`istio-proxy` or a `proxyv2` image
+/// Another mesh's mark on the pod: Istio's sidecar by name or image as Linkerd's
+/// `HasExistingSidecars` recognises it (Istio's status annotation alone is no such mark) (`istio-proxy` or a `proxyv2` image
 /// among containers and init containers, `istio-init` or a `proxy_init` image among init
 /// containers).
 fn other_mesh(pod: &PodView<'_>) -> Option<String> {
-    if pod.has_annotation(ISTIO_STATUS_ANNOTATION) {
-        return Some(format!("the {ISTIO_STATUS_ANNOTATION} annotation"));
-    }
     let image = |c: &crate::view::ContainerView<'_>, prefix: &str| {
         c.image
             .as_ref()
@@ -198,11 +195,37 @@ pub fn decide<'a>(
     let has_proxy = |cs: &[crate::view::ContainerView<'_>]| {
         cs.iter().any(|c| c.name.as_str() == PROXY_CONTAINER)
     };
-    if has_proxy(pod.containers()) || has_proxy(pod.init_containers()) {
+    // Linkerd's proxy by name, or its images under any name (as Linkerd's
+    // `HasExistingSidecars`): a second proxy would break the pod.
+    let image_starts = |c: &crate::view::ContainerView<'_>, prefix: &str| {
+        c.image
+            .as_ref()
+            .is_some_and(|i| i.as_str().starts_with(prefix))
+    };
+    let linkerd_image = pod
+        .init_containers()
+        .iter()
+        .chain(pod.containers())
+        .any(|c| image_starts(c, LINKERD_PROXY_IMAGE))
+        || pod
+            .init_containers()
+            .iter()
+            .any(|c| image_starts(c, LINKERD_PROXY_INIT_IMAGE));
+    if has_proxy(pod.containers()) || has_proxy(pod.init_containers()) || linkerd_image {
         return Decision::Skip(SkipReason::AlreadyInjected);
     }
     if let Some(what) = other_mesh(pod) {
         return Decision::Skip(SkipReason::OtherMesh(what));
+    }
+    // As Linkerd: a namespace value it does not know stops injection even for a pod that
+    // enables it.
+    if let Some(v) = ns.annotation(INJECT_ANNOTATION)
+        && !matches!(v, "" | "enabled" | "ingress" | "disabled")
+    {
+        return Decision::Skip(SkipReason::UnknownValue {
+            value: v.to_owned(),
+            source: Source::Namespace,
+        });
     }
     let (value, source): (Cow<'a, str>, Source) = match pod.annotation(INJECT_ANNOTATION) {
         Some(v) => (v, Source::Pod),

@@ -14,6 +14,10 @@ pub const INJECT_ANNOTATION: &str = "linkerd.io/inject";
 pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 /// Another mesh's mark: a pod carrying it is left alone.
 pub const ISTIO_STATUS_ANNOTATION: &str = "sidecar.istio.io/status";
+/// Linkerd's proxy and proxy-init images, by which Linkerd recognises a pod already injected
+/// (under any container name).
+pub const LINKERD_PROXY_IMAGE: &str = "cr.l5d.io/linkerd/proxy:";
+pub const LINKERD_PROXY_INIT_IMAGE: &str = "cr.l5d.io/linkerd/proxy-init:";
 /// Istio's sidecar and init container, by name and image (as Linkerd recognises them).
 pub const ISTIO_PROXY_CONTAINER: &str = "istio-proxy";
 pub const ISTIO_INIT_CONTAINER: &str = "istio-init";
@@ -54,10 +58,12 @@ pub const STATUS_ANNOTATIONS: [&str; 4] = [
 /// The value of `linkerd.io/created-by`.
 pub const CREATED_BY: &str = concat!("proxy-injector/", env!("CARGO_PKG_VERSION"));
 
-/// Namespace annotations an injected pod that lacks them gets copied onto it, as Linkerd's
-/// injector does (its list of proxy config keys, whether this injector reads them or not;
-/// `config.linkerd.io/opaque-ports` and `linkerd.io/inject` are written apart).
-pub const NAMESPACE_COPIED_KEYS: &[&str] = &[
+/// The proxy config annotations a namespace passes on to its pods, as Linkerd's injector does
+/// (its list, whether this injector reads the key or not): they apply to the namespace's pods
+/// that lack them, and are copied onto the injected pod (the opaque-ports one apart, see
+/// `values::pod_values`). Any other key on a namespace is ignored, as by Linkerd.
+pub const NAMESPACE_KEYS: &[&str] = &[
+    "config.linkerd.io/opaque-ports",
     "config.linkerd.io/admin-port",
     "config.linkerd.io/control-port",
     "config.linkerd.io/enable-debug-sidecar",
@@ -100,6 +106,11 @@ pub const NAMESPACE_COPIED_KEYS: &[&str] = &[
     "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
     "config.alpha.linkerd.io/proxy-enable-native-sidecar",
 ];
+
+/// Whether a namespace's annotation `key` applies to its pods.
+pub fn namespace_applies(key: &str) -> bool {
+    NAMESPACE_KEYS.contains(&key)
+}
 
 /// Labels injection writes.
 pub const CONTROL_PLANE_NS_LABEL: &str = "linkerd.io/control-plane-ns";

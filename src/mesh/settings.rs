@@ -188,9 +188,6 @@ pub struct Setting {
     /// Annotation keys, on the pod or its namespace: Linkerd's name first, then aliases. Empty
     /// for a value Linkerd reads only from its chart values (here: the config file).
     pub annotations: &'static [&'static str],
-    /// Whether a namespace's annotation applies to its pods: Linkerd passes on only the keys
-    /// of its list, and ignores the others on a namespace.
-    pub inherit: bool,
     /// Set (after the row's own annotation or default) from another row's annotation.
     pub derived: Option<Derived>,
     /// The key in Linkerd's linkerd-control-plane chart values ("" when only an annotation
@@ -336,8 +333,19 @@ pub fn markdown_table() -> String {
             s.doc
         }
         .to_owned();
-        if !s.inherit {
+        let pod_only: Vec<String> = s
+            .annotations
+            .iter()
+            .filter(|k| !crate::mesh::namespace_applies(k))
+            .map(|k| format!("`{k}`"))
+            .collect();
+        if pod_only.len() == s.annotations.len() {
             doc.push_str("; on the pod only (a namespace's is ignored, as by Linkerd)");
+        } else if !pod_only.is_empty() {
+            doc.push_str(&format!(
+                "; {} on the pod only (a namespace's is ignored, as by Linkerd)",
+                pod_only.join(", ")
+            ));
         }
         let values_key = match s.values_key {
             "" => "(annotation only)".to_owned(),
