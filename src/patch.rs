@@ -223,8 +223,12 @@ impl Fragments {
                 )),
                 &PROXY_HOLES,
             ),
-            init: (!config.cni_enabled).then(|| {
-                Template::new(to_json(&containers::init_container(v, config)), &INIT_HOLES)
+            // CNI mode: the network validator in linkerd-init's place (nothing per pod).
+            init: Some(match config.cni_enabled {
+                false => {
+                    Template::new(to_json(&containers::init_container(v, config)), &INIT_HOLES)
+                }
+                true => Template::new(to_json(&containers::network_validator(v, config)), &[]),
             }),
             debug: v
                 .debug_sidecar

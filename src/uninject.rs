@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use crate::mesh::{
     CONTAINERS, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, STATUS_ANNOTATIONS,
-    STATUS_LABELS, VOLUMES,
+    STATUS_LABELS, VALIDATOR_CONTAINER, VOLUMES,
 };
 use crate::workload::pod_template_path;
 
@@ -63,7 +63,7 @@ pub fn uninject_document(doc: &Value) -> Option<Value> {
         return None;
     }
     retain_named(template, "/spec/initContainers", |n| {
-        n != INIT_CONTAINER && n != PROXY_CONTAINER
+        n != INIT_CONTAINER && n != PROXY_CONTAINER && n != VALIDATOR_CONTAINER
     });
     retain_named(template, "/spec/containers", |n| n != PROXY_CONTAINER);
     retain_named(template, "/spec/volumes", |n| !VOLUMES.contains(&n));

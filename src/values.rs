@@ -22,6 +22,7 @@ pub struct ProxyValues<'a> {
     pub init_version: Cow<'a, str>,
     pub debug_image: Cow<'a, str>,
     pub debug_version: Cow<'a, str>,
+    pub debug_pull_policy: Cow<'a, str>,
     pub pull_policy: Cow<'a, str>,
     pub cpu_request: Option<Cow<'a, str>>,
     pub cpu_limit: Option<Cow<'a, str>>,

@@ -34,7 +34,7 @@ const IGNORED: &[&str] = &[
     "priorityClassName",
     "runtimeClassName",
     "policyController",
-    "networkValidator",
+    "networkValidator.enableSecurityContext",
     "imagePullSecrets",
     "enableH2Upgrade",
     "enablePSP",
@@ -113,6 +113,7 @@ fn fixed(path: &str) -> Option<Json> {
         "proxyInit.xtMountPath.mountPath" => json!("/run"),
         "proxyInit.xtMountPath.name" => json!("linkerd-proxy-init-xtables-lock"),
         "identity.serviceAccountTokenProjection" => json!(true),
+        "networkValidator.securityContext" => json!(null),
         _ => return None,
     })
 }
@@ -129,6 +130,7 @@ const LEAF_MAPS: &[&str] = &[
     "proxy.tracing.collector",
     "proxyInit.capabilities",
     "proxyInit.saMountPath",
+    "networkValidator.securityContext",
 ];
 
 /// What applying a values document found that the user should know: keys unknown to
@@ -165,6 +167,7 @@ struct Pending {
     proxy_version: Option<String>,
     proxy_pull_policy: Option<String>,
     debug_version: Option<String>,
+    debug_pull_policy: Option<String>,
     trust_domain: Option<String>,
     init_image: Option<(Option<String>, Option<String>)>,
 }
@@ -346,7 +349,12 @@ fn set(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, St
         ("debugContainer", "image.name") => c.debug.image.name = text(v)?,
         ("debugContainer", "image.version") => p.debug_version = Some(text(v)?),
         // The debug container's pull policy follows the proxy's here.
-        ("debugContainer", "image.pullPolicy") => {}
+        ("debugContainer", "image.pullPolicy") => p.debug_pull_policy = Some(text(v)?),
+        ("networkValidator", "logLevel") => c.network_validator.log_level = text(v)?,
+        ("networkValidator", "logFormat") => c.network_validator.log_format = text(v)?,
+        ("networkValidator", "connectAddr") => c.network_validator.connect_addr = text(v)?,
+        ("networkValidator", "listenAddr") => c.network_validator.listen_addr = text(v)?,
+        ("networkValidator", "timeout") => c.network_validator.timeout = text(v)?,
         _ => return Ok(false),
     }
     Ok(true)
@@ -501,11 +509,16 @@ fn resolve(c: &mut Config, p: Pending) {
     c.proxy.image.version = version(p.proxy_version, &c.proxy.image.version);
     c.debug.image.version = version(p.debug_version, &c.debug.image.version);
     let global = p.pull_policy.filter(|v| !v.is_empty());
-    match p.proxy_pull_policy.filter(|v| !v.is_empty()) {
-        Some(pp) => c.proxy.image_pull_policy = pp,
-        None => {
-            if let Some(g) = global {
-                c.proxy.image_pull_policy = g;
+    for (given, current) in [
+        (p.proxy_pull_policy, &mut c.proxy.image_pull_policy),
+        (p.debug_pull_policy, &mut c.debug.image_pull_policy),
+    ] {
+        match given.filter(|v| !v.is_empty()) {
+            Some(pp) => *current = pp,
+            None => {
+                if let Some(g) = &global {
+                    *current = g.clone();
+                }
             }
         }
     }

@@ -76,6 +76,34 @@ pub struct ProxyInitConfig {
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct DebugConfig {
     pub image: Image,
+    /// The debug container's pull policy (Linkerd's `debugContainer.image.pullPolicy`).
+    pub image_pull_policy: String,
+}
+
+/// CNI mode's `linkerd-network-validator` (Linkerd's `networkValidator` values).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct NetworkValidatorConfig {
+    pub log_level: String,
+    pub log_format: String,
+    /// Where it connects to check the redirect (empty: `1.1.1.1:20001`, IPv6 `[fd00::1]:20001`).
+    pub connect_addr: String,
+    /// Where it listens, as the proxy's outbound port would (empty: `0.0.0.0:4140`, IPv6
+    /// `[::]:4140`).
+    pub listen_addr: String,
+    pub timeout: String,
+}
+
+impl Default for NetworkValidatorConfig {
+    fn default() -> Self {
+        NetworkValidatorConfig {
+            log_level: "debug".into(),
+            log_format: "plain".into(),
+            connect_addr: String::new(),
+            listen_addr: String::new(),
+            timeout: "10s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -99,6 +127,7 @@ pub struct Config {
     pub proxy: ProxyConfig,
     pub proxy_init: ProxyInitConfig,
     pub debug: DebugConfig,
+    pub network_validator: NetworkValidatorConfig,
     /// Filled from `trust_anchors_file` at load time; not a config key.
     #[serde(skip)]
     pub trust_anchors_pem: Option<String>,
@@ -137,6 +166,7 @@ impl Default for DebugConfig {
                 name: "cr.l5d.io/linkerd/debug".into(),
                 version: DEFAULT_PROXY_VERSION.into(),
             },
+            image_pull_policy: "IfNotPresent".into(),
         }
     }
 }
@@ -155,6 +185,7 @@ impl Default for Config {
             proxy: ProxyConfig::default(),
             proxy_init: ProxyInitConfig::default(),
             debug: DebugConfig::default(),
+            network_validator: NetworkValidatorConfig::default(),
             trust_anchors_pem: None,
         }
     }
@@ -278,6 +309,36 @@ impl Config {
             &p.log_format,
             overrides::parse_log_format,
         )?;
+        for (key, v) in [
+            (
+                "networkValidator.logLevel",
+                &self.network_validator.log_level,
+            ),
+            (
+                "networkValidator.logFormat",
+                &self.network_validator.log_format,
+            ),
+            (
+                "networkValidator.connectAddr",
+                &self.network_validator.connect_addr,
+            ),
+            (
+                "networkValidator.listenAddr",
+                &self.network_validator.listen_addr,
+            ),
+        ] {
+            check(key, v, one_word)?;
+        }
+        check(
+            "networkValidator.timeout",
+            &self.network_validator.timeout,
+            overrides::parse_duration,
+        )?;
+        check(
+            "debugContainer.image.pullPolicy",
+            &self.debug.image_pull_policy,
+            overrides::parse_pull_policy,
+        )?;
         check(
             "proxy.imagePullPolicy",
             &p.image_pull_policy,
@@ -328,13 +389,7 @@ impl Config {
             ("proxyInit.logLevel", &init.log_level),
             ("proxyInit.logFormat", &init.log_format),
         ] {
-            check(key, v, |t| {
-                if t.chars().all(|c| c.is_ascii_graphic()) {
-                    Ok(())
-                } else {
-                    Err("expected one word without spaces".to_owned())
-                }
-            })?;
+            check(key, v, one_word)?;
         }
         if init.close_wait_timeout_secs > 0 && !init.run_as_root {
             return Err(ConfigError::Invalid {
@@ -415,6 +470,15 @@ impl Config {
                 })?;
         }
         Ok(())
+    }
+}
+
+/// A value written as one container argument: printable, no spaces.
+fn one_word(t: &str) -> Result<(), String> {
+    if t.chars().all(|c| c.is_ascii_graphic()) {
+        Ok(())
+    } else {
+        Err("expected one word without spaces".to_owned())
     }
 }
 

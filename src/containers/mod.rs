@@ -19,7 +19,8 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::mesh::{
     ADMIN_PORT_NAME, DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INBOUND_PORT_NAME,
-    INIT_CONTAINER, PROXY_CONTAINER, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, XTABLES_VOLUME,
+    INIT_CONTAINER, PROXY_CONTAINER, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, VALIDATOR_CONTAINER,
+    XTABLES_VOLUME,
 };
 use crate::values::ProxyValues;
 use crate::view::PodView;
@@ -314,13 +315,72 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
     }
 }
 
-/// The `linkerd-debug` sidecar.
+/// The `linkerd-debug` sidecar, with probes that always pass (for clusters that require
+/// probes), as Linkerd writes it.
 pub fn debug_container(v: &ProxyValues<'_>) -> Container {
+    let always = || Probe {
+        exec: Some(ExecAction {
+            command: Some(vec!["true".to_owned()]),
+        }),
+        ..Default::default()
+    };
     Container {
         name: DEBUG_CONTAINER.into(),
         image: Some(format!("{}:{}", v.debug_image, v.debug_version)),
-        image_pull_policy: Some(v.pull_policy.to_string()),
+        image_pull_policy: Some(v.debug_pull_policy.to_string()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
+        liveness_probe: Some(always()),
+        readiness_probe: Some(always()),
+        ..Default::default()
+    }
+}
+
+/// CNI mode's `linkerd-network-validator`: from the proxy image, it checks that the CNI
+/// plugin redirects the pod's traffic before the proxy starts.
+pub fn network_validator(v: &ProxyValues<'_>, config: &Config) -> Container {
+    let nv = &config.network_validator;
+    let or = |given: &str, v4: &str, v6: &str| match (given.is_empty(), config.disable_ipv6) {
+        (false, _) => given.to_owned(),
+        (true, true) => v4.to_owned(),
+        (true, false) => v6.to_owned(),
+    };
+    let args = vec![
+        "--log-format".to_owned(),
+        nv.log_format.clone(),
+        "--log-level".to_owned(),
+        nv.log_level.clone(),
+        "--connect-addr".to_owned(),
+        or(&nv.connect_addr, "1.1.1.1:20001", "[fd00::1]:20001"),
+        "--listen-addr".to_owned(),
+        or(&nv.listen_addr, "0.0.0.0:4140", "[::]:4140"),
+        "--timeout".to_owned(),
+        nv.timeout.clone(),
+    ];
+    Container {
+        name: VALIDATOR_CONTAINER.into(),
+        image: Some(format!("{}:{}", v.proxy_image, v.proxy_version)),
+        image_pull_policy: Some(v.pull_policy.to_string()),
+        resources: proxy_resources(v),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities {
+                drop: Some(vec!["ALL".into()]),
+                ..Default::default()
+            }),
+            read_only_root_filesystem: Some(true),
+            run_as_group: Some(65534),
+            run_as_non_root: Some(true),
+            run_as_user: Some(65534),
+            seccomp_profile: Some(SeccompProfile {
+                type_: "RuntimeDefault".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        command: Some(vec![
+            "/usr/lib/linkerd/linkerd2-network-validator".to_owned(),
+        ]),
+        args: Some(args),
         ..Default::default()
     }
 }
@@ -368,6 +428,7 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
 pub fn clashes(pod: &PodView<'_>, v: &ProxyValues<'_>, config: &Config) -> Vec<String> {
     let added_containers = [
         (!config.cni_enabled).then_some(INIT_CONTAINER),
+        config.cni_enabled.then_some(VALIDATOR_CONTAINER),
         v.debug_sidecar.then_some(DEBUG_CONTAINER),
     ];
     let added_volumes = [

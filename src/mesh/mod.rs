@@ -28,7 +28,14 @@ pub const ISTIO_INIT_IMAGE: &str = "gcr.io/istio-release/proxy_init:";
 pub const PROXY_CONTAINER: &str = "linkerd-proxy";
 pub const INIT_CONTAINER: &str = "linkerd-init";
 pub const DEBUG_CONTAINER: &str = "linkerd-debug";
-pub const CONTAINERS: [&str; 3] = [PROXY_CONTAINER, INIT_CONTAINER, DEBUG_CONTAINER];
+/// CNI mode's first init container: checks that the CNI plugin's redirect works.
+pub const VALIDATOR_CONTAINER: &str = "linkerd-network-validator";
+pub const CONTAINERS: [&str; 4] = [
+    PROXY_CONTAINER,
+    INIT_CONTAINER,
+    DEBUG_CONTAINER,
+    VALIDATOR_CONTAINER,
+];
 /// The proxy container's named ports: inbound and admin.
 pub const INBOUND_PORT_NAME: &str = "linkerd-proxy";
 pub const ADMIN_PORT_NAME: &str = "linkerd-admin";
