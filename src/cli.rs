@@ -191,12 +191,18 @@ pub struct InjectArgs {
     /// Namespace for documents that name none (default: "default").
     #[arg(long, short)]
     pub namespace: Option<String>,
-    /// Inject regardless of annotations (like `linkerd inject --manual`); no cluster access.
+    /// Inject regardless of annotations (like `linkerd inject --manual`: what was injected
+    /// before is replaced); no cluster access. What Linkerd refuses (host network, another
+    /// sidecar, ...) fails the command, with the reason on stderr and nothing on stdout.
     #[arg(long)]
     pub manual: bool,
     /// Remove what injection added instead.
     #[arg(long, conflicts_with_all = ["manual", "namespaces"])]
     pub uninject: bool,
+    /// Only add `linkerd.io/inject: enabled` to pod templates and Namespace objects (plain
+    /// `linkerd inject`), for the webhook to inject; no cluster access.
+    #[arg(long, conflicts_with_all = ["manual", "uninject", "namespaces"])]
+    pub annotate: bool,
     #[arg(long, short, value_enum, default_value = "yaml")]
     pub output: Output,
 }

@@ -145,7 +145,7 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
 fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
     let docs = offline::read_documents(&read_input(&a.file)?)?;
     let cfg = load_config(&a.config)?;
-    let ns = match (&a.namespaces, a.manual || a.uninject) {
+    let ns = match (&a.namespaces, a.manual || a.uninject || a.annotate) {
         (Some(p), _) => Namespaces::from_file(p)?,
         (None, true) => Namespaces::empty(),
         (None, false) => namespaces_from_cluster(rt, &docs, a.namespace.as_deref())?,
@@ -153,17 +153,21 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
     let admission = Admission::new(Arc::new(cfg), ns);
     let mode = if a.uninject {
         offline::InjectMode::Uninject
+    } else if a.annotate {
+        offline::InjectMode::Annotate
     } else if a.manual {
         offline::InjectMode::Manual
     } else {
         offline::InjectMode::Webhook
     };
     let mut out = String::new();
+    let mut errors = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
         let r = offline::inject_document(&admission, i, doc, a.namespace.as_deref(), mode)?;
         for note in &r.notes {
             eprintln!("{note}");
         }
+        errors.extend(r.errors);
         match a.output {
             Output::Yaml => {
                 out.push_str("---\n");
@@ -174,6 +178,16 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
                 out.push('\n');
             }
         }
+    }
+    if !errors.is_empty() {
+        eprintln!(
+            "error: nothing printed: {} document(s) cannot be injected:",
+            errors.len()
+        );
+        for e in &errors {
+            eprintln!("  {e}");
+        }
+        return Ok(ExitCode::from(1));
     }
     print!("{out}");
     Ok(ExitCode::SUCCESS)

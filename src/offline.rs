@@ -126,12 +126,32 @@ pub enum InjectMode {
     Manual,
     /// Remove what injection added (`--uninject`).
     Uninject,
+    /// Only annotate (`--annotate`, plain `linkerd inject`): `linkerd.io/inject: enabled` on
+    /// pod templates and Namespace objects, for the webhook to act on.
+    Annotate,
 }
 
-/// One document after `inject`: the new document, and a note per pod template not injected.
+/// One document after `inject`: the new document, a note per pod template not injected, and
+/// what makes the command fail (`--manual` and `--annotate` refuse what Linkerd's CLI refuses:
+/// host network, another sidecar, a control-plane component without `--manual`...).
 pub struct DocumentResult {
     pub doc: Value,
     pub notes: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// Skips that `linkerd inject` reports as errors (the workload cannot be meshed as written);
+/// the others (disabled, not annotated) leave the document as it is.
+fn refuses(reason: &decision::SkipReason) -> bool {
+    use decision::SkipReason as R;
+    matches!(
+        reason,
+        R::HostNetwork
+            | R::OtherMesh(_)
+            | R::AlreadyInjected
+            | R::NameClash(_)
+            | R::InvalidOverrides(_)
+    )
 }
 
 /// `kind/name` of a document, for messages.
@@ -152,35 +172,52 @@ pub fn inject_document(
     mode: InjectMode,
 ) -> Result<DocumentResult, OfflineError> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    let unchanged = |doc: &Value, notes: Vec<String>| DocumentResult {
+        doc: doc.clone(),
+        notes,
+        errors: Vec::new(),
+    };
     if kind == "List" || kind.ends_with("List") && doc.get("items").is_some() {
-        let mut out = doc.clone();
-        let mut notes = Vec::new();
-        if let Some(items) = out.get_mut("items").and_then(Value::as_array_mut) {
+        let mut out = unchanged(doc, Vec::new());
+        if let Some(items) = out.doc.get_mut("items").and_then(Value::as_array_mut) {
             for item in items.iter_mut() {
                 let r = inject_document(admission, index, item, namespace, mode)?;
                 *item = r.doc;
-                notes.extend(r.notes);
+                out.notes.extend(r.notes);
+                out.errors.extend(r.errors);
             }
         }
-        return Ok(DocumentResult { doc: out, notes });
+        return Ok(out);
     }
     if mode == InjectMode::Uninject {
-        return Ok(DocumentResult {
-            doc: uninject_document(doc).unwrap_or_else(|| doc.clone()),
-            notes: Vec::new(),
-        });
+        return Ok(unchanged(
+            &uninject_document(doc).unwrap_or_else(|| doc.clone()),
+            Vec::new(),
+        ));
+    }
+    if mode == InjectMode::Annotate && kind == "Namespace" {
+        let mut out = doc.clone();
+        out["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+        return Ok(unchanged(&out, Vec::new()));
     }
     let Some(tpath) = pod_template_path(kind) else {
-        return Ok(DocumentResult {
-            doc: doc.clone(),
-            notes: Vec::new(),
-        });
+        return Ok(unchanged(doc, Vec::new()));
+    };
+    // As `linkerd inject`: what injection added is removed first, so an outdated proxy is
+    // replaced (`--manual`) and an injected workload is annotated afresh (`--annotate`).
+    let fresh;
+    let doc = match mode {
+        InjectMode::Manual | InjectMode::Annotate => {
+            fresh = uninject_document(doc).unwrap_or_else(|| doc.clone());
+            &fresh
+        }
+        _ => doc,
     };
     let Some(template) = doc.pointer(tpath) else {
-        return Ok(DocumentResult {
-            doc: doc.clone(),
-            notes: vec![format!("{}: has no pod template", describe(doc))],
-        });
+        return Ok(unchanged(
+            doc,
+            vec![format!("{}: has no pod template", describe(doc))],
+        ));
     };
     let ns = namespace
         .map(str::to_owned)
@@ -196,19 +233,56 @@ pub fn inject_document(
         pod["metadata"]["namespace"] = Value::String(n.clone());
     }
     let mut notes = Vec::new();
-    if mode == InjectMode::Manual {
-        // As `linkerd inject --manual`: every template but one that opts out (`disabled`,
-        // which the decision then reports) and keeping `ingress`.
-        let current = pod["metadata"]["annotations"][INJECT_ANNOTATION].as_str();
-        if !matches!(current, Some("ingress" | "disabled")) {
-            pod["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
-        }
+    let mut errors = Vec::new();
+    let forced = matches!(mode, InjectMode::Manual | InjectMode::Annotate)
+        && !matches!(
+            pod["metadata"]["annotations"][INJECT_ANNOTATION].as_str(),
+            Some("ingress" | "disabled")
+        );
+    if forced {
+        // As `linkerd inject`: every template but one that opts out (`disabled`, which the
+        // decision then reports) and keeping `ingress`.
+        pod["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+    }
+    let control_plane = pod["metadata"]["labels"]
+        .get("linkerd.io/control-plane-component")
+        .is_some();
+    if mode == InjectMode::Annotate && control_plane {
+        errors.push(format!(
+            "{}: a Linkerd control-plane component is injected only with --manual",
+            describe(doc)
+        ));
     }
     let r = inject_pod(admission, index, &pod, ns.as_deref())?;
     if let Some(reason) = &r.skipped {
-        notes.push(format!("{}: not injected: {reason}", describe(doc)));
+        if mode != InjectMode::Webhook && refuses(reason) {
+            errors.push(format!("failed to inject {}: {reason}", describe(doc)));
+        } else {
+            notes.push(format!("{}: not injected: {reason}", describe(doc)));
+        }
+    }
+    if mode == InjectMode::Annotate {
+        // Only the annotation, on the template (or the pod) that could be injected.
+        let mut out = doc.clone();
+        if r.skipped.is_none()
+            && let Some(t) = out.pointer_mut(tpath)
+        {
+            t["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+        }
+        return Ok(DocumentResult {
+            doc: out,
+            notes,
+            errors,
+        });
     }
     let mut new_pod = r.pod;
+    if forced
+        && mode == InjectMode::Manual
+        && let Some(a) = new_pod["metadata"]["annotations"].as_object_mut()
+    {
+        // The proxy is in the manifest: the switch that forced it is not (as Linkerd prints it).
+        a.remove(INJECT_ANNOTATION);
+    }
     // The namespace was only borrowed for the decision: the document keeps what it had.
     if !had_ns && let Some(m) = new_pod["metadata"].as_object_mut() {
         m.remove("namespace");
@@ -231,5 +305,9 @@ pub fn inject_document(
         t.insert("metadata".into(), new_pod["metadata"].clone());
         t.insert("spec".into(), new_pod["spec"].clone());
     }
-    Ok(DocumentResult { doc: out, notes })
+    Ok(DocumentResult {
+        doc: out,
+        notes,
+        errors,
+    })
 }

@@ -296,3 +296,79 @@ fn manual_injects_all_but_templates_that_opt_out() {
     let list = got.iter().find(|d| d["kind"] == "List").unwrap();
     assert!(meshed(&list["items"][0]));
 }
+
+/// `inject --manual` fails as a whole on a document Linkerd refuses: the reason on stderr,
+/// nothing on stdout (so `| kubectl apply -f -` applies nothing half-done); `--annotate` adds
+/// only the switch; `--values` takes Linkerd's chart values.
+#[test]
+fn inject_modes_refuse_annotate_and_take_linkerd_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let docs = dir.path().join("docs.yaml");
+    std::fs::write(
+        &docs,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+         spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n\
+         \x20   spec: {containers: [{name: app, image: nginx}]}\n---\n\
+         apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: agent, namespace: ops}\n\
+         spec:\n  selector: {matchLabels: {app: agent}}\n  template:\n    metadata: {labels: {app: agent}}\n\
+         \x20   spec: {hostNetwork: true, containers: [{name: agent, image: busybox}]}\n",
+    )
+    .unwrap();
+    let path = docs.to_str().unwrap();
+    let (ok, out, err) = run(&["inject", "-f", path, "--manual"]);
+    assert!(!ok, "{out}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("daemonset/agent") && err.contains("hostNetwork"),
+        "{err}"
+    );
+
+    let (ok, out, err) = run(&["inject", "-f", path, "--annotate"]);
+    assert!(!ok, "a host-network workload fails --annotate too: {out}");
+    assert!(err.contains("hostNetwork"), "{err}");
+
+    let web = dir.path().join("web.yaml");
+    std::fs::write(
+        &web,
+        std::fs::read_to_string(&docs)
+            .unwrap()
+            .split("---")
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let (ok, out, err) = run(&["inject", "-f", web.to_str().unwrap(), "--annotate"]);
+    assert!(ok, "{err}");
+    let doc = &yaml_docs(&out)[0];
+    assert_eq!(
+        doc["spec"]["template"]["metadata"]["annotations"]["linkerd.io/inject"],
+        "enabled"
+    );
+    assert!(!meshed(doc));
+
+    let values = dir.path().join("values.yaml");
+    std::fs::write(
+        &values,
+        "linkerdVersion: stable-2.14.10\nproxy:\n  logLevl: debug\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(&[
+        "inject",
+        "-f",
+        web.to_str().unwrap(),
+        "--manual",
+        "--values",
+        values.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("proxy.logLevl"),
+        "an unknown key is named: {err}"
+    );
+    let doc = &yaml_docs(&out)[0];
+    assert!(meshed(doc));
+    assert_eq!(
+        doc["spec"]["template"]["metadata"]["annotations"]["linkerd.io/proxy-version"],
+        "stable-2.14.10"
+    );
+}

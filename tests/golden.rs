@@ -12,10 +12,11 @@
 //! for a pod that is not injected, an unknown name) fails the case, and so does a directory
 //! without case.yaml or a stray file in tests/fixtures/ (test `fixtures-root-holds-only-cases`).
 //!
-//! A case with `command: inject --manual` or `command: inject --uninject` runs that offline
-//! command on pod.yaml (which may then hold any object, a Namespace or a Deployment) instead:
-//! `expect: changed` compares the printed document with expected.yaml, `expect: unchanged`
-//! wants the input back, and `reason` must appear in the notes `inject` prints on stderr.
+//! A case with `command: inject --manual`, `inject --uninject` or `inject --annotate` runs that
+//! offline command on pod.yaml (which may then hold any object, a Namespace or a Deployment)
+//! instead: `expect: changed` compares the printed document with expected.yaml, `expect:
+//! unchanged` wants the input back, `expect: refused` wants the command to fail on it, and
+//! `reason` must appear in the notes or errors `inject` prints on stderr.
 //!
 //! UPDATE_GOLDEN=1 rewrites the expected.yaml files whose contents differ from the result, and
 //! then FAILS, naming them: review `git diff tests/fixtures` and run again without
@@ -393,21 +394,37 @@ fn run_command_case(
     let mode = match command {
         "inject --manual" => offline::InjectMode::Manual,
         "inject --uninject" => offline::InjectMode::Uninject,
+        "inject --annotate" => offline::InjectMode::Annotate,
         other => {
             return Err(format!(
-                "unknown command {other:?} (inject --manual, inject --uninject)"
+                "unknown command {other:?} (inject --manual, inject --uninject, inject --annotate)"
             ));
         }
     };
     let result =
         offline::inject_document(admission, 0, input, None, mode).map_err(|e| e.to_string())?;
     if let Some(want) = &case.reason {
-        let notes = result.notes.join("\n");
+        let notes = result
+            .notes
+            .iter()
+            .chain(&result.errors)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
         if !notes.contains(want.as_str()) {
-            return Err(format!("notes {notes:?} do not contain {want:?}"));
+            return Err(format!(
+                "notes and errors {notes:?} do not contain {want:?}"
+            ));
         }
     }
+    if (case.expect == "refused") != !result.errors.is_empty() {
+        return Err(format!(
+            "expect {}, errors {:?}",
+            case.expect, result.errors
+        ));
+    }
     match case.expect.as_str() {
+        "refused" => Ok(()),
         "unchanged" if result.doc == *input => Ok(()),
         "unchanged" => Err(format!(
             "expected the input back, got\n{}",
