@@ -417,7 +417,7 @@ fn run_command_case(
             ));
         }
     }
-    if (case.expect == "refused") != !result.errors.is_empty() {
+    if (case.expect == "refused") == result.errors.is_empty() {
         return Err(format!(
             "expect {}, errors {:?}",
             case.expect, result.errors
