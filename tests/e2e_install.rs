@@ -191,7 +191,10 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         rule.operations.as_deref(),
         Some(&["CREATE".to_string()][..])
     );
-    assert_eq!(rule.resources.as_deref(), Some(&["pods".to_string()][..]));
+    assert_eq!(
+        rule.resources.as_deref(),
+        Some(&["pods".to_string(), "services".to_string()][..])
+    );
     let sel = serde_json::to_value(&wh.namespace_selector)
         .unwrap()
         .to_string();
@@ -377,6 +380,79 @@ async fn manifests_render_apply_and_grant_least_privilege() {
         "{}",
         String::from_utf8_lossy(&denied.stderr)
     );
+
+    // The Linkerd overlay: Linkerd's selectors, --watch-linkerd-config, and a Role that is
+    // enough to follow Linkerd's two ConfigMaps (serve becomes ready only once it read both)
+    // and no more.
+    let overlay = manifests.join("overlays/linkerd");
+    let rendered = ok(
+        &cp.kubectl(&["kustomize", overlay.to_str().unwrap()], None),
+        "kubectl kustomize overlays/linkerd",
+    );
+    for needle in [
+        "--watch-linkerd-config",
+        "objectSelector",
+        "linkerd.io/control-plane-component",
+        "cert-manager",
+    ] {
+        assert!(rendered.contains(needle), "overlay lacks {needle}");
+    }
+    let rbac: Vec<Value> = serde_saphyr::from_multiple::<Value>(&rendered)
+        .unwrap()
+        .into_iter()
+        .filter(|d| d["metadata"]["namespace"] == "linkerd")
+        .collect();
+    assert_eq!(rbac.len(), 2, "a Role and its RoleBinding in linkerd");
+    ok(
+        &cp.kubectl(&["create", "namespace", "linkerd"], None),
+        "create namespace linkerd",
+    );
+    let rbac_yaml: String = rbac
+        .iter()
+        .map(|d| format!("---\n{}\n", serde_json::to_string(d).unwrap()))
+        .collect();
+    ok(
+        &cp.kubectl(&["apply", "-f", "-"], Some(&rbac_yaml)),
+        "apply the overlay's Role",
+    );
+    let configmaps = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: linkerd-config, namespace: linkerd}\n\
+        data:\n  values: |\n    proxy:\n      logLevel: info\n---\n\
+        apiVersion: v1\nkind: ConfigMap\nmetadata: {name: linkerd-identity-trust-roots, namespace: linkerd}\n\
+        data:\n  ca-bundle.crt: |\n    root\n";
+    ok(
+        &cp.kubectl(&["apply", "-f", "-"], Some(configmaps)),
+        "create Linkerd's ConfigMaps",
+    );
+    let follower = Injector::start(
+        &["--watch-linkerd-config"],
+        &[("KUBECONFIG", sa_kubeconfig.to_str().unwrap())],
+    );
+    follower
+        .wait_ready(
+            Duration::from_secs(30),
+            "serve --watch-linkerd-config as the service account",
+        )
+        .await;
+    let can_in_linkerd = |verb: &str, what: &str| {
+        let out = cp.kubectl(
+            &[
+                "--kubeconfig",
+                sa,
+                "auth",
+                "can-i",
+                verb,
+                what,
+                "-n",
+                "linkerd",
+            ],
+            None,
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(can_in_linkerd("get", "configmaps/linkerd-config"), "yes");
+    assert_eq!(can_in_linkerd("get", "configmaps/other"), "no");
+    assert_eq!(can_in_linkerd("get", "secrets"), "no");
+    drop(follower);
 
     // Clean up: the webhook first (it would otherwise be called for every pod).
     let _ = mwcs
