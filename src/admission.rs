@@ -152,7 +152,6 @@ impl Admission {
         }
     }
 
-    /// Makes answers carry what an Event about them needs (`Answer::event`).
     /// The same admission (namespaces, network, events) with another config: what a reload
     /// of Linkerd's config swaps in.
     pub fn with_config(&self, config: Arc<Config>) -> Admission {
@@ -163,6 +162,7 @@ impl Admission {
         }
     }
 
+    /// Makes answers carry what an Event about them needs (`Answer::event`).
     pub fn with_events(mut self, on: bool) -> Admission {
         self.record_events = on;
         self
@@ -344,7 +344,6 @@ impl Admission {
         Ok(out)
     }
 
-    /// The patch for a decided plan, using the start-up fragments when nothing was overridden.
     /// The patch that adds the opaque-ports annotation to an object not injected (see
     /// [`crate::values::added_opaque_annotation`]); `None`: nothing to add.
     fn opaque_patch(&self, obj: &PodView<'_>, ns: NamespaceInfo<'_>) -> Option<Vec<u8>> {
@@ -356,6 +355,7 @@ impl Admission {
         ))
     }
 
+    /// The patch for a decided plan, using the start-up fragments when nothing was overridden.
     pub fn write_patch(&self, pod: &PodView<'_>, plan: &Plan<'_>, out: &mut Vec<u8>) {
         let frags: Cow<'_, Fragments> = if plan.defaults_only {
             Cow::Borrowed(match plan.mode {

@@ -141,6 +141,8 @@ pub fn watch(
                 _ => continue,
             }
             if applied.as_ref() == Some(&seen) {
+                // Back to what is in use (a refused change reverted): nothing is refused now.
+                status.set(Status::Applied);
                 continue;
             }
             match build(&base, &seen, &namespace) {

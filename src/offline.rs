@@ -31,6 +31,29 @@ pub enum OfflineError {
     Apply { index: usize, message: String },
 }
 
+/// Sets `value` at `keys` under `obj`, creating absent (or null) maps on the way; an error
+/// names the first key that holds something else than a map (`metadata: "x"`).
+fn put(obj: &mut Value, keys: &[&str], value: Value, index: usize) -> Result<(), OfflineError> {
+    let mut at = obj;
+    for (i, k) in keys.iter().enumerate() {
+        if at.is_null() {
+            *at = Value::Object(serde_json::Map::new());
+        }
+        let Some(map) = at.as_object_mut() else {
+            return Err(OfflineError::Parse {
+                index,
+                message: format!("{} is not a map", keys[..i].join(".")),
+            });
+        };
+        if i + 1 == keys.len() {
+            map.insert((*k).to_owned(), value);
+            return Ok(());
+        }
+        at = map.entry((*k).to_owned()).or_insert(Value::Null);
+    }
+    Ok(())
+}
+
 /// Reads every YAML/JSON document in `text` as a JSON value.
 pub fn read_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
     let mut docs = Vec::new();
@@ -197,7 +220,12 @@ pub fn inject_document(
     }
     if mode == InjectMode::Annotate && kind == "Namespace" {
         let mut out = doc.clone();
-        out["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+        put(
+            &mut out,
+            &["metadata", "annotations", INJECT_ANNOTATION],
+            Value::String("enabled".into()),
+            index,
+        )?;
         return Ok(unchanged(&out, Vec::new()));
     }
     let Some(tpath) = pod_template_path(kind) else {
@@ -230,7 +258,12 @@ pub fn inject_document(
     });
     let had_ns = pod["metadata"].get("namespace").is_some();
     if let (Some(n), false) = (&ns, had_ns) {
-        pod["metadata"]["namespace"] = Value::String(n.clone());
+        put(
+            &mut pod,
+            &["metadata", "namespace"],
+            Value::String(n.clone()),
+            index,
+        )?;
     }
     let mut notes = Vec::new();
     let mut errors = Vec::new();
@@ -242,7 +275,12 @@ pub fn inject_document(
     if forced {
         // As `linkerd inject`: every template but one that opts out (`disabled`, which the
         // decision then reports) and keeping `ingress`.
-        pod["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+        put(
+            &mut pod,
+            &["metadata", "annotations", INJECT_ANNOTATION],
+            Value::String("enabled".into()),
+            index,
+        )?;
     }
     let control_plane = pod["metadata"]["labels"]
         .get("linkerd.io/control-plane-component")
@@ -267,7 +305,12 @@ pub fn inject_document(
         if r.skipped.is_none()
             && let Some(t) = out.pointer_mut(tpath)
         {
-            t["metadata"]["annotations"][INJECT_ANNOTATION] = Value::String("enabled".into());
+            put(
+                t,
+                &["metadata", "annotations", INJECT_ANNOTATION],
+                Value::String("enabled".into()),
+                index,
+            )?;
         }
         return Ok(DocumentResult {
             doc: out,
@@ -300,7 +343,12 @@ pub fn inject_document(
         let name = doc["metadata"]["name"].as_str().unwrap_or("");
         let owner = crate::values::workload_owner_label(kind, name);
         if let (None, Some((k, v))) = (&r.skipped, owner) {
-            new_pod["metadata"]["labels"][k] = Value::String(v);
+            put(
+                &mut new_pod,
+                &["metadata", "labels", k],
+                Value::String(v),
+                index,
+            )?;
         }
         t.insert("metadata".into(), new_pod["metadata"].clone());
         t.insert("spec".into(), new_pod["spec"].clone());
@@ -310,4 +358,34 @@ pub fn inject_document(
         notes,
         errors,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_template_of_the_wrong_shape_is_an_error_not_a_panic() {
+        let a = Admission::new(
+            std::sync::Arc::new(crate::config::Config::default()),
+            crate::namespaces::Namespaces::empty(),
+        );
+        for doc in [
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": "x"}),
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "w"},
+                "spec": {"template": {"metadata": {"annotations": []},
+                    "spec": {"containers": [{"name": "a", "image": "b"}]}}}}),
+        ] {
+            for mode in [
+                InjectMode::Annotate,
+                InjectMode::Manual,
+                InjectMode::Webhook,
+            ] {
+                let r = inject_document(&a, 0, &doc, Some("shop"), mode);
+                if let Ok(r) = r {
+                    assert!(r.doc.is_object());
+                }
+            }
+        }
+    }
 }

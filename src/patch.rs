@@ -22,6 +22,8 @@ use crate::view::PodView;
 #[derive(Debug, Clone)]
 struct Template {
     parts: Vec<Vec<u8>>,
+    /// Whether each hole's marker was found (a hole whose marker is not there is not filled).
+    found: Vec<bool>,
 }
 
 /// The per-pod values of a container: the proxy's two env entries (as in Linkerd's template,
@@ -71,6 +73,7 @@ fn marker(hole: Hole) -> Vec<u8> {
 impl Template {
     fn new(json: Vec<u8>, holes: &[Hole]) -> Template {
         let mut parts = Vec::with_capacity(holes.len() + 1);
+        let mut found = Vec::with_capacity(holes.len());
         let mut rest: &[u8] = &json;
         for hole in holes {
             let m = marker(*hole);
@@ -78,19 +81,23 @@ impl Template {
                 Some(at) => {
                     parts.push(rest[..at].to_vec());
                     rest = &rest[at + m.len()..];
+                    found.push(true);
                 }
-                None => parts.push(Vec::new()),
+                None => {
+                    parts.push(Vec::new());
+                    found.push(false);
+                }
             }
         }
         parts.push(rest.to_vec());
-        Template { parts }
+        Template { parts, found }
     }
 
-    /// Writes the container, each hole filled by `fill(i, out)`.
+    /// Writes the container, each hole whose marker was found filled by `fill(i, out)`.
     fn write(&self, out: &mut Vec<u8>, mut fill: impl FnMut(usize, &mut Vec<u8>)) {
         for (i, part) in self.parts.iter().enumerate() {
             out.extend_from_slice(part);
-            if i + 1 < self.parts.len() {
+            if self.found.get(i).copied().unwrap_or(false) {
                 fill(i, out);
             }
         }
@@ -443,7 +450,8 @@ pub fn write_patch(pod: &PodView<'_>, plan: &Plan<'_>, frags: &Fragments, out: &
         (PROXY_VERSION_ANNOTATION, &frags.proxy_version),
         (TRUST_ROOT_ANNOTATION, &frags.trust_root),
     ];
-    if plan.source == Source::Namespace {
+    // The namespace's switch, unless the pod has the key (empty): Linkerd copies it only then.
+    if plan.source == Source::Namespace && !pod.has_annotation(INJECT_ANNOTATION) {
         annotations.push((INJECT_ANNOTATION, mode_json));
     }
     if let Some(o) = &opaque_json {

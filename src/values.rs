@@ -73,6 +73,9 @@ pub struct ProxyValues<'a> {
     pub inbound_keep_alive_timeout: Cow<'a, str>,
     pub outbound_keep_alive_interval: Cow<'a, str>,
     pub outbound_keep_alive_timeout: Cow<'a, str>,
+    /// `config.linkerd.io/proxy-additional-env`: a JSON list of env entries (the namespace's
+    /// and the pod's merged by name), "" for none.
+    pub additional_env: Cow<'a, str>,
 }
 
 impl<'a> ProxyValues<'a> {
@@ -133,6 +136,9 @@ pub struct PodValues {
     pub service_account_mount: Option<(String, String, bool)>,
 }
 
+/// The proxy's additional env annotation (merged across namespace and pod).
+const ADDITIONAL_ENV: &str = "config.linkerd.io/proxy-additional-env";
+
 /// Where Kubernetes mounts the service account's token.
 pub const SERVICE_ACCOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
@@ -176,25 +182,22 @@ pub struct ExplicitOpaque {
     pub raw: String,
 }
 
-/// The first of `keys` set on the pod, else the first set on its namespace among those a
-/// namespace passes on ([`crate::mesh::namespace_applies`]).
+/// The first of `keys` (in precedence order) that is set, each key read on the pod, else on
+/// its namespace when a namespace passes it on ([`crate::mesh::namespace_applies`]): Linkerd
+/// fills each key the pod lacks from the namespace, then reads the keys in order.
 fn lookup<'a>(
     pod: &PodView<'a>,
     ns: NamespaceInfo<'a>,
     keys: &[&'static str],
 ) -> Option<(&'static str, Cow<'a, str>, Source)> {
-    let on_pod = keys
-        .iter()
-        .find_map(|k| pod.annotation(k).map(|v| (*k, v, Source::Pod)));
-    if on_pod.is_some() {
-        return on_pod;
-    }
-    keys.iter()
-        .filter(|k| crate::mesh::namespace_applies(k))
-        .find_map(|k| {
-            ns.annotation(k)
+    keys.iter().find_map(|k| {
+        pod.annotation(k).map(|v| (*k, v, Source::Pod)).or_else(|| {
+            crate::mesh::namespace_applies(k)
+                .then(|| ns.annotation(k))
+                .flatten()
                 .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
         })
+    })
 }
 
 /// Resolves every setting of the registry; all the overrides that do not parse are reported.
@@ -245,6 +248,19 @@ pub fn resolve<'a>(
                 }
             }
         }
+    }
+    // The additional env of the namespace and of the pod are merged (by name, the pod's
+    // winning), as Linkerd merges them, where any other setting takes one or the other.
+    if let (Some(on_pod), Some(on_ns)) = (
+        pod.annotation(ADDITIONAL_ENV),
+        ns.annotation(ADDITIONAL_ENV),
+    ) && let (Ok(p), Ok(mut n)) = (
+        overrides::parse_env_list(&on_pod),
+        overrides::parse_env_list(on_ns),
+    ) {
+        overrides::merge_env(&mut n, p);
+        proxy.additional_env = Cow::Owned(serde_json::to_string(&n).unwrap_or_default());
+        defaults_only = false;
     }
     // Values another annotation also sets (the CPU request and limit set the proxy's cores).
     for s in SETTINGS {

@@ -14,7 +14,7 @@
 
 use serde_json::Value as Json;
 
-use super::{Config, ConfigError, Image, RequestLimit};
+use super::{Config, ConfigError, RequestLimit};
 
 /// Top-level chart keys that do not shape an injected pod (whole subtrees).
 const IGNORED: &[&str] = &[
@@ -99,7 +99,6 @@ fn fixed(path: &str) -> Option<Json> {
     Some(match path {
         "proxyContainerName" => json!("linkerd-proxy"),
         "proxy.securityContext" | "proxy.capabilities" | "proxy.saMountPath" => json!(null),
-        "proxy.additionalEnv" | "proxy.experimentalEnv" => json!(null),
         "proxy.outboundTransportMode" => json!("transport-header"),
         "proxy.livenessProbe.initialDelaySeconds" => json!(10),
         "proxy.livenessProbe.timeoutSeconds" => json!(1),
@@ -113,7 +112,18 @@ fn fixed(path: &str) -> Option<Json> {
         "proxyInit.xtMountPath.mountPath" => json!("/run"),
         "proxyInit.xtMountPath.name" => json!("linkerd-proxy-init-xtables-lock"),
         "identity.serviceAccountTokenProjection" => json!(true),
-        "networkValidator.securityContext" => json!(null),
+        "networkValidator.securityContext" => json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "runAsGroup": 65534,
+            "runAsNonRoot": true,
+            "runAsUser": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }),
+        // Linkerd edge-26.8.3 runs linkerd-init from the proxy image with the proxy's
+        // resources: these keys of older charts have no effect there.
+        "proxyInit.image" | "proxyInit.resources" => json!(null),
         _ => return None,
     })
 }
@@ -124,13 +134,13 @@ const LEAF_MAPS: &[&str] = &[
     "proxy.securityContext",
     "proxy.capabilities",
     "proxy.saMountPath",
-    "proxy.additionalEnv",
-    "proxy.experimentalEnv",
     "proxy.tracing.labels",
     "proxy.tracing.collector",
     "proxyInit.capabilities",
     "proxyInit.saMountPath",
     "networkValidator.securityContext",
+    "proxyInit.image",
+    "proxyInit.resources",
 ];
 
 /// What applying a values document found that the user should know: keys unknown to
@@ -169,7 +179,6 @@ struct Pending {
     debug_version: Option<String>,
     debug_pull_policy: Option<String>,
     trust_domain: Option<String>,
-    init_image: Option<(Option<String>, Option<String>)>,
 }
 
 /// Applies a YAML values document over `config`; `source` names it in errors.
@@ -345,10 +354,9 @@ fn set(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, St
         }
         ("identityTrustDomain", "") => p.trust_domain = Some(text(v)?),
         ("proxy", rest) => return set_proxy(c, p, rest, v),
-        ("proxyInit", rest) => return set_init(c, p, rest, v),
+        ("proxyInit", rest) => return set_init(c, rest, v),
         ("debugContainer", "image.name") => c.debug.image.name = text(v)?,
         ("debugContainer", "image.version") => p.debug_version = Some(text(v)?),
-        // The debug container's pull policy follows the proxy's here.
         ("debugContainer", "image.pullPolicy") => p.debug_pull_policy = Some(text(v)?),
         ("networkValidator", "logLevel") => c.network_validator.log_level = text(v)?,
         ("networkValidator", "logFormat") => c.network_validator.log_format = text(v)?,
@@ -430,6 +438,43 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
         "outbound.server.http2.keepAliveTimeout" => {
             x.outbound.server.http2.keep_alive_timeout = text(v)?
         }
+        "additionalEnv" | "experimentalEnv" => {
+            let list = match v {
+                Json::Null => Vec::new(),
+                Json::Array(a) => a.clone(),
+                _ => return Err("expected a list of env entries".into()),
+            };
+            for e in &list {
+                crate::overrides::check_env(e)?;
+            }
+            match path {
+                "additionalEnv" => x.additional_env = list,
+                _ => x.experimental_env = list,
+            }
+        }
+        p if (p.starts_with("inbound.") || p.starts_with("outbound."))
+            && p.split('.').count() == 4 =>
+        {
+            // `<side>.<scope>.<protocol>.<param>`: LINKERD2_PROXY_<SIDE>_<SCOPE>_<PROTOCOL>_<PARAM>.
+            let mut name = String::from("LINKERD2_PROXY");
+            for seg in p.split('.') {
+                if seg.is_empty()
+                    || !seg
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                {
+                    return Err(format!("{seg:?} cannot be part of an env name"));
+                }
+                name.push('_');
+                name.push_str(&upper_snake(seg));
+            }
+            let value = text(v)?;
+            match x.params.iter_mut().find(|(n, _)| *n == name) {
+                Some(slot) => slot.1 = value,
+                None => x.params.push((name, value)),
+            }
+            x.params.sort();
+        }
         // Tracing is off (see `fixed`): its other keys do not shape the pod.
         p if p.starts_with("tracing.") => {}
         p => {
@@ -450,7 +495,7 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
     Ok(true)
 }
 
-fn set_init(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, String> {
+fn set_init(c: &mut Config, path: &str, v: &Json) -> Result<bool, String> {
     let x = &mut c.proxy_init;
     match path {
         "iptablesMode" => x.iptables_mode = opt_text(v)?.unwrap_or_else(|| "legacy".into()),
@@ -464,31 +509,34 @@ fn set_init(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<boo
         "runAsRoot" => x.run_as_root = boolean(v)?,
         "runAsUser" => x.run_as_user = int(v)?,
         "runAsGroup" => x.run_as_group = int(v)?,
-        "image.name" => {
-            let e = p.init_image.get_or_insert((None, None));
-            e.0 = opt_text(v)?;
-        }
-        "image.version" => {
-            let e = p.init_image.get_or_insert((None, None));
-            e.1 = opt_text(v)?;
-        }
-        "image.pullPolicy" => {}
-        p => {
-            let Some((kind, which)) = p.strip_prefix("resources.").and_then(|r| r.split_once('.'))
-            else {
-                return Ok(false);
-            };
-            let r = x.resources.get_or_insert_with(Default::default);
-            let rl = match kind {
-                "cpu" => &mut r.cpu,
-                "memory" => &mut r.memory,
-                "ephemeral-storage" => &mut r.ephemeral_storage,
-                _ => return Ok(false),
-            };
-            return quantity(rl, which, v);
-        }
+        _ => return Ok(false),
     }
     Ok(true)
+}
+
+/// Sprig's `snakecase | upper`: `keepAliveInterval` → `KEEP_ALIVE_INTERVAL`, `HTTPServer` →
+/// `HTTP_SERVER`, `http2` → `HTTP2`.
+fn upper_snake(s: &str) -> String {
+    let c: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 4);
+    for (i, ch) in c.iter().enumerate() {
+        if *ch == '-' {
+            out.push('_');
+            continue;
+        }
+        if ch.is_ascii_uppercase() && i > 0 {
+            let prev = c[i - 1];
+            let next_lower = c.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase()
+                || prev.is_ascii_digit()
+                || (prev.is_ascii_uppercase() && next_lower)
+            {
+                out.push('_');
+            }
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
 }
 
 /// Linkerd's fallbacks: empty versions follow `linkerdVersion`, empty pull policies follow
@@ -528,12 +576,6 @@ fn resolve(c: &mut Config, p: Pending) {
         } else {
             d
         };
-    }
-    if let Some((name, version)) = p.init_image {
-        c.proxy_init.image = name.map(|name| Image {
-            name,
-            version: version.unwrap_or_else(|| super::LEGACY_INIT_VERSION.to_owned()),
-        });
     }
 }
 
@@ -610,6 +652,64 @@ mod tests {
         );
         let lines = notes.lines("values.yaml");
         assert!(lines[0].contains("foo"), "{lines:?}");
+    }
+
+    #[test]
+    fn keys_edge_26_8_3_ignores_or_defaults_to_are_not_reported() {
+        let (_, notes) = applied(
+            "networkValidator:\n  securityContext:\n    allowPrivilegeEscalation: false\n\
+             \x20   capabilities:\n      drop: [ALL]\n    readOnlyRootFilesystem: true\n\
+             \x20   runAsGroup: 65534\n    runAsNonRoot: true\n    runAsUser: 65534\n\
+             \x20   seccompProfile:\n      type: RuntimeDefault\n",
+        );
+        assert_eq!(notes, Notes::default());
+        // An older chart's separate proxy-init image has no effect in edge-26.8.3: named.
+        let (c, notes) = applied(
+            "proxyInit:\n  image:\n    name: cr.l5d.io/linkerd/proxy-init\n    version: v2.2.3\n",
+        );
+        assert_eq!(c.proxy_init.image, None);
+        assert_eq!(notes.unsupported.len(), 1, "{notes:?}");
+        assert!(
+            notes.unsupported[0].starts_with("proxyInit.image"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn inbound_and_outbound_parameters_become_env_names() {
+        let (c, notes) = applied(
+            "proxy:\n  outbound:\n    server:\n      http1:\n        maxConnsPerHost: 5\n\
+             \x20 inbound:\n    HTTPServer:\n      http2:\n        keepAlive-x: a\n",
+        );
+        assert_eq!(notes, Notes::default());
+        assert_eq!(
+            c.proxy.params,
+            [
+                (
+                    "LINKERD2_PROXY_INBOUND_HTTP_SERVER_HTTP2_KEEP_ALIVE_X".to_owned(),
+                    "a".to_owned()
+                ),
+                (
+                    "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP1_MAX_CONNS_PER_HOST".to_owned(),
+                    "5".to_owned()
+                ),
+            ]
+        );
+        let mut c = Config::default();
+        let e = apply(
+            &mut c,
+            "proxy:\n  inbound:\n    a b:\n      c:\n        d: 1\n",
+            "v",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("env name"), "{e}");
+        let e = apply(
+            &mut c,
+            "proxy:\n  additionalEnv:\n  - {name: A, value: 1}\n",
+            "v",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("proxy.additionalEnv"), "{e}");
     }
 
     #[test]

@@ -66,6 +66,14 @@ pub struct ProxyConfig {
     /// HTTP/2 server parameters of the proxy's inbound and outbound sides.
     pub inbound: Side,
     pub outbound: Side,
+    /// Linkerd's `proxy.additionalEnv` and `proxy.experimentalEnv`: env entries (Kubernetes
+    /// `EnvVar` objects) added to the proxy's, after its own.
+    pub additional_env: Vec<serde_json::Value>,
+    pub experimental_env: Vec<serde_json::Value>,
+    /// Other `proxy.inbound`/`proxy.outbound` parameters of Linkerd's values
+    /// (`<side>.<scope>.<protocol>.<param>`), as (env name, value): read from `--values` only.
+    #[serde(skip)]
+    pub params: Vec<(String, String)>,
 }
 
 /// The proxy's worker threads (`LINKERD2_PROXY_CORES*`); the CPU request and limit annotations
@@ -213,6 +221,9 @@ impl Default for ProxyConfig {
             metrics: Metrics::default(),
             inbound: Side::default(),
             outbound: Side::default(),
+            additional_env: Vec::new(),
+            experimental_env: Vec::new(),
+            params: Vec::new(),
         }
     }
 }

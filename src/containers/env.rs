@@ -341,6 +341,20 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
     ]);
     e.extend(vars.into_iter().filter_map(|(n, x)| x.map(|x| env(n, x))));
+    // Linkerd's `proxy.inbound`/`proxy.outbound` parameters besides the HTTP/2 keep-alive.
+    e.extend(config.proxy.params.iter().map(|(n, x)| env(n, x.clone())));
+    // The additional env: the values', then the namespace's and the pod's annotation merged
+    // by name over it; then the experimental env. Every entry was checked when it was read.
+    let mut extra = config.proxy.additional_env.clone();
+    if let Ok(list) = crate::overrides::parse_env_list(&v.additional_env) {
+        crate::overrides::merge_env(&mut extra, list);
+    }
+    extra.extend(config.proxy.experimental_env.iter().cloned());
+    e.extend(
+        extra
+            .into_iter()
+            .filter_map(|x| serde_json::from_value::<EnvVar>(x).ok()),
+    );
     e
 }
 

@@ -426,8 +426,10 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
 /// `initContainers`) and volumes of the same name. `linkerd-proxy` itself means "already
 /// injected" and is decided before.
 pub fn clashes(pod: &PodView<'_>, v: &ProxyValues<'_>, config: &Config) -> Vec<String> {
+    // linkerd-init also in CNI mode: Linkerd takes a container of that name for a previous
+    // injection whatever the mode.
     let added_containers = [
-        (!config.cni_enabled).then_some(INIT_CONTAINER),
+        Some(INIT_CONTAINER),
         config.cni_enabled.then_some(VALIDATOR_CONTAINER),
         v.debug_sidecar.then_some(DEBUG_CONTAINER),
     ];

@@ -227,7 +227,9 @@ pub fn decide<'a>(
             source: Source::Namespace,
         });
     }
-    let (value, source): (Cow<'a, str>, Source) = match pod.annotation(INJECT_ANNOTATION) {
+    // An empty value on the pod says nothing (Linkerd reads it as absent).
+    let on_pod = pod.annotation(INJECT_ANNOTATION).filter(|v| !v.is_empty());
+    let (value, source): (Cow<'a, str>, Source) = match on_pod {
         Some(v) => (v, Source::Pod),
         None => match ns.annotation(INJECT_ANNOTATION) {
             Some(v) => (Cow::Borrowed(v), Source::Namespace),

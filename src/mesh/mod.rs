@@ -145,5 +145,4 @@ pub const UNSUPPORTED_KEYS: &[&str] = &[
     "config.linkerd.io/close-wait-timeout",
     "config.linkerd.io/trace-collector",
     "config.alpha.linkerd.io/trace-collector-service-account",
-    "config.linkerd.io/proxy-additional-env",
 ];
