@@ -170,6 +170,7 @@ fn refuses(reason: &decision::SkipReason) -> bool {
     matches!(
         reason,
         R::HostNetwork
+            | R::NoServiceAccountToken
             | R::OtherMesh(_)
             | R::AlreadyInjected
             | R::NameClash(_)

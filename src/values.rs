@@ -73,6 +73,8 @@ pub struct ProxyValues<'a> {
     pub inbound_keep_alive_timeout: Cow<'a, str>,
     pub outbound_keep_alive_interval: Cow<'a, str>,
     pub outbound_keep_alive_timeout: Cow<'a, str>,
+    /// `linkerd-init`'s `--timeout-close-wait-secs` (0: not passed).
+    pub close_wait_seconds: i64,
     /// `config.linkerd.io/proxy-additional-env`: a JSON list of env entries (the namespace's
     /// and the pod's merged by name), "" for none.
     pub additional_env: Cow<'a, str>,
@@ -136,6 +138,8 @@ pub struct PodValues {
     pub service_account_mount: Option<(String, String, bool)>,
 }
 
+/// linkerd-init's close-wait timeout annotation.
+const CLOSE_WAIT: &str = "config.linkerd.io/close-wait-timeout";
 /// The proxy's additional env annotation (merged across namespace and pod).
 const ADDITIONAL_ENV: &str = "config.linkerd.io/proxy-additional-env";
 
@@ -261,6 +265,19 @@ pub fn resolve<'a>(
         overrides::merge_env(&mut n, p);
         proxy.additional_env = Cow::Owned(serde_json::to_string(&n).unwrap_or_default());
         defaults_only = false;
+    }
+    // A close-wait timeout needs linkerd-init to run as root (Linkerd's chart fails without).
+    if proxy.close_wait_seconds > 0
+        && !config.proxy_init.run_as_root
+        && let Some((key, raw, source)) = lookup(pod, ns, &[CLOSE_WAIT])
+    {
+        errors.push(OverrideError {
+            key: key.to_owned(),
+            value: quote(&raw),
+            source,
+            reason: "needs proxyInit.runAsRoot: true in the config (as Linkerd's chart requires)"
+                .into(),
+        });
     }
     // Values another annotation also sets (the CPU request and limit set the proxy's cores).
     for s in SETTINGS {

@@ -242,6 +242,8 @@ pub struct SpecView<'a> {
     pub volumes: Option<Vec<VolumeView<'a>>>,
     #[serde(default)]
     pub host_network: Option<bool>,
+    #[serde(default)]
+    pub automount_service_account_token: Option<bool>,
     /// A Service's ports (a pod has none here): read for the opaque-ports annotation a Service
     /// gets, in the same single pass.
     #[serde(default)]

@@ -107,11 +107,9 @@ fn fixed(path: &str) -> Option<Json> {
         "proxy.startupProbe.initialDelaySeconds" => json!(0),
         "proxy.startupProbe.periodSeconds" => json!(1),
         "proxy.startupProbe.failureThreshold" => json!(120),
-        "proxy.tracing.enabled" => json!(false),
         "proxyInit.capabilities" | "proxyInit.saMountPath" => json!(null),
         "proxyInit.xtMountPath.mountPath" => json!("/run"),
         "proxyInit.xtMountPath.name" => json!("linkerd-proxy-init-xtables-lock"),
-        "identity.serviceAccountTokenProjection" => json!(true),
         "networkValidator.securityContext" => json!({
             "allowPrivilegeEscalation": false,
             "capabilities": {"drop": ["ALL"]},
@@ -135,7 +133,6 @@ const LEAF_MAPS: &[&str] = &[
     "proxy.capabilities",
     "proxy.saMountPath",
     "proxy.tracing.labels",
-    "proxy.tracing.collector",
     "proxyInit.capabilities",
     "proxyInit.saMountPath",
     "networkValidator.securityContext",
@@ -250,8 +247,31 @@ fn walk(
             walk(config, pending, notes, &path, v, source)?;
             continue;
         }
-        if LEAF_MAPS.contains(&path.as_str()) {
-            // Free-form maps of a subtree whose switch decides (tracing is off).
+        if path == "proxy.tracing.labels" {
+            // A map merged into the default one, Helm style (a key set to null removes it).
+            let labels = &mut config.proxy.tracing.labels;
+            match v {
+                Json::Null => labels.clear(),
+                Json::Object(m) => {
+                    for (k, lv) in m {
+                        if lv.is_null() {
+                            labels.remove(k);
+                            continue;
+                        }
+                        let t = text(lv).map_err(|reason| ConfigError::Values {
+                            source_name: source.to_owned(),
+                            message: format!("{path}.{k}: {reason}"),
+                        })?;
+                        labels.insert(k.clone(), t);
+                    }
+                }
+                _ => {
+                    return Err(ConfigError::Values {
+                        source_name: source.to_owned(),
+                        message: format!("{path} must be a map of attribute names to values"),
+                    });
+                }
+            }
             continue;
         }
         match set(config, pending, &path, v) {
@@ -347,6 +367,9 @@ fn set(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, St
         ("imagePullPolicy", "") => p.pull_policy = Some(text(v)?),
         ("linkerdVersion", "") => p.linkerd_version = Some(text(v)?),
         ("cniEnabled", "") => c.cni_enabled = boolean(v)?,
+        ("identity", "serviceAccountTokenProjection") => {
+            c.service_account_token_projection = boolean(v)?
+        }
         ("disableIPv6", "") => c.disable_ipv6 = boolean(v)?,
         // Kept as written: its SHA-256 is the pod's `linkerd.io/trust-root-sha256`.
         ("identityTrustAnchorsPEM", "") => {
@@ -475,8 +498,14 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
             }
             x.params.sort();
         }
-        // Tracing is off (see `fixed`): its other keys do not shape the pod.
-        p if p.starts_with("tracing.") => {}
+        "tracing.enabled" => x.tracing.enabled = boolean(v)?,
+        "tracing.protocol" => x.tracing.protocol = text(v)?,
+        "tracing.traceServiceName" => x.tracing.trace_service_name = text(v)?,
+        "tracing.collector.endpoint" => x.tracing.collector_endpoint = text(v)?,
+        "tracing.collector.meshIdentity.serviceAccountName" => {
+            x.tracing.collector_service_account = text(v)?
+        }
+        "tracing.collector.meshIdentity.namespace" => x.tracing.collector_namespace = text(v)?,
         p => {
             let Some((kind, which)) = p.strip_prefix("resources.").and_then(|r| r.split_once('.'))
             else {

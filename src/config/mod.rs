@@ -10,7 +10,7 @@ pub mod chart;
 mod proxy;
 
 pub use proxy::{
-    Control, Http2, Metrics, Ports, ProxyConfig, Runtime, Server, Side, Streams, Workers,
+    Control, Http2, Metrics, Ports, ProxyConfig, Runtime, Server, Side, Streams, Tracing, Workers,
 };
 
 /// What to do with a pod whose `config.linkerd.io/*` override does not parse.
@@ -121,6 +121,10 @@ pub struct Config {
     /// (Linkerd's `disableIPv6`, on by default); off: the proxy also listens on `[::]`.
     #[serde(rename = "disableIPv6")]
     pub disable_ipv6: bool,
+    /// The proxy proves its identity with a projected token of its own (Linkerd's
+    /// `identity.serviceAccountTokenProjection`, on by default); off: with the pod's
+    /// service-account token, so a pod that does not mount it is not injected.
+    pub service_account_token_projection: bool,
     pub bad_override: BadOverridePolicy,
     /// `POST /warn`: deny (instead of only warning about) objects with mesh mistakes.
     pub strict_warnings: bool,
@@ -180,6 +184,7 @@ impl Default for Config {
             trust_anchors_file: None,
             cni_enabled: false,
             disable_ipv6: true,
+            service_account_token_projection: true,
             bad_override: BadOverridePolicy::AdmitUninjected,
             strict_warnings: false,
             proxy: ProxyConfig::default(),
@@ -391,6 +396,29 @@ impl Config {
         ] {
             check(key, v, one_word)?;
         }
+        let t = &self.proxy.tracing;
+        if t.enabled {
+            for (key, v) in [
+                ("proxy.tracing.collector.endpoint", &t.collector_endpoint),
+                (
+                    "proxy.tracing.collector.meshIdentity.serviceAccountName",
+                    &t.collector_service_account,
+                ),
+                (
+                    "proxy.tracing.collector.meshIdentity.namespace",
+                    &t.collector_namespace,
+                ),
+            ] {
+                if v.trim().is_empty() {
+                    return Err(ConfigError::Invalid {
+                        key,
+                        value: String::new(),
+                        reason: "must be set when proxy tracing is enabled (as in Linkerd's chart)"
+                            .into(),
+                    });
+                }
+            }
+        }
         if init.close_wait_timeout_secs > 0 && !init.run_as_root {
             return Err(ConfigError::Invalid {
                 key: "proxyInit.closeWaitTimeoutSecs",
@@ -505,6 +533,25 @@ mod tests {
             "25,587,3306,4444,5432,6379,9300,11211"
         );
         c.validate().unwrap();
+    }
+
+    #[test]
+    fn readmes_config_example_is_a_valid_config_of_the_defaults() {
+        let readme = include_str!("../../README.md");
+        let start = readme
+            .find("```yaml\ncontrolPlaneNamespace")
+            .expect("README has the config example");
+        let body = &readme[start + 8..];
+        let body = &body[..body.find("```").unwrap()];
+        let c = Config::from_yaml(body, Path::new("README.md")).unwrap();
+        assert_eq!(
+            Config {
+                trust_anchors_file: None,
+                ..c
+            },
+            Config::default(),
+            "README's example shows every default"
+        );
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct ProxyConfig {
     /// `EnvVar` objects) added to the proxy's, after its own.
     pub additional_env: Vec<serde_json::Value>,
     pub experimental_env: Vec<serde_json::Value>,
+    /// Distributed tracing (Linkerd's `proxy.tracing`): off by default.
+    pub tracing: Tracing,
     /// Other `proxy.inbound`/`proxy.outbound` parameters of Linkerd's values
     /// (`<side>.<scope>.<protocol>.<param>`), as (env name, value): read from `--values` only.
     #[serde(skip)]
@@ -97,6 +99,45 @@ pub struct Workers {
 /// A YAML number, printed as Linkerd's chart prints it (`0.5`, `5e-05`).
 fn ratio<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.map(overrides::go::float))
+}
+
+/// `proxy.tracing`: the proxy exports spans to a collector (`LINKERD2_PROXY_TRACE_*`, the
+/// pod's labels mounted from a downward-API volume).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Tracing {
+    pub enabled: bool,
+    /// `opentelemetry` when empty.
+    pub protocol: String,
+    pub trace_service_name: String,
+    /// Collector address (`host:port`), required when enabled.
+    pub collector_endpoint: String,
+    /// The collector's mesh identity: service account and namespace, required when enabled.
+    pub collector_service_account: String,
+    pub collector_namespace: String,
+    /// Extra span attributes (`LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES`), key order.
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for Tracing {
+    fn default() -> Self {
+        Tracing {
+            enabled: false,
+            protocol: String::new(),
+            trace_service_name: "linkerd-proxy".into(),
+            collector_endpoint: String::new(),
+            collector_service_account: String::new(),
+            collector_namespace: String::new(),
+            labels: [
+                ("k8s.pod.ip", "$(_pod_ip)"),
+                ("k8s.pod.uid", "$(_pod_uid)"),
+                ("k8s.container.name", "$(_pod_containerName)"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        }
+    }
 }
 
 /// Limits on the proxy's control-plane response streams (`LINKERD2_PROXY_CONTROL_STREAM_*`).
@@ -221,6 +262,7 @@ impl Default for ProxyConfig {
             metrics: Metrics::default(),
             inbound: Side::default(),
             outbound: Side::default(),
+            tracing: Tracing::default(),
             additional_env: Vec::new(),
             experimental_env: Vec::new(),
             params: Vec::new(),

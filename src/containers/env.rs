@@ -6,7 +6,9 @@ use std::borrow::Cow;
 use k8s_openapi::api::core::v1::{EnvVar, EnvVarSource, ObjectFieldSelector};
 
 use crate::config::Config;
-use crate::mesh::{END_ENTITY_PATH, PROXY_CONTAINER, TOKEN_DIR, TOKEN_VOLUME};
+use crate::mesh::{
+    END_ENTITY_PATH, PODINFO_PATH, PROXY_CONTAINER, SERVICE_ACCOUNT_TOKEN, TOKEN_DIR, TOKEN_VOLUME,
+};
 use crate::overrides::go;
 use crate::values::ProxyValues;
 
@@ -314,7 +316,10 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_IDENTITY_TOKEN_FILE",
-            Some(format!("{TOKEN_DIR}/{TOKEN_VOLUME}")),
+            Some(match config.service_account_token_projection {
+                true => format!("{TOKEN_DIR}/{TOKEN_VOLUME}"),
+                false => SERVICE_ACCOUNT_TOKEN.to_owned(),
+            }),
         ),
         (
             "LINKERD2_PROXY_IDENTITY_SVC_ADDR",
@@ -341,6 +346,46 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
     ]);
     e.extend(vars.into_iter().filter_map(|(n, x)| x.map(|x| env(n, x))));
+    let t = &config.proxy.tracing;
+    if t.enabled {
+        let attributes: String = t.labels.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        let protocol = if t.protocol.is_empty() {
+            "opentelemetry"
+        } else {
+            &t.protocol
+        };
+        for (n, x) in [
+            (
+                "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
+                format!("{PODINFO_PATH}/labels"),
+            ),
+            (
+                "LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH",
+                format!("{PODINFO_PATH}/annotations"),
+            ),
+            ("LINKERD2_PROXY_TRACE_PROTOCOL", protocol.to_owned()),
+            (
+                "LINKERD2_PROXY_TRACE_SERVICE_NAME",
+                t.trace_service_name.clone(),
+            ),
+            (
+                "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR",
+                t.collector_endpoint.clone(),
+            ),
+            (
+                "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME",
+                format!(
+                    "{}.{}.serviceaccount.identity.{cp}.{}",
+                    t.collector_service_account,
+                    t.collector_namespace,
+                    config.identity_trust_domain
+                ),
+            ),
+            ("LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES", attributes),
+        ] {
+            e.push(env(n, x));
+        }
+    }
     // Linkerd's `proxy.inbound`/`proxy.outbound` parameters besides the HTTP/2 keep-alive.
     e.extend(config.proxy.params.iter().map(|(n, x)| env(n, x.clone())));
     // The additional env: the values', then the namespace's and the pod's annotation merged

@@ -7,10 +7,10 @@ mod env;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, ExecAction,
-    HTTPGetAction, Lifecycle, LifecycleHandler, Probe, ProjectedVolumeSource, ResourceRequirements,
-    SeccompProfile, SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount,
-    VolumeProjection,
+    Capabilities, Container, ContainerPort, DownwardAPIVolumeFile, DownwardAPIVolumeSource,
+    EmptyDirVolumeSource, EnvVar, ExecAction, HTTPGetAction, Lifecycle, LifecycleHandler,
+    ObjectFieldSelector, Probe, ProjectedVolumeSource, ResourceRequirements, SeccompProfile,
+    SecurityContext, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -19,8 +19,8 @@ use serde_json::Value;
 use crate::config::Config;
 use crate::mesh::{
     ADMIN_PORT_NAME, DEBUG_CONTAINER, END_ENTITY_PATH, END_ENTITY_VOLUME, INBOUND_PORT_NAME,
-    INIT_CONTAINER, PROXY_CONTAINER, TOKEN_AUDIENCE, TOKEN_DIR, TOKEN_VOLUME, VALIDATOR_CONTAINER,
-    XTABLES_VOLUME,
+    INIT_CONTAINER, PODINFO_PATH, PODINFO_VOLUME, PROXY_CONTAINER, TOKEN_AUDIENCE, TOKEN_DIR,
+    TOKEN_VOLUME, VALIDATOR_CONTAINER, XTABLES_VOLUME,
 };
 use crate::values::ProxyValues;
 use crate::view::PodView;
@@ -149,20 +149,32 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
             ..Default::default()
         }),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: END_ENTITY_VOLUME.into(),
-                mount_path: END_ENTITY_PATH.into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: TOKEN_VOLUME.into(),
-                mount_path: TOKEN_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            slot_mount(),
-        ]),
+        volume_mounts: Some(
+            [
+                Some(VolumeMount {
+                    name: END_ENTITY_VOLUME.into(),
+                    mount_path: END_ENTITY_PATH.into(),
+                    ..Default::default()
+                }),
+                config.proxy.tracing.enabled.then(|| VolumeMount {
+                    name: PODINFO_VOLUME.into(),
+                    mount_path: PODINFO_PATH.into(),
+                    ..Default::default()
+                }),
+                config
+                    .service_account_token_projection
+                    .then(|| VolumeMount {
+                        name: TOKEN_VOLUME.into(),
+                        mount_path: TOKEN_DIR.into(),
+                        read_only: Some(true),
+                        ..Default::default()
+                    }),
+                Some(slot_mount()),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
         ..Default::default()
     }
 }
@@ -235,9 +247,9 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args.push(v.skip_outbound_ports.clone());
     }
     let init = &config.proxy_init;
-    if init.close_wait_timeout_secs > 0 {
+    if v.close_wait_seconds > 0 {
         args.push("--timeout-close-wait-secs".into());
-        args.push(init.close_wait_timeout_secs.to_string());
+        args.push(v.close_wait_seconds.to_string());
     }
     for (flag, value) in [
         ("--log-format", &init.log_format),
@@ -253,7 +265,7 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args.push(v.skip_subnets.to_string());
     }
     let root = init.run_as_root;
-    let privileged = init.privileged || init.close_wait_timeout_secs > 0;
+    let privileged = init.privileged || v.close_wait_seconds > 0;
     // 0 means the chart's default user and group.
     let id = |i: i64| if i == 0 { 65534 } else { i };
     // Linkerd edge-26.8.3 runs proxy-init from the proxy image; a configured separate image
@@ -387,16 +399,33 @@ pub fn network_validator(v: &ProxyValues<'_>, config: &Config) -> Container {
 
 /// The volumes the injector adds.
 pub fn volumes(config: &Config) -> Vec<Volume> {
-    let mut v = vec![
-        Volume {
-            name: END_ENTITY_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource {
-                medium: Some("Memory".into()),
+    let mut v = vec![Volume {
+        name: END_ENTITY_VOLUME.into(),
+        empty_dir: Some(EmptyDirVolumeSource {
+            medium: Some("Memory".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }];
+    if config.proxy.tracing.enabled {
+        v.push(Volume {
+            name: PODINFO_VOLUME.into(),
+            downward_api: Some(DownwardAPIVolumeSource {
+                items: Some(vec![DownwardAPIVolumeFile {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.labels".into(),
+                        ..Default::default()
+                    }),
+                    path: "labels".into(),
+                    ..Default::default()
+                }]),
                 ..Default::default()
             }),
             ..Default::default()
-        },
-        Volume {
+        });
+    }
+    if config.service_account_token_projection {
+        v.push(Volume {
             name: TOKEN_VOLUME.into(),
             projected: Some(ProjectedVolumeSource {
                 sources: Some(vec![VolumeProjection {
@@ -410,8 +439,8 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
                 ..Default::default()
             }),
             ..Default::default()
-        },
-    ];
+        });
+    }
     if !config.cni_enabled {
         v.push(Volume {
             name: XTABLES_VOLUME.into(),
@@ -435,8 +464,11 @@ pub fn clashes(pod: &PodView<'_>, v: &ProxyValues<'_>, config: &Config) -> Vec<S
     ];
     let added_volumes = [
         Some(END_ENTITY_VOLUME),
-        Some(TOKEN_VOLUME),
+        config
+            .service_account_token_projection
+            .then_some(TOKEN_VOLUME),
         (!config.cni_enabled).then_some(XTABLES_VOLUME),
+        config.proxy.tracing.enabled.then_some(PODINFO_VOLUME),
     ];
     let mut out = Vec::new();
     for name in added_containers.into_iter().flatten() {

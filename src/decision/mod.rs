@@ -272,6 +272,24 @@ pub fn decide<'a>(
     if pod.containers().is_empty() {
         return Decision::Skip(SkipReason::NoContainers);
     }
+    // Without token projection the proxy reads the pod's own token: as Linkerd, the pod must
+    // mount it (on its first container, where the API server's ServiceAccount plugin puts it).
+    if !config.service_account_token_projection {
+        let automount_off = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.automount_service_account_token)
+            == Some(false);
+        let mounted = pod.containers().first().is_some_and(|c| {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .any(|m| m.mount_path.as_str() == values::SERVICE_ACCOUNT_PATH)
+        });
+        if automount_off || !mounted {
+            return Decision::Skip(SkipReason::NoServiceAccountToken);
+        }
+    }
     match values::resolve(pod, ns, config, mode) {
         Ok(r) => {
             let clashes = containers::clashes(pod, &r.proxy, config);

@@ -41,6 +41,9 @@ pub enum SkipReason {
     HostNetwork,
     /// `spec.containers` is null, absent or empty: there is no app to put the proxy next to.
     NoContainers,
+    /// Token projection is off and the pod does not mount its service-account token, which
+    /// the proxy would then prove its identity with.
+    NoServiceAccountToken,
     InvalidOverrides(Vec<OverrideError>),
     /// The pod already has containers or volumes named like those injection adds.
     NameClash(Vec<String>),
@@ -71,6 +74,7 @@ impl SkipReason {
             SkipReason::UnknownValue { .. } => "unknown_inject_value",
             SkipReason::HostNetwork => "host_network",
             SkipReason::NoContainers => "no_containers",
+            SkipReason::NoServiceAccountToken => "no_service_account_token",
             SkipReason::InvalidOverrides(_) => "invalid_override",
             SkipReason::NameClash(_) => "name_clash",
         }
@@ -149,6 +153,11 @@ impl fmt::Display for SkipReason {
             ),
             SkipReason::NoContainers => f.write_str(
                 "the pod has no containers (spec.containers is null or empty); there is no app to mesh",
+            ),
+            SkipReason::NoServiceAccountToken => f.write_str(
+                "the pod does not mount its service-account token (automountServiceAccountToken: \
+                 false), and with identity.serviceAccountTokenProjection: false the proxy needs it \
+                 for its identity",
             ),
             SkipReason::NameClash(names) => write!(
                 f,

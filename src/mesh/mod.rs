@@ -47,7 +47,17 @@ pub const TOKEN_VOLUME: &str = "linkerd-identity-token";
 pub const TOKEN_DIR: &str = "/var/run/secrets/tokens";
 pub const TOKEN_AUDIENCE: &str = "identity.l5d.io";
 pub const XTABLES_VOLUME: &str = "linkerd-proxy-init-xtables-lock";
-pub const VOLUMES: [&str; 3] = [END_ENTITY_VOLUME, TOKEN_VOLUME, XTABLES_VOLUME];
+/// Tracing: the pod's labels, for the proxy's span attributes.
+pub const PODINFO_VOLUME: &str = "linkerd-podinfo";
+pub const PODINFO_PATH: &str = "/var/run/linkerd/podinfo";
+/// The pod's own service-account token (the proxy's identity when token projection is off).
+pub const SERVICE_ACCOUNT_TOKEN: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+pub const VOLUMES: [&str; 4] = [
+    END_ENTITY_VOLUME,
+    TOKEN_VOLUME,
+    XTABLES_VOLUME,
+    PODINFO_VOLUME,
+];
 
 /// Annotations injection writes (besides `linkerd.io/inject` when it came from the namespace,
 /// and the opaque-ports annotation it may add).
@@ -142,7 +152,6 @@ pub fn is_mesh_key(key: &str) -> bool {
 
 /// Linkerd settings this injector does not support yet (they have no effect here).
 pub const UNSUPPORTED_KEYS: &[&str] = &[
-    "config.linkerd.io/close-wait-timeout",
     "config.linkerd.io/trace-collector",
     "config.alpha.linkerd.io/trace-collector-service-account",
 ];

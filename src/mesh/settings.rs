@@ -80,6 +80,8 @@ pub enum Parser {
     Millis,
     /// A Go duration, given to the proxy as whole seconds (as Linkerd writes it).
     Seconds,
+    /// A Go duration, as a whole number of seconds (truncated, as Linkerd reads it).
+    WholeSeconds,
     /// A number strictly between 0 and 1, written as Linkerd's chart prints it.
     Ratio,
     Ports,
@@ -114,6 +116,7 @@ impl Parser {
             Parser::Switch => Value::Bool(overrides::parse_switch(t)?),
             Parser::Millis => Value::Opt(Some(Cow::Owned(overrides::go::duration_millis(t)?))),
             Parser::Seconds => Value::Opt(Some(Cow::Owned(overrides::go::duration_seconds(t)?))),
+            Parser::WholeSeconds => Value::Id(overrides::go::duration_whole_seconds(t)?),
             Parser::Ratio => Value::Opt(Some(Cow::Owned(overrides::go::ratio(t)?))),
             Parser::Ports => Value::Ports(PortList::parse(t)?.render()),
             Parser::NamedPorts => Value::Ports(PortList::parse_named(t)?.render()),
@@ -148,6 +151,7 @@ impl Parser {
             Parser::Switch => "`enabled`, `disabled`",
             Parser::Millis => "Go duration (`1s`), given to the proxy in whole milliseconds",
             Parser::Seconds => "Go duration (`1m`), given to the proxy in whole seconds",
+            Parser::WholeSeconds => "Go duration (`1m`), in whole seconds",
             Parser::Ratio => "number more than 0 and less than 1 (`0.5`)",
             Parser::Ports => "ports and ranges, e.g. `25,4000-4010`",
             Parser::NamedPorts => {

@@ -131,6 +131,15 @@ pub fn duration_seconds(s: &str) -> Result<String, String> {
     Ok(format!("{}s", seconds(d) as i64))
 }
 
+/// A Go duration in whole seconds, truncated as Go's `int64(d.Seconds())`.
+pub fn duration_whole_seconds(s: &str) -> Result<i64, String> {
+    let d = duration_nanos(s)?;
+    if d < 0 {
+        return Err("a duration of 0 or more is expected".into());
+    }
+    Ok(seconds(d) as i64)
+}
+
 /// Go's `%v` of a float64: the shortest digits that read back as the same number, with an
 /// exponent of at least two digits when the decimal exponent is below -4 or 6 and above
 /// (`1e+06`, `1.5e-05`).
