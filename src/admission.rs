@@ -234,6 +234,7 @@ impl Admission {
             version: req.kind.version.as_str(),
             kind: req.kind.kind.as_str(),
             operation: req.operation.as_str(),
+            cli: false,
         };
         let namespace = req
             .namespace

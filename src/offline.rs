@@ -84,6 +84,17 @@ pub fn inject_pod(
     pod: &Value,
     namespace: Option<&str>,
 ) -> Result<Injected, OfflineError> {
+    inject_pod_as(admission, index, pod, namespace, &RequestFacts::POD_CREATE)
+}
+
+/// [`inject_pod`] as `facts` say (`RequestFacts::CLI_POD_CREATE`: as Linkerd's CLI).
+fn inject_pod_as(
+    admission: &Admission,
+    index: usize,
+    pod: &Value,
+    namespace: Option<&str>,
+    facts: &RequestFacts<'_>,
+) -> Result<Injected, OfflineError> {
     let kind = pod.get("kind").and_then(Value::as_str).unwrap_or("Pod");
     let api_version = pod
         .get("apiVersion")
@@ -111,7 +122,7 @@ pub fn inject_pod(
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
     let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
-    match decision::decide(&RequestFacts::POD_CREATE, &view, info, admission.config()) {
+    match decision::decide(facts, &view, info, admission.config()) {
         Decision::Inject(plan) => {
             let mut bytes = Vec::new();
             admission.write_patch(&view, &plan, &mut bytes);
@@ -292,7 +303,11 @@ pub fn inject_document(
             describe(doc)
         ));
     }
-    let r = inject_pod(admission, index, &pod, ns.as_deref())?;
+    let facts = match mode {
+        InjectMode::Manual => RequestFacts::CLI_POD_CREATE,
+        _ => RequestFacts::POD_CREATE,
+    };
+    let r = inject_pod_as(admission, index, &pod, ns.as_deref(), &facts)?;
     if let Some(reason) = &r.skipped {
         if mode != InjectMode::Webhook && refuses(reason) {
             errors.push(format!("failed to inject {}: {reason}", describe(doc)));
@@ -326,6 +341,15 @@ pub fn inject_document(
     {
         // The proxy is in the manifest: the switch that forced it is not (as Linkerd prints it).
         a.remove(INJECT_ANNOTATION);
+    }
+    // A manifest that names no namespace: Linkerd's CLI writes the workload's (empty) one.
+    if mode == InjectMode::Manual && ns.is_none() && r.skipped.is_none() {
+        put(
+            &mut new_pod,
+            &["metadata", "labels", crate::mesh::WORKLOAD_NS_LABEL],
+            Value::String(String::new()),
+            index,
+        )?;
     }
     // The namespace was only borrowed for the decision: the document keeps what it had.
     if !had_ns && let Some(m) = new_pod["metadata"].as_object_mut() {

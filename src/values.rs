@@ -84,7 +84,7 @@ impl<'a> ProxyValues<'a> {
     /// The config's own values (what a pod that overrides nothing gets), in `mode`.
     pub fn from_config(config: &'a Config, mode: Mode) -> ProxyValues<'a> {
         let mut v = ProxyValues {
-            ingress: mode == Mode::Ingress,
+            ingress: mode == Mode::Ingress || config.proxy.is_ingress,
             ..ProxyValues::default()
         };
         for s in SETTINGS {
@@ -212,7 +212,7 @@ pub fn resolve<'a>(
     mode: Mode,
 ) -> Result<Resolved<'a>, Vec<OverrideError>> {
     let mut proxy = ProxyValues {
-        ingress: mode == Mode::Ingress,
+        ingress: mode == Mode::Ingress || config.proxy.is_ingress,
         ..ProxyValues::default()
     };
     let mut errors = Vec::new();
@@ -336,6 +336,7 @@ pub fn pod_values(
     ns: NamespaceInfo<'_>,
     config: &Config,
     explicit_opaque: Option<ExplicitOpaque>,
+    cli: bool,
 ) -> PodValues {
     let all = || pod.init_containers().iter().chain(pod.containers());
     let container_ports = || {
@@ -375,11 +376,10 @@ pub fn pod_values(
                 .map(|p| p.to_string())
                 .filter(|p| defaults.contains(&p.as_str()))
                 .collect();
-            if exposed.is_empty() {
-                // Linkerd prints the config's list as written; a name in it (which the proxy
-                // could not read) is resolved like an annotation's.
-                let list = PortList::parse_named(&config.proxy.opaque_ports).unwrap_or_default();
-                (list.resolve(named).render(), None)
+            if exposed.is_empty() || cli {
+                // The config's list as written, as Linkerd's template prints it (its CLI never
+                // adds the annotation).
+                (config.proxy.opaque_ports.clone(), None)
             } else {
                 let list = exposed.join(",");
                 (list.clone(), Some(list))

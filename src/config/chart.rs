@@ -84,10 +84,8 @@ const IGNORED: &[&str] = &[
     "identity.livenessProbe",
     "identity.readinessProbe",
     "proxyInit.kubeAPIServerPorts",
-    // The proxy's listen addresses and inbound ports per pod: computed, not configured.
+    // Computed per pod, not configured.
     "proxy.podInboundPorts",
-    "proxy.isGateway",
-    "proxy.isIngress",
     "proxy.component",
     "proxy.loadTrustBundleFromConfigMap",
 ];
@@ -241,6 +239,30 @@ fn walk(
             if *given != default && !(default.is_null() && given.is_null()) {
                 notes.unsupported.push(format!("{path} = {}", short(given)));
             }
+            continue;
+        }
+        if path == "proxy.inbound" || path == "proxy.outbound" {
+            // Linkerd renders exactly the parameters its values hold: a given map (or null)
+            // replaces the defaults (the HTTP/2 keep-alive ones included).
+            let inbound = path == "proxy.inbound";
+            let h = match inbound {
+                true => &mut config.proxy.inbound.server.http2,
+                false => &mut config.proxy.outbound.server.http2,
+            };
+            h.keep_alive_interval.clear();
+            h.keep_alive_timeout.clear();
+            let prefix = if inbound {
+                "LINKERD2_PROXY_INBOUND_"
+            } else {
+                "LINKERD2_PROXY_OUTBOUND_"
+            };
+            config.proxy.params.retain(|(n, _)| !n.starts_with(prefix));
+            walk(config, pending, notes, &path, v, source)?;
+            continue;
+        }
+        if v.is_null()
+            && (path.starts_with("proxy.inbound.") || path.starts_with("proxy.outbound."))
+        {
             continue;
         }
         if v.is_object() && !LEAF_MAPS.contains(&path.as_str()) {
@@ -430,6 +452,8 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
         "defaultInboundPolicy" => x.default_inbound_policy = text(v)?,
         "accessLog" => x.access_log = opt_text(v)?,
         "nativeSidecar" => x.native_sidecar = boolean(v)?,
+        "isIngress" => x.is_ingress = boolean(v)?,
+        "isGateway" => x.is_gateway = boolean(v)?,
         "cores" => {
             x.cores = match int(v)? {
                 0 => None,

@@ -70,6 +70,12 @@ pub struct ProxyConfig {
     /// `EnvVar` objects) added to the proxy's, after its own.
     pub additional_env: Vec<serde_json::Value>,
     pub experimental_env: Vec<serde_json::Value>,
+    /// Every pod in ingress mode (Linkerd's `proxy.isIngress`; per pod: `linkerd.io/inject:
+    /// ingress`).
+    pub is_ingress: bool,
+    /// Every pod a gateway (Linkerd's `proxy.isGateway`; per pod:
+    /// `config.linkerd.io/enable-gateway`).
+    pub is_gateway: bool,
     /// Distributed tracing (Linkerd's `proxy.tracing`): off by default.
     pub tracing: Tracing,
     /// Other `proxy.inbound`/`proxy.outbound` parameters of Linkerd's values
@@ -262,6 +268,8 @@ impl Default for ProxyConfig {
             metrics: Metrics::default(),
             inbound: Side::default(),
             outbound: Side::default(),
+            is_ingress: false,
+            is_gateway: false,
             tracing: Tracing::default(),
             additional_env: Vec::new(),
             experimental_env: Vec::new(),

@@ -94,6 +94,11 @@ fn anchors(pem: &str) -> String {
     out
 }
 
+/// A text value, omitted when empty (a parameter the values do not hold).
+fn set_text(t: &str) -> Option<String> {
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
 /// What the proxy gets for "no protocol detection timeout".
 const NO_DETECT_TIMEOUT: &str = "365d";
 /// The proxy's TCP user timeout on accepted and opened connections (fixed in Linkerd's
@@ -279,19 +284,19 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
-            Some(v.inbound_keep_alive_interval.to_string()),
+            set_text(&v.inbound_keep_alive_interval),
         ),
         (
             "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
-            Some(v.inbound_keep_alive_timeout.to_string()),
+            set_text(&v.inbound_keep_alive_timeout),
         ),
         (
             "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
-            Some(v.outbound_keep_alive_interval.to_string()),
+            set_text(&v.outbound_keep_alive_interval),
         ),
         (
             "LINKERD2_PROXY_OUTBOUND_SERVER_HTTP2_KEEP_ALIVE_TIMEOUT",
-            Some(v.outbound_keep_alive_timeout.to_string()),
+            set_text(&v.outbound_keep_alive_timeout),
         ),
         (
             "LINKERD2_PROXY_DESTINATION_CONTEXT",

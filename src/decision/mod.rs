@@ -130,6 +130,9 @@ pub struct RequestFacts<'a> {
     pub version: &'a str,
     pub kind: &'a str,
     pub operation: &'a str,
+    /// `inject --manual` (Linkerd's CLI), not the webhook: no opaque-ports annotation is
+    /// computed from the pod's ports (Linkerd's webhook adds it, its CLI does not).
+    pub cli: bool,
 }
 
 impl RequestFacts<'_> {
@@ -138,6 +141,11 @@ impl RequestFacts<'_> {
         version: "v1",
         kind: "Pod",
         operation: "CREATE",
+        cli: false,
+    };
+    pub const CLI_POD_CREATE: RequestFacts<'static> = RequestFacts {
+        cli: true,
+        ..RequestFacts::POD_CREATE
     };
 }
 
@@ -296,7 +304,7 @@ pub fn decide<'a>(
             if !clashes.is_empty() {
                 return Decision::Skip(SkipReason::NameClash(clashes));
             }
-            let podv = values::pod_values(pod, ns, config, r.explicit_opaque);
+            let podv = values::pod_values(pod, ns, config, r.explicit_opaque, req.cli);
             Decision::Inject(Plan {
                 mode,
                 source,
@@ -447,6 +455,7 @@ mod tests {
             version: "v1",
             kind: "Deployment",
             operation: "CREATE",
+            cli: false,
         };
         assert!(matches!(precheck(&facts), Some(SkipReason::NotAPod { .. })));
         let facts = RequestFacts {
