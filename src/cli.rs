@@ -203,6 +203,10 @@ pub struct InjectArgs {
     /// `linkerd inject`), for the webhook to inject; no cluster access.
     #[arg(long, conflicts_with_all = ["manual", "uninject", "namespaces"])]
     pub annotate: bool,
+    /// Add Linkerd's debug sidecar: `config.linkerd.io/enable-debug-sidecar: "true"` on each
+    /// pod template injected (like `linkerd inject --enable-debug-sidecar`).
+    #[arg(long, conflicts_with = "uninject")]
+    pub enable_debug_sidecar: bool,
     #[arg(long, short, value_enum, default_value = "yaml")]
     pub output: Output,
 }

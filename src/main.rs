@@ -163,7 +163,11 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
     let mut errors = Vec::new();
     for (i, doc) in docs.iter().enumerate() {
-        let r = offline::inject_document(&admission, i, doc, a.namespace.as_deref(), mode)?;
+        let flags = offline::InjectFlags {
+            debug_sidecar: a.enable_debug_sidecar,
+        };
+        let r =
+            offline::inject_document_with(&admission, i, doc, a.namespace.as_deref(), mode, flags)?;
         for note in &r.notes {
             eprintln!("{note}");
         }

@@ -151,6 +151,13 @@ fn inject_pod_as(
     }
 }
 
+/// What `inject` adds to each pod template before deciding (Linkerd's CLI flags).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InjectFlags {
+    /// `--enable-debug-sidecar`.
+    pub debug_sidecar: bool,
+}
+
 /// How `inject` treats each document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum InjectMode {
@@ -206,6 +213,25 @@ pub fn inject_document(
     namespace: Option<&str>,
     mode: InjectMode,
 ) -> Result<DocumentResult, OfflineError> {
+    inject_document_with(
+        admission,
+        index,
+        doc,
+        namespace,
+        mode,
+        InjectFlags::default(),
+    )
+}
+
+/// [`inject_document`] with Linkerd's CLI flags.
+pub fn inject_document_with(
+    admission: &Admission,
+    index: usize,
+    doc: &Value,
+    namespace: Option<&str>,
+    mode: InjectMode,
+    flags: InjectFlags,
+) -> Result<DocumentResult, OfflineError> {
     let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
     let unchanged = |doc: &Value, notes: Vec<String>| DocumentResult {
         doc: doc.clone(),
@@ -216,7 +242,7 @@ pub fn inject_document(
         let mut out = unchanged(doc, Vec::new());
         if let Some(items) = out.doc.get_mut("items").and_then(Value::as_array_mut) {
             for item in items.iter_mut() {
-                let r = inject_document(admission, index, item, namespace, mode)?;
+                let r = inject_document_with(admission, index, item, namespace, mode, flags)?;
                 *item = r.doc;
                 out.notes.extend(r.notes);
                 out.errors.extend(r.errors);
@@ -245,10 +271,25 @@ pub fn inject_document(
     };
     // As `linkerd inject`: what injection added is removed first, so an outdated proxy is
     // replaced (`--manual`) and an injected workload is annotated afresh (`--annotate`).
+    // An `ingress` switch is kept through that (the mode of the proxy to write).
     let fresh;
     let doc = match mode {
         InjectMode::Manual | InjectMode::Annotate => {
-            fresh = uninject_document(doc).unwrap_or_else(|| doc.clone());
+            let ingress = doc
+                .pointer(tpath)
+                .and_then(|t| t.pointer("/metadata/annotations"))
+                .and_then(|a| a.get(INJECT_ANNOTATION))
+                .is_some_and(|v| v == "ingress");
+            let mut d = uninject_document(doc).unwrap_or_else(|| doc.clone());
+            if ingress && let Some(t) = d.pointer_mut(tpath) {
+                put(
+                    t,
+                    &["metadata", "annotations", INJECT_ANNOTATION],
+                    Value::String("ingress".into()),
+                    index,
+                )?;
+            }
+            fresh = d;
             &fresh
         }
         _ => doc,
@@ -294,6 +335,14 @@ pub fn inject_document(
             index,
         )?;
     }
+    if flags.debug_sidecar {
+        put(
+            &mut pod,
+            &["metadata", "annotations", crate::mesh::DEBUG_ANNOTATION],
+            Value::String("true".into()),
+            index,
+        )?;
+    }
     let control_plane = pod["metadata"]["labels"]
         .get("linkerd.io/control-plane-component")
         .is_some();
@@ -327,6 +376,14 @@ pub fn inject_document(
                 Value::String("enabled".into()),
                 index,
             )?;
+            if flags.debug_sidecar {
+                put(
+                    t,
+                    &["metadata", "annotations", crate::mesh::DEBUG_ANNOTATION],
+                    Value::String("true".into()),
+                    index,
+                )?;
+            }
         }
         return Ok(DocumentResult {
             doc: out,

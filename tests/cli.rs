@@ -372,3 +372,41 @@ fn inject_modes_refuse_annotate_and_take_linkerd_values() {
         "stable-2.14.10"
     );
 }
+
+/// `inject --enable-debug-sidecar`, as Linkerd's flag: the annotation on the template, and the
+/// debug sidecar with `--manual`.
+#[test]
+fn inject_enable_debug_sidecar_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yaml");
+    std::fs::write(
+        &web,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, namespace: shop}\n\
+         spec:\n  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n\
+         \x20   spec: {containers: [{name: app, image: nginx}]}\n",
+    )
+    .unwrap();
+    let w = web.to_str().unwrap();
+    let (ok, out, err) = run(&["inject", "-f", w, "--manual", "--enable-debug-sidecar"]);
+    assert!(ok, "{err}");
+    let doc = &yaml_docs(&out)[0];
+    let template = &doc["spec"]["template"];
+    assert_eq!(
+        template["metadata"]["annotations"]["config.linkerd.io/enable-debug-sidecar"],
+        "true"
+    );
+    let names: Vec<&str> = template["spec"]["containers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["app", "linkerd-debug"]);
+    let (ok, out, err) = run(&["inject", "-f", w, "--annotate", "--enable-debug-sidecar"]);
+    assert!(ok, "{err}");
+    let doc = &yaml_docs(&out)[0];
+    assert_eq!(
+        doc["spec"]["template"]["metadata"]["annotations"]["config.linkerd.io/enable-debug-sidecar"],
+        "true"
+    );
+}

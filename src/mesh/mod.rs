@@ -28,6 +28,8 @@ pub const ISTIO_INIT_IMAGE: &str = "gcr.io/istio-release/proxy_init:";
 pub const PROXY_CONTAINER: &str = "linkerd-proxy";
 pub const INIT_CONTAINER: &str = "linkerd-init";
 pub const DEBUG_CONTAINER: &str = "linkerd-debug";
+/// The pod annotation that adds the debug sidecar.
+pub const DEBUG_ANNOTATION: &str = "config.linkerd.io/enable-debug-sidecar";
 /// CNI mode's first init container: checks that the CNI plugin's redirect works.
 pub const VALIDATOR_CONTAINER: &str = "linkerd-network-validator";
 pub const CONTAINERS: [&str; 4] = [
