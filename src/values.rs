@@ -475,9 +475,20 @@ fn owner_label(pod: &PodView<'_>) -> Option<(&'static str, String)> {
             }
         }
         "CronJob" => return None,
+        // A CronJob's Jobs are named `<cronjob>-<scheduled minute>`: Linkerd resolves their
+        // pods' owner to the CronJob, for which it writes no label.
+        "Job" if cron_job_name(name) => return None,
         kind => return workload_owner_label(kind, name),
     };
     is_label_value(name).then(|| (key, name.to_owned()))
+}
+
+/// Whether a Job's name is one the CronJob controller gives (`<cronjob>-<minutes since the
+/// epoch>`, 8 digits or more), as this injector cannot look the Job's own owner up.
+fn cron_job_name(name: &str) -> bool {
+    name.rsplit_once('-').is_some_and(|(base, minute)| {
+        !base.is_empty() && minute.len() >= 8 && minute.bytes().all(|b| b.is_ascii_digit())
+    })
 }
 
 /// The owner label for a workload of `kind` named `name` (`inject` writes it on the workload's
@@ -554,4 +565,24 @@ pub fn added_opaque_annotation(
         .map(|p| p.to_string())
         .collect();
     (!ports.is_empty()).then(|| ports.join(","))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cron_jobs_are_told_by_their_names() {
+        assert!(cron_job_name("report-29403360"));
+        assert!(cron_job_name("a-b-123456789"));
+        for other in [
+            "migrate",
+            "migrate-1",
+            "backup-v2",
+            "-29403360",
+            "job-2940336x",
+        ] {
+            assert!(!cron_job_name(other), "{other}");
+        }
+    }
 }
