@@ -156,7 +156,6 @@ impl Admission {
     /// of Linkerd's config swaps in.
     pub fn with_config(&self, config: Arc<Config>) -> Admission {
         Admission {
-            namespaces: self.namespaces.clone(),
             network: self.network.clone(),
             ..Admission::new_with(config, self.namespaces.clone()).with_events(self.record_events)
         }

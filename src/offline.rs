@@ -54,6 +54,16 @@ fn put(obj: &mut Value, keys: &[&str], value: Value, index: usize) -> Result<(),
     Ok(())
 }
 
+/// Sets the string annotation `key` of an object or pod template ([`put`]).
+fn annotate(obj: &mut Value, key: &str, value: &str, index: usize) -> Result<(), OfflineError> {
+    put(
+        obj,
+        &["metadata", "annotations", key],
+        Value::String(value.to_owned()),
+        index,
+    )
+}
+
 /// Reads every YAML/JSON document in `text` as a JSON value.
 pub fn read_documents(text: &str) -> Result<Vec<Value>, OfflineError> {
     let mut docs = Vec::new();
@@ -258,12 +268,7 @@ pub fn inject_document_with(
     }
     if mode == InjectMode::Annotate && kind == "Namespace" {
         let mut out = doc.clone();
-        put(
-            &mut out,
-            &["metadata", "annotations", INJECT_ANNOTATION],
-            Value::String("enabled".into()),
-            index,
-        )?;
+        annotate(&mut out, INJECT_ANNOTATION, "enabled", index)?;
         return Ok(unchanged(&out, Vec::new()));
     }
     let Some(tpath) = pod_template_path(kind) else {
@@ -282,12 +287,7 @@ pub fn inject_document_with(
                 .is_some_and(|v| v == "ingress");
             let mut d = uninject_document(doc).unwrap_or_else(|| doc.clone());
             if ingress && let Some(t) = d.pointer_mut(tpath) {
-                put(
-                    t,
-                    &["metadata", "annotations", INJECT_ANNOTATION],
-                    Value::String("ingress".into()),
-                    index,
-                )?;
+                annotate(t, INJECT_ANNOTATION, "ingress", index)?;
             }
             fresh = d;
             &fresh
@@ -328,20 +328,10 @@ pub fn inject_document_with(
     if forced {
         // As `linkerd inject`: every template but one that opts out (`disabled`, which the
         // decision then reports) and keeping `ingress`.
-        put(
-            &mut pod,
-            &["metadata", "annotations", INJECT_ANNOTATION],
-            Value::String("enabled".into()),
-            index,
-        )?;
+        annotate(&mut pod, INJECT_ANNOTATION, "enabled", index)?;
     }
     if flags.debug_sidecar {
-        put(
-            &mut pod,
-            &["metadata", "annotations", crate::mesh::DEBUG_ANNOTATION],
-            Value::String("true".into()),
-            index,
-        )?;
+        annotate(&mut pod, crate::mesh::DEBUG_ANNOTATION, "true", index)?;
     }
     let control_plane = pod["metadata"]["labels"]
         .get("linkerd.io/control-plane-component")
@@ -370,19 +360,9 @@ pub fn inject_document_with(
         if r.skipped.is_none()
             && let Some(t) = out.pointer_mut(tpath)
         {
-            put(
-                t,
-                &["metadata", "annotations", INJECT_ANNOTATION],
-                Value::String("enabled".into()),
-                index,
-            )?;
+            annotate(t, INJECT_ANNOTATION, "enabled", index)?;
             if flags.debug_sidecar {
-                put(
-                    t,
-                    &["metadata", "annotations", crate::mesh::DEBUG_ANNOTATION],
-                    Value::String("true".into()),
-                    index,
-                )?;
+                annotate(t, crate::mesh::DEBUG_ANNOTATION, "true", index)?;
             }
         }
         return Ok(DocumentResult {

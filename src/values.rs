@@ -371,11 +371,7 @@ pub fn pod_values(
             (e.list.resolve(named).render(), ann)
         }
         None => {
-            let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
-            let exposed: Vec<String> = container_ports()
-                .map(|p| p.to_string())
-                .filter(|p| defaults.contains(&p.as_str()))
-                .collect();
+            let exposed = exposed_default_opaque_ports(pod, config);
             if exposed.is_empty() || cli {
                 // The config's list as written, as Linkerd's template prints it (its CLI never
                 // adds the annotation).
@@ -397,23 +393,14 @@ pub fn pod_values(
             .map(|n| n.as_str().to_owned()),
     };
     let first = pod.containers().first();
-    let from_namespace = match ns {
-        NamespaceInfo::Known {
-            annotations: Some(ns_ann),
-            ..
-        } => crate::mesh::NAMESPACE_KEYS
-            .iter()
-            .filter(|k| **k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
-            .filter(|k| {
-                !pod.metadata
-                    .annotations
-                    .as_ref()
-                    .is_some_and(|a| a.contains(k))
-            })
-            .filter_map(|k| ns_ann.get(*k).map(|v| (*k, v.clone())))
-            .collect(),
-        _ => Vec::new(),
-    };
+    // The namespace's map first: it usually holds none of these keys.
+    let from_namespace = crate::mesh::NAMESPACE_KEYS
+        .iter()
+        .filter(|k| **k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
+        .filter_map(|k| ns.annotation(k).map(|v| (*k, v)))
+        .filter(|(k, _)| !pod.has_annotation(k))
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect();
     PodValues {
         inbound_ports,
         opaque_ports,
@@ -531,23 +518,11 @@ pub fn added_opaque_annotation(
     if obj.has_annotation(key) {
         return None;
     }
-    if let NamespaceInfo::Known {
-        annotations: Some(a),
-        ..
-    } = ns
-        && let Some(v) = a.get(key)
-    {
-        return Some(v.clone());
+    if let Some(v) = ns.annotation(key) {
+        return Some(v.to_owned());
     }
     let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
     let listed = |p: i64| defaults.contains(&p.to_string().as_str());
-    let pod_ports = obj
-        .init_containers()
-        .iter()
-        .chain(obj.containers())
-        .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
-        .map(|p| p.container_port)
-        .filter(|p| listed(*p));
     let service_ports = obj
         .spec
         .as_ref()
@@ -560,11 +535,23 @@ pub fn added_opaque_annotation(
             Some(crate::view::NumericPort(None)) => false,
         })
         .map(|p| p.port);
-    let ports: Vec<String> = pod_ports
-        .chain(service_ports)
-        .map(|p| p.to_string())
-        .collect();
+    let mut ports = exposed_default_opaque_ports(obj, config);
+    ports.extend(service_ports.map(|p| p.to_string()));
     (!ports.is_empty()).then(|| ports.join(","))
+}
+
+/// The config's default opaque ports the pod exposes: each `containerPort` (init containers
+/// first, as written, repeats kept) equal to an item of the list, as Linkerd's webhook filters
+/// them.
+fn exposed_default_opaque_ports(pod: &PodView<'_>, config: &Config) -> Vec<String> {
+    let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
+    pod.init_containers()
+        .iter()
+        .chain(pod.containers())
+        .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
+        .map(|p| p.container_port.to_string())
+        .filter(|p| defaults.contains(&p.as_str()))
+        .collect()
 }
 
 #[cfg(test)]

@@ -224,6 +224,15 @@ pub struct CapabilitiesView<'a> {
     pub drop: Option<Vec<BStr<'a>>>,
 }
 
+impl ContainerView<'_> {
+    /// Whether the container's image starts with `prefix` (how Linkerd recognises sidecars).
+    pub fn image_starts_with(&self, prefix: &str) -> bool {
+        self.image
+            .as_ref()
+            .is_some_and(|i| i.as_str().starts_with(prefix))
+    }
+}
+
 /// A volume: only its name is read (injection must not add one of the same name).
 #[derive(Debug, Default, Deserialize)]
 pub struct VolumeView<'a> {

@@ -345,12 +345,7 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
                 return Err("offline inject differs from the webhook's result".into());
             }
             // Idempotence: a second pass over the injected pod changes nothing.
-            let again = serde_json::to_vec(&review_for(&patched, &case, "again")).unwrap();
-            let again = admission.review(&again).map_err(|e| e.to_string())?;
-            let again: Value = serde_json::from_slice(&again.body).unwrap();
-            if !again["response"]["patch"].is_null() {
-                return Err("a second pass over the injected pod produced a patch".into());
-            }
+            second_pass_changes_nothing(&admission, &patched, &case, "injected pod")?;
             if let Some(file) = rewrote {
                 return Err(rewrote_message(&file));
             }
@@ -365,12 +360,7 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
             json_patch::patch(&mut patched, &patch)
                 .map_err(|e| format!("patch does not apply: {e}"))?;
             let rewrote = compare_or_update(dir, &patched, update, rewritten)?;
-            let again = serde_json::to_vec(&review_for(&patched, &case, "again")).unwrap();
-            let again = admission.review(&again).map_err(|e| e.to_string())?;
-            let again: Value = serde_json::from_slice(&again.body).unwrap();
-            if !again["response"]["patch"].is_null() {
-                return Err("a second pass over the annotated object produced a patch".into());
-            }
+            second_pass_changes_nothing(&admission, &patched, &case, "annotated object")?;
             if let Some(file) = rewrote {
                 return Err(rewrote_message(&file));
             }
@@ -379,6 +369,23 @@ fn run_case(dir: &Path, update: bool, rewritten: &Rewritten) -> Result<(), Strin
     }
     let _ = &case.description;
     Ok(())
+}
+
+/// The review of `patched` (the object as the API server stores it) answers without a patch.
+fn second_pass_changes_nothing(
+    admission: &Admission,
+    patched: &Value,
+    case: &Case,
+    what: &str,
+) -> Result<(), String> {
+    let again = serde_json::to_vec(&review_for(patched, case, "again")).unwrap();
+    let again = admission.review(&again).map_err(|e| e.to_string())?;
+    let again: Value = serde_json::from_slice(&again.body).unwrap();
+    if again["response"]["patch"].is_null() {
+        Ok(())
+    } else {
+        Err(format!("a second pass over the {what} produced a patch"))
+    }
 }
 
 /// A case of an offline command (`command:` in case.yaml): the document `inject` prints.

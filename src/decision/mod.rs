@@ -167,24 +167,21 @@ pub fn precheck(req: &RequestFacts<'_>) -> Option<SkipReason> {
 }
 
 /// Another mesh's mark on the pod: Istio's sidecar by name or image as Linkerd's
-/// `HasExistingSidecars` recognises it (Istio's status annotation alone is no such mark) (`istio-proxy` or a `proxyv2` image
-/// among containers and init containers, `istio-init` or a `proxy_init` image among init
-/// containers).
+/// `HasExistingSidecars` recognises it (`istio-proxy` or a `proxyv2` image among containers and
+/// init containers, `istio-init` or a `proxy_init` image among init containers); Istio's
+/// status annotation alone is no such mark.
 fn other_mesh(pod: &PodView<'_>) -> Option<String> {
-    let image = |c: &crate::view::ContainerView<'_>, prefix: &str| {
-        c.image
-            .as_ref()
-            .is_some_and(|i| i.as_str().starts_with(prefix))
-    };
     let sidecar = pod
         .init_containers()
         .iter()
         .chain(pod.containers())
-        .find(|c| c.name.as_str() == ISTIO_PROXY_CONTAINER || image(c, ISTIO_PROXY_IMAGE));
+        .find(|c| {
+            c.name.as_str() == ISTIO_PROXY_CONTAINER || c.image_starts_with(ISTIO_PROXY_IMAGE)
+        });
     let init = pod
         .init_containers()
         .iter()
-        .find(|c| c.name.as_str() == ISTIO_INIT_CONTAINER || image(c, ISTIO_INIT_IMAGE));
+        .find(|c| c.name.as_str() == ISTIO_INIT_CONTAINER || c.image_starts_with(ISTIO_INIT_IMAGE));
     sidecar
         .or(init)
         .map(|c| format!("Istio's container {}", Quoted(c.name.as_str())))
@@ -205,20 +202,15 @@ pub fn decide<'a>(
     };
     // Linkerd's proxy by name, or its images under any name (as Linkerd's
     // `HasExistingSidecars`): a second proxy would break the pod.
-    let image_starts = |c: &crate::view::ContainerView<'_>, prefix: &str| {
-        c.image
-            .as_ref()
-            .is_some_and(|i| i.as_str().starts_with(prefix))
-    };
     let linkerd_image = pod
         .init_containers()
         .iter()
         .chain(pod.containers())
-        .any(|c| image_starts(c, LINKERD_PROXY_IMAGE))
+        .any(|c| c.image_starts_with(LINKERD_PROXY_IMAGE))
         || pod
             .init_containers()
             .iter()
-            .any(|c| image_starts(c, LINKERD_PROXY_INIT_IMAGE));
+            .any(|c| c.image_starts_with(LINKERD_PROXY_INIT_IMAGE));
     if has_proxy(pod.containers()) || has_proxy(pod.init_containers()) || linkerd_image {
         return Decision::Skip(SkipReason::AlreadyInjected);
     }
