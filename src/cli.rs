@@ -109,6 +109,11 @@ pub struct ConfigArgs {
     /// of the linkerd-config ConfigMap), applied over --config.
     #[arg(long)]
     pub values: Option<PathBuf>,
+    /// The Linkerd release whose pods to make: an edge tag (edge-25.4.4), version-2.18,
+    /// stable-2.18.x or enterprise-2.18.x; 2.16 (edge-24.8.2) to edge-26.8.3. Default: the
+    /// values' linkerdVersion when it names a release, else the newest.
+    #[arg(long)]
+    pub linkerd_version: Option<String>,
 }
 
 #[derive(Args)]

@@ -22,6 +22,7 @@ pub mod patch;
 pub mod policies;
 pub mod prune;
 pub mod quote;
+pub mod release;
 pub mod server;
 pub mod uninject;
 pub mod values;

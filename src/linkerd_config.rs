@@ -15,7 +15,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::admission::SharedAdmission;
-use crate::config::{Config, chart};
+use crate::config::{Config, Sources};
 use crate::metrics::Metrics;
 
 pub const VALUES_CONFIGMAP: &str = "linkerd-config";
@@ -67,9 +67,13 @@ pub struct Seen {
     pub trust_roots: Option<String>,
 }
 
-/// The config from `base` and what the ConfigMaps hold; the values' notes (unknown keys,
+/// The config from `sources` and what the ConfigMaps hold; the values' notes (unknown keys,
 /// unsupported values), one line each. `Err`: why the ConfigMaps do not give a valid config.
-pub fn build(base: &Config, seen: &Seen, namespace: &str) -> Result<(Config, Vec<String>), String> {
+pub fn build(
+    sources: &Sources,
+    seen: &Seen,
+    namespace: &str,
+) -> Result<(Config, Vec<String>), String> {
     let (Some(values), Some(roots)) = (&seen.values, &seen.trust_roots) else {
         let missing: Vec<String> = [
             (
@@ -89,22 +93,27 @@ pub fn build(base: &Config, seen: &Seen, namespace: &str) -> Result<(Config, Vec
             missing.join(" and ")
         ));
     };
-    let mut config = base.clone();
     let source = format!("ConfigMap {namespace}/{VALUES_CONFIGMAP}");
-    let notes = chart::apply(&mut config, values, &source).map_err(|e| e.to_string())?;
+    // Built again from the sources: the ConfigMap's `linkerdVersion` chooses the release
+    // whose defaults everything applies over (so `linkerd upgrade` is followed).
+    let (mut config, notes) = sources
+        .with_values(&source, values)
+        .build()
+        .map_err(|e| e.to_string())?;
     if roots.trim().is_empty() {
         return Err(format!(
             "ConfigMap {namespace}/{TRUST_ROOTS_CONFIGMAP} has an empty {TRUST_ROOTS_KEY}"
         ));
     }
     config.trust_anchors_pem = Some(roots.clone());
-    Ok((config, notes.lines(&source)))
+    Ok((config, notes))
 }
 
 /// Starts the two watches; each valid change is swapped into `shared`.
 pub fn watch(
     client: Client,
-    base: Config,
+    base: &Config,
+    sources: Sources,
     shared: SharedAdmission,
     metrics: Arc<Metrics>,
     status: Arc<ConfigStatus>,
@@ -145,7 +154,7 @@ pub fn watch(
                 status.set(Status::Applied);
                 continue;
             }
-            match build(&base, &seen, &namespace) {
+            match build(&sources, &seen, &namespace) {
                 Ok((config, notes)) => {
                     for n in notes {
                         tracing::warn!(note = %n, "Linkerd values");
@@ -181,7 +190,7 @@ mod tests {
 
     #[test]
     fn both_configmaps_are_needed_and_the_roots_win() {
-        let base = Config::default();
+        let base = Sources::default();
         let mut seen = Seen::default();
         let e = build(&base, &seen, "linkerd").unwrap_err();
         assert!(
@@ -207,7 +216,7 @@ mod tests {
             values: Some("proxy:\n  ports:\n    admin: 0\n".into()),
             trust_roots: Some("x".into()),
         };
-        let e = build(&Config::default(), &seen, "linkerd").unwrap_err();
+        let e = build(&Sources::default(), &seen, "linkerd").unwrap_err();
         assert!(
             e.contains("linkerd/linkerd-config") && e.contains("proxy.ports.admin"),
             "{e}"

@@ -15,7 +15,7 @@ use cli::{
     ServeArgs,
 };
 use proxy_injector::admission::{Admission, SharedAdmission};
-use proxy_injector::config::Config;
+use proxy_injector::config::{Config, Sources};
 use proxy_injector::events::Events;
 use proxy_injector::linkerd_config::ConfigStatus;
 use proxy_injector::metrics::Metrics;
@@ -55,8 +55,16 @@ async fn cluster_client(purpose: &str, instead: &str) -> anyhow::Result<kube::Cl
 }
 
 /// The configuration a command runs with; notes about the values go to stderr.
+fn sources(a: &cli::ConfigArgs) -> anyhow::Result<Sources> {
+    Ok(Sources::read(
+        a.config.as_deref(),
+        a.values.as_deref(),
+        a.linkerd_version.as_deref(),
+    )?)
+}
+
 fn load_config(a: &cli::ConfigArgs) -> anyhow::Result<Config> {
-    let (cfg, notes) = Config::load_with_values(a.config.as_deref(), a.values.as_deref())?;
+    let (cfg, notes) = sources(a)?.build()?;
     for n in notes {
         eprintln!("warning: {n}");
     }
@@ -65,8 +73,9 @@ fn load_config(a: &cli::ConfigArgs) -> anyhow::Result<Config> {
 
 fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
     init_logs(a.log_format);
-    let (cfg, notes) =
-        Config::load_with_values(a.config.config.as_deref(), a.config.values.as_deref())?;
+    let sources = sources(&a.config)?;
+    let (cfg, notes) = sources.build()?;
+    tracing::info!(release = %cfg.release, "making the pods of this Linkerd release");
     for n in notes {
         tracing::warn!(note = %n, "Linkerd values");
     }
@@ -110,7 +119,8 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
                 let status = Arc::new(ConfigStatus::new(&base.control_plane_namespace));
                 proxy_injector::linkerd_config::watch(
                     client,
-                    base,
+                    &base,
+                    sources,
                     admission.clone(),
                     metrics.clone(),
                     status.clone(),

@@ -9,6 +9,7 @@ use crate::decision::{Mode, NamespaceInfo, Source};
 use crate::mesh::settings::{self, REQUEST_LIMIT_PAIRS, SETTINGS, Value};
 use crate::overrides::{self, PortList};
 use crate::quote::quote;
+use crate::release::{Change, Release};
 use crate::view::PodView;
 
 /// Values that shape the added containers. Two pods with equal `ProxyValues` get byte-identical
@@ -20,6 +21,8 @@ pub struct ProxyValues<'a> {
     pub proxy_version: Cow<'a, str>,
     pub init_image: Cow<'a, str>,
     pub init_version: Cow<'a, str>,
+    /// The separate proxy-init image's pull policy (releases before edge-25.11.3).
+    pub init_pull_policy: Cow<'a, str>,
     pub debug_image: Cow<'a, str>,
     pub debug_version: Cow<'a, str>,
     pub debug_pull_policy: Cow<'a, str>,
@@ -187,16 +190,19 @@ pub struct ExplicitOpaque {
 }
 
 /// The first of `keys` (in precedence order) that is set, each key read on the pod, else on
-/// its namespace when a namespace passes it on ([`crate::mesh::namespace_applies`]): Linkerd
+/// its namespace when a namespace passes it on ([`Release::namespace_applies`]), and only the
+/// keys the release reads: Linkerd
 /// fills each key the pod lacks from the namespace, then reads the keys in order.
 fn lookup<'a>(
     pod: &PodView<'a>,
     ns: NamespaceInfo<'a>,
+    release: &Release,
     keys: &[&'static str],
 ) -> Option<(&'static str, Cow<'a, str>, Source)> {
-    keys.iter().find_map(|k| {
+    keys.iter().filter(|k| release.reads(k)).find_map(|k| {
         pod.annotation(k).map(|v| (*k, v, Source::Pod)).or_else(|| {
-            crate::mesh::namespace_applies(k)
+            release
+                .namespace_applies(k)
                 .then(|| ns.annotation(k))
                 .flatten()
                 .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
@@ -215,11 +221,12 @@ pub fn resolve<'a>(
         ingress: mode == Mode::Ingress || config.proxy.is_ingress,
         ..ProxyValues::default()
     };
+    let release = &config.release;
     let mut errors = Vec::new();
     let mut defaults_only = true;
     let mut explicit_opaque = None;
     for s in SETTINGS {
-        let value = match lookup(pod, ns, s.annotations) {
+        let value = match lookup(pod, ns, release, s.annotations) {
             Some((key, raw, source)) => match s.parser.parse(raw.clone()) {
                 Ok(v) => Some(v),
                 Err(reason) => {
@@ -242,7 +249,7 @@ pub fn resolve<'a>(
             // Opaque ports only change the pod-specific part of the patch.
             None => {
                 if value.is_some()
-                    && let Some((_, raw, source)) = lookup(pod, ns, s.annotations)
+                    && let Some((_, raw, source)) = lookup(pod, ns, release, s.annotations)
                 {
                     explicit_opaque = Some(ExplicitOpaque {
                         list: PortList::parse_named(&raw).unwrap_or_default(),
@@ -255,7 +262,8 @@ pub fn resolve<'a>(
     }
     // The additional env of the namespace and of the pod are merged (by name, the pod's
     // winning), as Linkerd merges them, where any other setting takes one or the other.
-    if let (Some(on_pod), Some(on_ns)) = (
+    if let (true, Some(on_pod), Some(on_ns)) = (
+        release.reads(ADDITIONAL_ENV),
         pod.annotation(ADDITIONAL_ENV),
         ns.annotation(ADDITIONAL_ENV),
     ) && let (Ok(p), Ok(mut n)) = (
@@ -266,10 +274,12 @@ pub fn resolve<'a>(
         proxy.additional_env = Cow::Owned(serde_json::to_string(&n).unwrap_or_default());
         defaults_only = false;
     }
-    // A close-wait timeout needs linkerd-init to run as root (Linkerd's chart fails without).
+    // A close-wait timeout needs linkerd-init to run as root (Linkerd's chart fails without,
+    // from edge-25.1.1).
     if proxy.close_wait_seconds > 0
         && !config.proxy_init.run_as_root
-        && let Some((key, raw, source)) = lookup(pod, ns, &[CLOSE_WAIT])
+        && release.has(Change::PodUid)
+        && let Some((key, raw, source)) = lookup(pod, ns, release, &[CLOSE_WAIT])
     {
         errors.push(OverrideError {
             key: key.to_owned(),
@@ -279,10 +289,32 @@ pub fn resolve<'a>(
                 .into(),
         });
     }
+    // Before edge-26.5.2 Linkerd's chart refuses a native sidecar that waits before it exits.
+    if proxy.native_sidecar
+        && proxy.wait_before_exit_seconds > 0
+        && !release.has(Change::NativeDefault)
+    {
+        let keys = settings::by_values_key("proxy.nativeSidecar")
+            .into_iter()
+            .chain(settings::by_values_key("proxy.waitBeforeExitSeconds"))
+            .flat_map(|s| s.annotations.iter().copied())
+            .collect::<Vec<_>>();
+        if let Some((key, raw, source)) = lookup(pod, ns, release, &keys) {
+            errors.push(OverrideError {
+                key: key.to_owned(),
+                value: quote(&raw),
+                source,
+                reason: format!(
+                    "a native sidecar cannot wait before it exits in {release} (its chart refuses both)"
+                ),
+            });
+        }
+    }
     // Values another annotation also sets (the CPU request and limit set the proxy's cores).
     for s in SETTINGS {
         if let (Some(d), Some(slot)) = (s.derived, s.slot)
-            && let Some((_, raw, _)) = lookup(pod, ns, &[d.from])
+            && (d.applies)(&config.release)
+            && let Some((_, raw, _)) = lookup(pod, ns, release, &[d.from])
         {
             (slot.set)(&mut proxy, (d.value)(raw.trim()));
         }
@@ -299,8 +331,8 @@ pub fn resolve<'a>(
             )
             && a > b
         {
-            let (key, value, source) = lookup(pod, ns, &[req_key])
-                .or_else(|| lookup(pod, ns, &[lim_key]))
+            let (key, value, source) = lookup(pod, ns, release, &[req_key])
+                .or_else(|| lookup(pod, ns, release, &[lim_key]))
                 .map(|(k, v, s)| (k.to_owned(), quote(&v), s))
                 .unwrap_or((req_key.to_owned(), quote(&rq), Source::Pod));
             errors.push(OverrideError {
@@ -338,7 +370,12 @@ pub fn pod_values(
     explicit_opaque: Option<ExplicitOpaque>,
     cli: bool,
 ) -> PodValues {
-    let all = || pod.init_containers().iter().chain(pod.containers());
+    // Init containers' ports count from edge-25.12.2.
+    let inits = match config.release.has(Change::InitPorts) {
+        true => pod.init_containers(),
+        false => &[],
+    };
+    let all = || inits.iter().chain(pod.containers());
     let container_ports = || {
         all()
             .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
@@ -394,10 +431,11 @@ pub fn pod_values(
     };
     let first = pod.containers().first();
     // The namespace's map first: it usually holds none of these keys.
-    let from_namespace = crate::mesh::NAMESPACE_KEYS
-        .iter()
-        .filter(|k| **k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
-        .filter_map(|k| ns.annotation(k).map(|v| (*k, v)))
+    let from_namespace = config
+        .release
+        .namespace_keys()
+        .filter(|k| *k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
+        .filter_map(|k| ns.annotation(k).map(|v| (k, v)))
         .filter(|(k, _)| !pod.has_annotation(k))
         .map(|(k, v)| (k, v.to_owned()))
         .collect();
@@ -545,7 +583,11 @@ pub fn added_opaque_annotation(
 /// them.
 fn exposed_default_opaque_ports(pod: &PodView<'_>, config: &Config) -> Vec<String> {
     let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
-    pod.init_containers()
+    let inits = match config.release.has(Change::InitPorts) {
+        true => pod.init_containers(),
+        false => &[],
+    };
+    inits
         .iter()
         .chain(pod.containers())
         .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))

@@ -349,7 +349,7 @@ fn inject_modes_refuse_annotate_and_take_linkerd_values() {
     let values = dir.path().join("values.yaml");
     std::fs::write(
         &values,
-        "linkerdVersion: stable-2.14.10\nproxy:\n  logLevl: debug\n",
+        "linkerdVersion: enterprise-2.18.2\nproxy:\n  logLevl: debug\n",
     )
     .unwrap();
     let (ok, out, err) = run(&[
@@ -369,8 +369,48 @@ fn inject_modes_refuse_annotate_and_take_linkerd_values() {
     assert!(meshed(doc));
     assert_eq!(
         doc["spec"]["template"]["metadata"]["annotations"]["linkerd.io/proxy-version"],
-        "stable-2.14.10"
+        "enterprise-2.18.2"
     );
+    // The values name Linkerd 2.18: its linkerd-init, from the separate proxy-init image.
+    let init = &doc["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["name"], "linkerd-init");
+    assert_eq!(init["image"], "cr.l5d.io/linkerd/proxy-init:v2.4.2");
+    assert!(init.get("command").is_none(), "{init}");
+    assert!(
+        err.contains("Linkerd enterprise-2.18.2 (2.18, edge-25.4.4)"),
+        "the note names the release the keys were read as: {err}"
+    );
+
+    // --linkerd-version wins over the values' linkerdVersion; one outside the range fails
+    // with the supported range and prints nothing.
+    let (ok, out, err) = run(&[
+        "inject",
+        "-f",
+        web.to_str().unwrap(),
+        "--manual",
+        "--values",
+        values.to_str().unwrap(),
+        "--linkerd-version",
+        "version-2.20",
+    ]);
+    assert!(ok, "{err}");
+    let init = &yaml_docs(&out)[0]["spec"]["template"]["spec"]["initContainers"][0];
+    assert_eq!(init["image"], "cr.l5d.io/linkerd/proxy:enterprise-2.18.2");
+    for bad in ["edge-23.1.1", "latest"] {
+        let (ok, out, err) = run(&[
+            "inject",
+            "-f",
+            web.to_str().unwrap(),
+            "--manual",
+            "--linkerd-version",
+            bad,
+        ]);
+        assert!(!ok && out.is_empty(), "{bad}: {out}");
+        assert!(
+            err.contains("edge-24.8.2") && err.contains("edge-26.8.3"),
+            "{bad}: the supported range is said: {err}"
+        );
+    }
 }
 
 /// `inject --enable-debug-sidecar`, as Linkerd's flag: the annotation on the template, and the

@@ -15,6 +15,37 @@
 use serde_json::Value as Json;
 
 use super::{Config, ConfigError, RequestLimit};
+use crate::release::{Change, Release};
+
+/// Whether `path` is a key of the release's chart (a key of a later release, or one an
+/// earlier release renamed, is not read by that release's injector).
+fn of_release(path: &str, r: &Release) -> bool {
+    let under = |p: &str| path == p || path.starts_with(&format!("{p}."));
+    if under("proxy.tracing") {
+        if !r.has(Change::Tracing) {
+            return false;
+        }
+        // `enable` until edge-25.10.1, then `enabled` (and the collector's namespace).
+        let old_key = under("proxy.tracing.enable");
+        let new_key = under("proxy.tracing.enabled")
+            || under("proxy.tracing.collector.meshIdentity.namespace");
+        if (old_key && r.has(Change::TracingEnabled)) || (new_key && !r.has(Change::TracingEnabled))
+        {
+            return false;
+        }
+        if under("proxy.tracing.labels") && !r.has(Change::BetaNative) {
+            return false;
+        }
+        return true;
+    }
+    if under("proxy.runtime") {
+        return r.has(Change::Workers);
+    }
+    if under("proxy.metrics") {
+        return r.has(Change::HostnameLabels);
+    }
+    true
+}
 
 /// Top-level chart keys that do not shape an injected pod (whole subtrees).
 const IGNORED: &[&str] = &[
@@ -88,13 +119,18 @@ const IGNORED: &[&str] = &[
     "proxy.podInboundPorts",
     "proxy.component",
     "proxy.loadTrustBundleFromConfigMap",
+    // The control plane's own tracing (before edge-25.10.1; `controller.tracing` after).
+    "controlPlaneTracing",
+    "controlPlaneTracingNamespace",
 ];
 
 /// Keys that shape the injected pod where this injector writes only the chart's default: the
 /// default as JSON (`null`: absent or empty). Any other value is named in a warning.
-fn fixed(path: &str) -> Option<Json> {
+fn fixed(path: &str, release: &Release) -> Option<Json> {
     use serde_json::json;
     Some(match path {
+        // Before edge-25.11.3, linkerd-init's own image (applied).
+        "proxyInit.image" if !release.has(Change::InitFromProxyImage) => return None,
         "proxyContainerName" => json!("linkerd-proxy"),
         "proxy.securityContext" | "proxy.capabilities" | "proxy.saMountPath" => json!(null),
         "proxy.outboundTransportMode" => json!("transport-header"),
@@ -108,6 +144,7 @@ fn fixed(path: &str) -> Option<Json> {
         "proxyInit.capabilities" | "proxyInit.saMountPath" => json!(null),
         "proxyInit.xtMountPath.mountPath" => json!("/run"),
         "proxyInit.xtMountPath.name" => json!("linkerd-proxy-init-xtables-lock"),
+        "proxyInit.xtMountPath.readOnly" => json!(false),
         "networkValidator.securityContext" => json!({
             "allowPrivilegeEscalation": false,
             "capabilities": {"drop": ["ALL"]},
@@ -117,8 +154,8 @@ fn fixed(path: &str) -> Option<Json> {
             "runAsUser": 65534,
             "seccompProfile": {"type": "RuntimeDefault"},
         }),
-        // Linkerd edge-26.8.3 runs linkerd-init from the proxy image with the proxy's
-        // resources: these keys of older charts have no effect there.
+        // From edge-25.11.3 linkerd-init runs from the proxy image; its resources are the
+        // proxy's in every release: these keys have no effect there.
         "proxyInit.image" | "proxyInit.resources" => json!(null),
         _ => return None,
     })
@@ -144,15 +181,23 @@ const LEAF_MAPS: &[&str] = &[
 pub struct Notes {
     pub unknown: Vec<String>,
     pub unsupported: Vec<String>,
+    /// The release whose chart the keys were read as (`Linkerd 2.18 (edge-25.4.4)`).
+    pub release: String,
 }
 
 impl Notes {
+    /// Nothing to say.
+    pub fn is_empty(&self) -> bool {
+        self.unknown.is_empty() && self.unsupported.is_empty()
+    }
+
     /// One line per note, for logs and the CLI's stderr.
     pub fn lines(&self, source: &str) -> Vec<String> {
         let mut out = Vec::new();
         for k in &self.unknown {
             out.push(format!(
-                "{source}: {k} is not a key of Linkerd's linkerd-control-plane chart values; it is ignored (check its spelling)"
+                "{source}: {k} is not a key of {}'s linkerd-control-plane chart values; it is ignored (check its spelling, and the release: --linkerd-version or linkerdVersion)",
+                self.release
             ));
         }
         for k in &self.unsupported {
@@ -173,24 +218,54 @@ struct Pending {
     proxy_pull_policy: Option<String>,
     debug_version: Option<String>,
     debug_pull_policy: Option<String>,
+    init_pull_policy: Option<String>,
     trust_domain: Option<String>,
 }
 
 /// Applies a YAML values document over `config`; `source` names it in errors.
 pub fn apply(config: &mut Config, text: &str, source: &str) -> Result<Notes, ConfigError> {
-    let tree: Json = if text.trim().is_empty() {
-        Json::Null
-    } else {
-        serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| ConfigError::Values {
-            source_name: source.to_owned(),
-            message: e.without_snippet().to_string(),
-        })?
+    apply_tree(config, &parse(text, source)?, source)
+}
+
+/// A YAML values document as a tree (`null` when empty).
+pub fn parse(text: &str, source: &str) -> Result<Json, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(Json::Null);
+    }
+    serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| ConfigError::Values {
+        source_name: source.to_owned(),
+        message: e.without_snippet().to_string(),
+    })
+}
+
+/// The release a values document's `linkerdVersion` names: `None` when it names none (absent,
+/// empty, or not a release name, such as a development build's); an error when it names a
+/// release outside the supported range.
+pub fn release_of(tree: &Json, source: &str) -> Result<Option<Release>, ConfigError> {
+    let Some(v) = tree.get("linkerdVersion").and_then(Json::as_str) else {
+        return Ok(None);
     };
-    let mut notes = Notes::default();
+    if !Release::is_release_name(v) {
+        return Ok(None);
+    }
+    Release::parse(v)
+        .map(Some)
+        .map_err(|e| ConfigError::Values {
+            source_name: source.to_owned(),
+            message: format!("linkerdVersion: {e}"),
+        })
+}
+
+/// Applies a parsed values document over `config`, as the chart of `config.release` reads it.
+pub fn apply_tree(config: &mut Config, tree: &Json, source: &str) -> Result<Notes, ConfigError> {
+    let mut notes = Notes {
+        release: config.release.describe(),
+        ..Notes::default()
+    };
     let mut pending = Pending::default();
-    match &tree {
+    match tree {
         Json::Null => {}
-        Json::Object(_) => walk(config, &mut pending, &mut notes, "", &tree, source)?,
+        Json::Object(_) => walk(config, &mut pending, &mut notes, "", tree, source)?,
         _ => {
             return Err(ConfigError::Values {
                 source_name: source.to_owned(),
@@ -229,7 +304,11 @@ fn walk(
         if IGNORED.contains(&path.as_str()) {
             continue;
         }
-        if let Some(default) = fixed(&path) {
+        if !of_release(&path, &config.release) {
+            notes.unknown.push(path);
+            continue;
+        }
+        if let Some(default) = fixed(&path, &config.release) {
             let given = match v {
                 Json::Object(m) if m.is_empty() => &Json::Null,
                 Json::Array(a) if a.is_empty() => &Json::Null,
@@ -265,7 +344,10 @@ fn walk(
         {
             continue;
         }
-        if v.is_object() && !LEAF_MAPS.contains(&path.as_str()) {
+        // Before edge-25.11.3 `proxyInit.image` is read key by key.
+        let leaf = LEAF_MAPS.contains(&path.as_str())
+            && (path != "proxyInit.image" || config.release.has(Change::InitFromProxyImage));
+        if v.is_object() && !leaf {
             walk(config, pending, notes, &path, v, source)?;
             continue;
         }
@@ -399,7 +481,7 @@ fn set(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, St
         }
         ("identityTrustDomain", "") => p.trust_domain = Some(text(v)?),
         ("proxy", rest) => return set_proxy(c, p, rest, v),
-        ("proxyInit", rest) => return set_init(c, rest, v),
+        ("proxyInit", rest) => return set_init(c, p, rest, v),
         ("debugContainer", "image.name") => c.debug.image.name = text(v)?,
         ("debugContainer", "image.version") => p.debug_version = Some(text(v)?),
         ("debugContainer", "image.pullPolicy") => p.debug_pull_policy = Some(text(v)?),
@@ -522,7 +604,7 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
             }
             x.params.sort();
         }
-        "tracing.enabled" => x.tracing.enabled = boolean(v)?,
+        "tracing.enabled" | "tracing.enable" => x.tracing.enabled = boolean(v)?,
         "tracing.protocol" => x.tracing.protocol = text(v)?,
         "tracing.traceServiceName" => x.tracing.trace_service_name = text(v)?,
         "tracing.collector.endpoint" => x.tracing.collector_endpoint = text(v)?,
@@ -548,9 +630,31 @@ fn set_proxy(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bo
     Ok(true)
 }
 
-fn set_init(c: &mut Config, path: &str, v: &Json) -> Result<bool, String> {
+fn set_init(c: &mut Config, p: &mut Pending, path: &str, v: &Json) -> Result<bool, String> {
     let x = &mut c.proxy_init;
+    let image = || {
+        x.image.clone().unwrap_or_else(|| super::Image {
+            name: super::PROXY_INIT_IMAGE.into(),
+            version: String::new(),
+        })
+    };
     match path {
+        // Before edge-25.11.3 (else `fixed`): linkerd-init's own image.
+        "image.name" => {
+            let version = image().version;
+            x.image = Some(super::Image {
+                name: text(v)?,
+                version,
+            })
+        }
+        "image.version" => {
+            let name = image().name;
+            x.image = Some(super::Image {
+                name,
+                version: text(v)?,
+            })
+        }
+        "image.pullPolicy" => p.init_pull_policy = Some(text(v)?),
         "iptablesMode" => x.iptables_mode = opt_text(v)?.unwrap_or_else(|| "legacy".into()),
         "ignoreInboundPorts" => x.skip_inbound_ports = text(v)?,
         "ignoreOutboundPorts" => x.skip_outbound_ports = text(v)?,
@@ -599,7 +703,7 @@ fn resolve(c: &mut Config, p: Pending) {
     let linkerd_version = p
         .linkerd_version
         .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| super::DEFAULT_PROXY_VERSION.to_owned());
+        .unwrap_or_else(|| c.release.image_version());
     // The chart's image versions are empty (follow `linkerdVersion`) unless set.
     let version = |given: Option<String>, current: &str| match given {
         Some(v) if !v.is_empty() => v,
@@ -613,6 +717,7 @@ fn resolve(c: &mut Config, p: Pending) {
     for (given, current) in [
         (p.proxy_pull_policy, &mut c.proxy.image_pull_policy),
         (p.debug_pull_policy, &mut c.debug.image_pull_policy),
+        (p.init_pull_policy, &mut c.proxy_init.image_pull_policy),
     ] {
         match given.filter(|v| !v.is_empty()) {
             Some(pp) => *current = pp,
@@ -657,7 +762,7 @@ mod tests {
             \x20   version: \"\"\nidentity:\n  serviceAccountTokenProjection: true\n  issuer:\n\
             \x20   scheme: linkerd.io/tls\n";
         let (c, notes) = applied(yaml);
-        assert_eq!(notes, Notes::default());
+        assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(c, Config::default());
     }
 
@@ -715,7 +820,7 @@ mod tests {
              \x20   runAsGroup: 65534\n    runAsNonRoot: true\n    runAsUser: 65534\n\
              \x20   seccompProfile:\n      type: RuntimeDefault\n",
         );
-        assert_eq!(notes, Notes::default());
+        assert!(notes.is_empty(), "{notes:?}");
         // An older chart's separate proxy-init image has no effect in edge-26.8.3: named.
         let (c, notes) = applied(
             "proxyInit:\n  image:\n    name: cr.l5d.io/linkerd/proxy-init\n    version: v2.2.3\n",
@@ -734,7 +839,7 @@ mod tests {
             "proxy:\n  outbound:\n    server:\n      http1:\n        maxConnsPerHost: 5\n\
              \x20 inbound:\n    HTTPServer:\n      http2:\n        keepAlive-x: a\n",
         );
-        assert_eq!(notes, Notes::default());
+        assert!(notes.is_empty(), "{notes:?}");
         assert_eq!(
             c.proxy.params,
             [
@@ -780,6 +885,6 @@ mod tests {
     fn yaml_anchors_as_in_linkerds_values_are_read() {
         let (_, notes) =
             applied("kubeAPI: &kubeapi\n  clientQPS: 100\nidentity:\n  kubeAPI: *kubeapi\n");
-        assert_eq!(notes, Notes::default());
+        assert!(notes.is_empty(), "{notes:?}");
     }
 }

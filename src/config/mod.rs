@@ -5,9 +5,13 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
 use crate::overrides::{self, PortList};
+use crate::release::{Change, Release};
 
 pub mod chart;
 mod proxy;
+mod sources;
+
+pub use sources::Sources;
 
 pub use proxy::{
     Control, Http2, Metrics, Ports, ProxyConfig, Runtime, Server, Side, Streams, Tracing, Workers,
@@ -51,6 +55,9 @@ pub struct ProxyInitConfig {
     /// A separate proxy-init image (its own entrypoint); `null` (Linkerd edge-26.8.3's way):
     /// `linkerd-init` runs `/usr/lib/linkerd/linkerd2-proxy-init` from the proxy image.
     pub image: Option<Image>,
+    /// The separate image's pull policy (Linkerd's `proxyInit.image.pullPolicy`, else its
+    /// `imagePullPolicy`).
+    pub image_pull_policy: String,
     /// `linkerd-init`'s own resources; `null` (Linkerd edge-26.8.3's way): the proxy's.
     pub resources: Option<Resources>,
     /// `nft` (`iptables-nft`, Linkerd's default) or `legacy` (the image's `iptables`).
@@ -135,18 +142,22 @@ pub struct Config {
     /// Filled from `trust_anchors_file` at load time; not a config key.
     #[serde(skip)]
     pub trust_anchors_pem: Option<String>,
+    /// The Linkerd release whose pods are made (`--linkerd-version`, the values'
+    /// `linkerdVersion`, else the newest); chosen when the config is built, not a config key.
+    #[serde(skip)]
+    pub release: Release,
 }
 
 /// The version of the Linkerd proxy this injector's defaults correspond to.
 pub const DEFAULT_PROXY_VERSION: &str = "edge-26.8.3";
-/// The tag of the separate proxy-init image Linkerd used before edge-25.11.3, for a config
-/// that sets `proxyInit.image` back to it.
-pub const LEGACY_INIT_VERSION: &str = "v2.4.2";
+/// The separate proxy-init image Linkerd ran `linkerd-init` from before edge-25.11.3.
+pub const PROXY_INIT_IMAGE: &str = "cr.l5d.io/linkerd/proxy-init";
 
 impl Default for ProxyInitConfig {
     fn default() -> Self {
         ProxyInitConfig {
             image: None,
+            image_pull_policy: "IfNotPresent".into(),
             resources: None,
             iptables_mode: "nft".into(),
             skip_inbound_ports: "4567,4568".into(),
@@ -192,6 +203,7 @@ impl Default for Config {
             debug: DebugConfig::default(),
             network_validator: NetworkValidatorConfig::default(),
             trust_anchors_pem: None,
+            release: Release::default(),
         }
     }
 }
@@ -216,6 +228,8 @@ pub enum ConfigError {
         source_name: String,
         message: String,
     },
+    #[error("--linkerd-version: {0}")]
+    Release(crate::release::NotSupported),
     #[error("cannot read trust anchors file {path}: {source}")]
     TrustAnchors {
         path: PathBuf,
@@ -224,66 +238,99 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Parses a YAML document; unknown keys are errors that name the key.
+    /// The defaults of `release`: Linkerd's chart values as that release has them.
+    pub fn for_release(release: &Release) -> Config {
+        let mut c = Config::default();
+        c.set_release(release, &|_| false);
+        c
+    }
+
+    /// Makes this the config of `release`: the defaults that differ between releases are set
+    /// to that release's, except where `given(key)` (a key this injector's file sets).
+    fn set_release(&mut self, r: &Release, given: &dyn Fn(&str) -> bool) {
+        if !given("proxy.image.version") {
+            self.proxy.image.version = r.image_version();
+        }
+        if !given("debug.image.version") {
+            self.debug.image.version = r.image_version();
+        }
+        if !given("proxyInit.image") {
+            self.proxy_init.image = r.proxy_init_version().map(|v| Image {
+                name: PROXY_INIT_IMAGE.into(),
+                version: v.into(),
+            });
+        }
+        if !given("proxyInit.iptablesMode") && !r.has(Change::IptablesNft) {
+            self.proxy_init.iptables_mode = "legacy".into();
+        }
+        if !given("proxy.nativeSidecar") && !r.has(Change::NativeDefault) {
+            self.proxy.native_sidecar = false;
+        }
+        self.release = r.clone();
+    }
+
+    /// Parses a YAML document (over the newest release's defaults); unknown keys are errors
+    /// that name the key.
     pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = if text.trim().is_empty() {
-            Config::default()
-        } else {
-            serde_saphyr::from_str(text).map_err(|e: serde_saphyr::Error| ConfigError::Parse {
-                path: path.to_owned(),
-                message: e.without_snippet().to_string(),
-            })?
+        Config::from_yaml_for(text, path, &Release::default())
+    }
+
+    /// Parses a YAML document over the defaults of `release`.
+    pub fn from_yaml_for(
+        text: &str,
+        path: &Path,
+        release: &Release,
+    ) -> Result<Config, ConfigError> {
+        let parse_error = |e: serde_saphyr::Error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.without_snippet().to_string(),
         };
+        let (mut config, tree): (Config, serde_json::Value) = if text.trim().is_empty() {
+            (Config::default(), serde_json::Value::Null)
+        } else {
+            (
+                serde_saphyr::from_str(text).map_err(parse_error)?,
+                serde_saphyr::from_str(text).map_err(parse_error)?,
+            )
+        };
+        let given = |key: &str| {
+            key.split('.')
+                .try_fold(&tree, |node, k| node.get(k))
+                .is_some()
+        };
+        config.set_release(release, &given);
         config.validate()?;
         Ok(config)
     }
 
-    /// Loads the file if given (else the defaults), then the trust anchors it points at.
+    /// Whether the proxy exports traces (`proxy.tracing`, from edge-25.6.4).
+    pub fn tracing(&self) -> bool {
+        self.proxy.tracing.enabled && self.release.has(Change::Tracing)
+    }
+
+    /// Whether traced proxies get the `linkerd-podinfo` volume (not from edge-25.10.1 to
+    /// edge-25.10.7, where Linkerd's chart still looked for the old key).
+    pub fn tracing_volume(&self) -> bool {
+        self.tracing()
+            && (self.release.has(Change::TracingVolume)
+                || !self.release.has(Change::TracingEnabled))
+    }
+
+    /// Loads the file if given (else the defaults of the newest release), then the trust
+    /// anchors it points at.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        let mut config = match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_owned(),
-                    source,
-                })?;
-                Config::from_yaml(&text, p)?
-            }
-            None => Config::default(),
-        };
-        if let Some(file) = &config.trust_anchors_file {
-            // A relative path is relative to the config file's directory.
-            let file = match path.and_then(Path::parent) {
-                Some(dir) if file.is_relative() => dir.join(file),
-                _ => file.clone(),
-            };
-            let pem =
-                std::fs::read_to_string(&file).map_err(|source| ConfigError::TrustAnchors {
-                    path: file.clone(),
-                    source,
-                })?;
-            config.trust_anchors_pem = Some(pem);
-        }
-        Ok(config)
+        Sources::read(path, None, None)?.build().map(|(c, _)| c)
     }
 
     /// Loads `config` (this injector's file, else the defaults), then applies Linkerd's chart
     /// values file over it; returns the values' notes (unknown keys, values this injector
-    /// does not write as Linkerd would), one line each.
+    /// does not write as Linkerd would), one line each. The release is the values'
+    /// `linkerdVersion` (else the newest).
     pub fn load_with_values(
         config: Option<&Path>,
         values: Option<&Path>,
     ) -> Result<(Config, Vec<String>), ConfigError> {
-        let mut c = Config::load(config)?;
-        let Some(path) = values else {
-            return Ok((c, Vec::new()));
-        };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let source = path.display().to_string();
-        let notes = chart::apply(&mut c, &text, &source)?;
-        Ok((c, notes.lines(&source)))
+        Sources::read(config, values, None)?.build()
     }
 
     /// Checks every default the same way an annotation override is checked, so that a bad
@@ -397,7 +444,9 @@ impl Config {
             check(key, v, one_word)?;
         }
         let t = &self.proxy.tracing;
-        if t.enabled {
+        if self.tracing() {
+            // The collector's identity is required from edge-25.10.1.
+            let identity = self.release.has(Change::TracingEnabled);
             for (key, v) in [
                 ("proxy.tracing.collector.endpoint", &t.collector_endpoint),
                 (
@@ -408,7 +457,10 @@ impl Config {
                     "proxy.tracing.collector.meshIdentity.namespace",
                     &t.collector_namespace,
                 ),
-            ] {
+            ]
+            .into_iter()
+            .take(if identity { 3 } else { 1 })
+            {
                 if v.trim().is_empty() {
                     return Err(ConfigError::Invalid {
                         key,
@@ -419,7 +471,21 @@ impl Config {
                 }
             }
         }
-        if init.close_wait_timeout_secs > 0 && !init.run_as_root {
+        if p.native_sidecar
+            && p.wait_before_exit_seconds > 0
+            && !self.release.has(Change::NativeDefault)
+        {
+            return Err(ConfigError::Invalid {
+                key: "proxy.waitBeforeExitSeconds",
+                value: p.wait_before_exit_seconds.to_string(),
+                reason: format!(
+                    "cannot be used with proxy.nativeSidecar in {} (as in its chart)",
+                    self.release
+                ),
+            });
+        }
+        if init.close_wait_timeout_secs > 0 && !init.run_as_root && self.release.has(Change::PodUid)
+        {
             return Err(ConfigError::Invalid {
                 key: "proxyInit.closeWaitTimeoutSecs",
                 value: init.close_wait_timeout_secs.to_string(),

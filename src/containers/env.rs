@@ -10,6 +10,7 @@ use crate::mesh::{
     END_ENTITY_PATH, PODINFO_PATH, PROXY_CONTAINER, SERVICE_ACCOUNT_TOKEN, TOKEN_DIR, TOKEN_VOLUME,
 };
 use crate::overrides::go;
+use crate::release::{Change, Release};
 use crate::values::ProxyValues;
 
 /// The proxy's env entries that depend on the pod, not on the values: the ports its containers
@@ -54,7 +55,14 @@ fn log_filter(level: &str, log_http_headers: &str) -> String {
 /// `LINKERD2_PROXY_CORES*`, chosen as Linkerd's template chooses them: the deprecated fixed
 /// count when set, else the worker threads when any of minimum, maximum and ratio is set (a
 /// minimum of 0 is then written as 1). Numbers are printed as the chart prints them.
-fn cores_env(v: &ProxyValues<'_>) -> Vec<(&'static str, String)> {
+fn cores_env(v: &ProxyValues<'_>, release: &Release) -> Vec<(&'static str, String)> {
+    if !release.has(Change::Workers) {
+        // Before `proxy.runtime.workers`: the fixed count only (the CPU limit's, rounded up).
+        return match v.cores.filter(|n| *n != 0) {
+            Some(n) => vec![("LINKERD2_PROXY_CORES", go::number(n))],
+            None => Vec::new(),
+        };
+    }
     if let Some(n) = v.cores.filter(|n| *n != 0) {
         let n = go::number(n);
         return vec![
@@ -121,26 +129,32 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
     let identity = |sa: &str| {
         format!("{sa}.$(_l5d_ns).serviceaccount.identity.$(_l5d_ns).$(_l5d_trustdomain)")
     };
+    let r = &config.release;
     let mut e = Vec::with_capacity(64);
-    for (name, path) in [
-        ("_pod_name", "metadata.name"),
-        ("_pod_ns", "metadata.namespace"),
-        ("_pod_uid", "metadata.uid"),
-        ("_pod_ip", "status.podIP"),
-        ("_pod_nodeName", "spec.nodeName"),
-        ("_pod_sa", "spec.serviceAccountName"),
+    for (name, path, since) in [
+        ("_pod_name", "metadata.name", None),
+        ("_pod_ns", "metadata.namespace", None),
+        ("_pod_uid", "metadata.uid", Some(Change::PodUid)),
+        ("_pod_ip", "status.podIP", Some(Change::PodIp)),
+        ("_pod_nodeName", "spec.nodeName", None),
+        ("_pod_sa", "spec.serviceAccountName", None),
     ] {
-        e.push(env_field(name, path));
+        if since.is_none_or(|c| r.has(c)) {
+            e.push(env_field(name, path));
+        }
     }
     let mut vars: Vec<(&str, Option<String>)> = vec![
-        ("_pod_containerName", Some(PROXY_CONTAINER.to_owned())),
+        (
+            "_pod_containerName",
+            r.has(Change::PodUid).then(|| PROXY_CONTAINER.to_owned()),
+        ),
         ("_l5d_ns", Some(cp.clone())),
         (
             "_l5d_trustdomain",
             Some(config.identity_trust_domain.clone()),
         ),
     ];
-    vars.extend(cores_env(v).into_iter().map(|(n, x)| (n, Some(x))));
+    vars.extend(cores_env(v, r).into_iter().map(|(n, x)| (n, Some(x))));
     vars.extend([
         (
             "LINKERD2_PROXY_INBOUND_PORTS_REQUIRE_IDENTITY",
@@ -272,15 +286,18 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
         (
             "LINKERD2_PROXY_INBOUND_ACCEPT_USER_TIMEOUT",
-            Some(TCP_USER_TIMEOUT.to_owned()),
+            r.has(Change::UserTimeouts)
+                .then(|| TCP_USER_TIMEOUT.to_owned()),
         ),
         (
             "LINKERD2_PROXY_OUTBOUND_CONNECT_USER_TIMEOUT",
-            Some(TCP_USER_TIMEOUT.to_owned()),
+            r.has(Change::UserTimeouts)
+                .then(|| TCP_USER_TIMEOUT.to_owned()),
         ),
         (
             "LINKERD2_PROXY_OUTBOUND_METRICS_HOSTNAME_LABELS",
-            Some(v.hostname_labels.to_string()),
+            r.has(Change::HostnameLabels)
+                .then(|| v.hostname_labels.to_string()),
         ),
         (
             "LINKERD2_PROXY_INBOUND_SERVER_HTTP2_KEEP_ALIVE_INTERVAL",
@@ -351,45 +368,8 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
         ),
     ]);
     e.extend(vars.into_iter().filter_map(|(n, x)| x.map(|x| env(n, x))));
-    let t = &config.proxy.tracing;
-    if t.enabled {
-        let attributes: String = t.labels.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        let protocol = if t.protocol.is_empty() {
-            "opentelemetry"
-        } else {
-            &t.protocol
-        };
-        for (n, x) in [
-            (
-                "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
-                format!("{PODINFO_PATH}/labels"),
-            ),
-            (
-                "LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH",
-                format!("{PODINFO_PATH}/annotations"),
-            ),
-            ("LINKERD2_PROXY_TRACE_PROTOCOL", protocol.to_owned()),
-            (
-                "LINKERD2_PROXY_TRACE_SERVICE_NAME",
-                t.trace_service_name.clone(),
-            ),
-            (
-                "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR",
-                t.collector_endpoint.clone(),
-            ),
-            (
-                "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME",
-                format!(
-                    "{}.{}.serviceaccount.identity.{cp}.{}",
-                    t.collector_service_account,
-                    t.collector_namespace,
-                    config.identity_trust_domain
-                ),
-            ),
-            ("LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES", attributes),
-        ] {
-            e.push(env(n, x));
-        }
+    if config.tracing() {
+        e.extend(tracing_env(config));
     }
     // Linkerd's `proxy.inbound`/`proxy.outbound` parameters besides the HTTP/2 keep-alive.
     e.extend(config.proxy.params.iter().map(|(n, x)| env(n, x.clone())));
@@ -408,6 +388,60 @@ pub(super) fn proxy_env(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 
     e
 }
 
+/// `LINKERD2_PROXY_TRACE_*`, as the release's chart writes them.
+fn tracing_env(config: &Config) -> Vec<EnvVar> {
+    let (t, r) = (&config.proxy.tracing, &config.release);
+    let cp = &config.control_plane_namespace;
+    // Before edge-25.10.2 the attributes were fixed; then the sorted `proxy.tracing.labels`.
+    let attributes: String = match r.has(Change::BetaNative) {
+        true => t.labels.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
+        false => "k8s.pod.ip=$(_pod_ip)\nk8s.pod.uid=$(_pod_uid)\nk8s.container.name=$(_pod_containerName)\n".to_owned(),
+    };
+    let protocol = if t.protocol.is_empty() {
+        "opentelemetry"
+    } else {
+        &t.protocol
+    };
+    let domain = match r.has(Change::CollectorTrustDomain) {
+        true => &config.identity_trust_domain,
+        false => &config.cluster_domain,
+    };
+    let sa = &t.collector_service_account;
+    // Until edge-25.10.1 the identity was optional and named no namespace.
+    let collector_name = match r.has(Change::TracingEnabled) {
+        true => Some(format!(
+            "{sa}.{}.serviceaccount.identity.{cp}.{domain}",
+            t.collector_namespace
+        )),
+        false => (!sa.is_empty()).then(|| format!("{sa}.serviceaccount.identity.{cp}.{domain}")),
+    };
+    [
+        (
+            "LINKERD2_PROXY_TRACE_ATTRIBUTES_PATH",
+            Some(format!("{PODINFO_PATH}/labels")),
+        ),
+        (
+            "LINKERD2_PROXY_TRACE_ANNOTATIONS_PATH",
+            r.has(Change::BetaNative)
+                .then(|| format!("{PODINFO_PATH}/annotations")),
+        ),
+        ("LINKERD2_PROXY_TRACE_PROTOCOL", Some(protocol.to_owned())),
+        (
+            "LINKERD2_PROXY_TRACE_SERVICE_NAME",
+            Some(t.trace_service_name.clone()),
+        ),
+        (
+            "LINKERD2_PROXY_TRACE_COLLECTOR_SVC_ADDR",
+            Some(t.collector_endpoint.clone()),
+        ),
+        ("LINKERD2_PROXY_TRACE_COLLECTOR_SVC_NAME", collector_name),
+        ("LINKERD2_PROXY_TRACE_EXTRA_ATTRIBUTES", Some(attributes)),
+    ]
+    .into_iter()
+    .filter_map(|(n, x)| x.map(|x| env(n, x)))
+    .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -417,7 +451,7 @@ mod tests {
         let c = Config::default();
         let mut v = ProxyValues::from_config(&c, Mode::Enabled);
         f(&mut v);
-        cores_env(&v)
+        cores_env(&v, &c.release)
     }
 
     #[test]

@@ -156,7 +156,7 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
                     mount_path: END_ENTITY_PATH.into(),
                     ..Default::default()
                 }),
-                config.proxy.tracing.enabled.then(|| VolumeMount {
+                config.tracing_volume().then(|| VolumeMount {
                     name: PODINFO_VOLUME.into(),
                     mount_path: PODINFO_PATH.into(),
                     ..Default::default()
@@ -270,18 +270,23 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
     let id = |i: i64| if i == 0 { 65534 } else { i };
     // Linkerd edge-26.8.3 runs proxy-init from the proxy image; a configured separate image
     // keeps its own entrypoint (and the init-image annotations).
-    let (image, command) = match &config.proxy_init.image {
+    let (image, command, pull_policy) = match &config.proxy_init.image {
         None => (
             format!("{}:{}", v.proxy_image, v.proxy_version),
             Some(vec![PROXY_INIT_COMMAND.to_owned()]),
+            &v.pull_policy,
         ),
-        Some(_) => (format!("{}:{}", v.init_image, v.init_version), None),
+        Some(_) => (
+            format!("{}:{}", v.init_image, v.init_version),
+            None,
+            &v.init_pull_policy,
+        ),
     };
     Container {
         name: INIT_CONTAINER.into(),
         image: Some(image),
         command,
-        image_pull_policy: Some(v.pull_policy.to_string()),
+        image_pull_policy: Some(pull_policy.to_string()),
         args: Some(args),
         resources: match &config.proxy_init.resources {
             None => proxy_resources(v),
@@ -407,7 +412,7 @@ pub fn volumes(config: &Config) -> Vec<Volume> {
         }),
         ..Default::default()
     }];
-    if config.proxy.tracing.enabled {
+    if config.tracing_volume() {
         v.push(Volume {
             name: PODINFO_VOLUME.into(),
             downward_api: Some(DownwardAPIVolumeSource {
@@ -468,7 +473,7 @@ pub fn clashes(pod: &PodView<'_>, v: &ProxyValues<'_>, config: &Config) -> Vec<S
             .service_account_token_projection
             .then_some(TOKEN_VOLUME),
         (!config.cni_enabled).then_some(XTABLES_VOLUME),
-        config.proxy.tracing.enabled.then_some(PODINFO_VOLUME),
+        config.tracing_volume().then_some(PODINFO_VOLUME),
     ];
     let mut out = Vec::new();
     for name in added_containers.into_iter().flatten() {

@@ -185,6 +185,9 @@ pub struct Derived {
     pub from: &'static str,
     /// Its value (already checked by its own row's parser) made into this row's.
     pub value: fn(&str) -> Value<'static>,
+    /// The releases in which it does (the CPU limit set the fixed cores before
+    /// `proxy.runtime.workers`, then the maximum).
+    pub applies: fn(&crate::release::Release) -> bool,
 }
 
 /// One setting.
@@ -318,6 +321,11 @@ pub fn by_annotation(key: &str) -> Option<&'static Setting> {
     SETTINGS.iter().find(|s| s.annotations.contains(&key))
 }
 
+/// The setting of a Linkerd values key.
+pub fn by_values_key(key: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.values_key == key)
+}
+
 /// README's annotation table, rendered from the registry (a test keeps README equal to it).
 pub fn markdown_table() -> String {
     let defaults = Config::default();
@@ -340,7 +348,7 @@ pub fn markdown_table() -> String {
         let pod_only: Vec<String> = s
             .annotations
             .iter()
-            .filter(|k| !crate::mesh::namespace_applies(k))
+            .filter(|k| !crate::release::ever_passed_on(k))
             .map(|k| format!("`{k}`"))
             .collect();
         if pod_only.len() == s.annotations.len() {

@@ -5,6 +5,7 @@ use super::settings::{
     Derived, Field, Parser, Setting, Slot, Value, named_ports, opt, ports, text,
 };
 use crate::overrides;
+use crate::release::Change;
 
 const CPU_REQUEST: &str = "config.linkerd.io/proxy-cpu-request";
 const CPU_LIMIT: &str = "config.linkerd.io/proxy-cpu-limit";
@@ -46,8 +47,9 @@ macro_rules! setting {
 pub static SETTINGS: &[Setting] = &[
     setting!(proxy_image, ["config.linkerd.io/proxy-image"], "proxy.image.name", "proxy image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.proxy.image.name)),
     setting!(proxy_version, ["config.linkerd.io/proxy-version"], "proxy.image.version", "proxy image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.proxy.image.version)),
-    setting!(init_image, ["config.linkerd.io/init-image"], "proxyInit.image.name", "init image", "", Parser::Text(overrides::parse_image), "image name; read only when the config sets `proxyInit.image` (else `linkerd-init` runs from the proxy image, as in Linkerd edge-26.8.3)", |c| text(c.proxy_init.image.as_ref().map_or(&c.proxy.image.name, |i| &i.name))),
+    setting!(init_image, ["config.linkerd.io/init-image"], "proxyInit.image.name", "init image", "", Parser::Text(overrides::parse_image), "image name; read (on the pod or its namespace) by releases before edge-25.11.3 (2.19 and older), whose `linkerd-init` runs from its own image", |c| text(c.proxy_init.image.as_ref().map_or(&c.proxy.image.name, |i| &i.name))),
     setting!(init_version, ["config.linkerd.io/init-image-version"], "proxyInit.image.version", "init image", ":", Parser::Text(overrides::parse_tag), "image tag; as `config.linkerd.io/init-image`", |c| text(c.proxy_init.image.as_ref().map_or(&c.proxy.image.version, |i| &i.version))),
+    Setting { derived: Some(Derived { from: "config.linkerd.io/image-pull-policy", value: |raw| Value::Text(raw.to_owned().into()), applies: |_| true }), ..setting!(init_pull_policy, [], "proxyInit.image.pullPolicy", "init image pull policy", "", Parser::Text(overrides::parse_pull_policy), "", |c| text(&c.proxy_init.image_pull_policy)) },
     setting!(debug_image, ["config.linkerd.io/debug-image"], "debugContainer.image.name", "debug image", "", Parser::Text(overrides::parse_image), "image name", |c| text(&c.debug.image.name)),
     setting!(debug_version, ["config.linkerd.io/debug-image-version"], "debugContainer.image.version", "debug image", ":", Parser::Text(overrides::parse_tag), "image tag", |c| text(&c.debug.image.version)),
     setting!(debug_pull_policy, ["config.linkerd.io/debug-image-pull-policy"], "debugContainer.image.pullPolicy", "debug image pull policy", "", Parser::Text(overrides::parse_pull_policy), "`Always`, `IfNotPresent`, `Never`", |c| text(&c.debug.image_pull_policy)),
@@ -77,9 +79,9 @@ pub static SETTINGS: &[Setting] = &[
     setting!(default_inbound_policy, ["config.linkerd.io/default-inbound-policy"], "proxy.defaultInboundPolicy", "default inbound policy", "", Parser::Text(overrides::parse_inbound_policy), "`all-unauthenticated`, `all-authenticated`, `cluster-unauthenticated`, `cluster-authenticated`, `deny`, `audit`", |c| text(&c.proxy.default_inbound_policy)),
     setting!(access_log, ["config.linkerd.io/access-log"], "proxy.accessLog", "access log", "", Parser::OptText(overrides::parse_access_log), "`apache`, `json`", |c| opt(&c.proxy.access_log)),
     setting!(wait_before_exit_seconds, ["config.alpha.linkerd.io/proxy-wait-before-exit-seconds"], "proxy.waitBeforeExitSeconds", "wait before exit (s)", "", Parser::Uint, "seconds the proxy waits (preStop `sleep`) before it stops", |c| Value::Id(i64::from(c.proxy.wait_before_exit_seconds))),
-    setting!(cores, [], "proxy.cores", "proxy cores (deprecated)", "", Parser::OptId, "", |c| Value::OptId(c.proxy.cores.map(i64::from))),
-    Setting { derived: Some(Derived { from: CPU_REQUEST, value: |raw| Value::Id(whole_cores(raw)) }), ..setting!(cores_min, [], "proxy.runtime.workers.minimum", "proxy cores min/max/ratio", "", Parser::Uint, "", |c| Value::Id(c.proxy.runtime.workers.minimum.into())) },
-    Setting { derived: Some(Derived { from: CPU_LIMIT, value: |raw| Value::OptId(Some(whole_cores(raw))) }), ..setting!(cores_max, [], "proxy.runtime.workers.maximum", "proxy cores min/max/ratio", "/", Parser::OptId, "", |c| Value::OptId(c.proxy.runtime.workers.maximum.map(i64::from))) },
+    Setting { derived: Some(Derived { from: CPU_LIMIT, value: |raw| Value::OptId(Some(whole_cores(raw))), applies: |r| !r.has(Change::Workers) }), ..setting!(cores, [], "proxy.cores", "proxy cores (deprecated)", "", Parser::OptId, "", |c| Value::OptId(c.proxy.cores.map(i64::from))) },
+    Setting { derived: Some(Derived { from: CPU_REQUEST, value: |raw| Value::Id(whole_cores(raw)), applies: |r| r.has(Change::Workers) }), ..setting!(cores_min, [], "proxy.runtime.workers.minimum", "proxy cores min/max/ratio", "", Parser::Uint, "", |c| Value::Id(c.proxy.runtime.workers.minimum.into())) },
+    Setting { derived: Some(Derived { from: CPU_LIMIT, value: |raw| Value::OptId(Some(whole_cores(raw))), applies: |r| r.has(Change::Workers) }), ..setting!(cores_max, [], "proxy.runtime.workers.maximum", "proxy cores min/max/ratio", "/", Parser::OptId, "", |c| Value::OptId(c.proxy.runtime.workers.maximum.map(i64::from))) },
     setting!(cores_max_ratio, ["config.linkerd.io/proxy-cpu-ratio-limit"], "proxy.runtime.workers.maximumCPURatio", "proxy cores min/max/ratio", "/", Parser::Ratio, "", |c| opt(&c.proxy.runtime.workers.maximum_cpu_ratio)),
     setting!(shutdown_endpoint, ["config.linkerd.io/proxy-admin-shutdown"], "proxy.enableShutdownEndpoint", "shutdown endpoint", "", Parser::Switch, "", |c| Value::Bool(c.proxy.enable_shutdown_endpoint)),
     setting!(inbound_connect_timeout, ["config.linkerd.io/proxy-inbound-connect-timeout"], "proxy.inboundConnectTimeout", "connect timeout in/out", "", Parser::Millis, "", |c| opt(&c.proxy.inbound_connect_timeout)),
