@@ -1242,3 +1242,143 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
     delete_namespace(&client, ns).await;
     delete_namespace(&client, cp_ns).await;
 }
+
+/// `serve --watch-linkerd-config` follows the release Linkerd's `linkerd-config` names: on
+/// 2.18 values `linkerd-init` runs from `proxy-init:v2.4.2`; after an upgrade of the ConfigMap
+/// to edge-26.8.3 the next pod's runs from the proxy image, without a restart; values naming
+/// a release outside the supported range are refused and the last good config stays.
+#[tokio::test]
+async fn linkerd_upgrade_changes_the_next_pods_release() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let test = "l5dup";
+    let (cp_ns, ns) = ("e2e-l5dup-cp", "e2e-l5dup");
+    let cp = control_plane();
+    let client = cp.client().await;
+    create_namespace(&client, cp_ns, "l5dup-cp", &[]).await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("controlPlaneNamespace: {cp_ns}\n")).unwrap();
+    let inj = Injector::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--watch-linkerd-config",
+        ],
+        &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())],
+    );
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), cp_ns);
+    let configmap = |name: &str, key: &str, value: &str| -> ConfigMap {
+        serde_json::from_value(json!({"metadata": {"name": name}, "data": {key: value}})).unwrap()
+    };
+    let values = |release: &str| format!("linkerdVersion: {release}\nproxy:\n  logLevel: info\n");
+    cms.create(
+        &PostParams::default(),
+        &configmap("linkerd-config", "values", &values("edge-25.4.4")),
+    )
+    .await
+    .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &configmap(
+            "linkerd-identity-trust-roots",
+            "ca-bundle.crt",
+            "-----BEGIN CERTIFICATE-----\nroot\n-----END CERTIFICATE-----\n",
+        ),
+    )
+    .await
+    .unwrap();
+    inj.wait_ready(Duration::from_secs(30), "injector on Linkerd 2.18's values")
+        .await;
+    let wh = register_webhook(&client, test, inj.port, &inj.ca_pem(), "Fail").await;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let dry = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    let init_of = |p: &Pod| {
+        let v = serde_json::to_value(p).unwrap();
+        find(&v["spec"]["initContainers"], "linkerd-init").clone()
+    };
+    let first = wait_for_async(
+        "a pod injected as Linkerd 2.18 injects it",
+        Duration::from_secs(30),
+        async || {
+            let p = pods.create(&dry, &pod("first", json!({}))).await.ok()?;
+            meshed(&p).then_some(p)
+        },
+    )
+    .await;
+    let init = init_of(&first);
+    assert_eq!(
+        init["image"], "cr.l5d.io/linkerd/proxy-init:v2.4.2",
+        "{init}"
+    );
+    assert!(init.get("command").is_none(), "{init}");
+    // 2.18's proxy is a classic sidecar, first in containers.
+    assert_eq!(
+        first.spec.as_ref().unwrap().containers[0].name,
+        "linkerd-proxy"
+    );
+
+    // `linkerd upgrade` rewrites linkerd-config: the next pod has the new release's shape.
+    let pid = inj.child.as_ref().unwrap().id();
+    cms.replace(
+        "linkerd-config",
+        &PostParams::default(),
+        &configmap("linkerd-config", "values", &values("edge-26.8.3")),
+    )
+    .await
+    .unwrap();
+    let upgraded = wait_for_async(
+        Lazy(|| format!("the next pod in edge-26.8.3's shape:\n{}", inj.logs())),
+        Duration::from_secs(10),
+        async || {
+            let p = pods.create(&dry, &pod("upgraded", json!({}))).await.ok()?;
+            (init_of(&p)["image"] == "cr.l5d.io/linkerd/proxy:edge-26.8.3").then_some(p)
+        },
+    )
+    .await;
+    let init = init_of(&upgraded);
+    assert_eq!(
+        init["command"],
+        json!(["/usr/lib/linkerd/linkerd2-proxy-init"]),
+        "{init}"
+    );
+    assert_eq!(inj.child.as_ref().unwrap().id(), pid);
+
+    // A release outside the range is refused; the last good config stays in use.
+    cms.replace(
+        "linkerd-config",
+        &PostParams::default(),
+        &configmap("linkerd-config", "values", &values("edge-23.1.1")),
+    )
+    .await
+    .unwrap();
+    wait_until_async(
+        Lazy(|| format!("edge-23.1.1 to be refused:\n{}", inj.logs())),
+        Duration::from_secs(10),
+        async || {
+            let text = inj.metrics_text().await;
+            let name = r#"proxy_injector_linkerd_config_reloads_total{result="rejected"}"#;
+            support::metric(&text, name).unwrap_or(0.0) >= 1.0
+        },
+    )
+    .await;
+    let c = support::client(&inj.ca_pem());
+    let r = c.get(inj.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("edge-23.1.1") && text.contains("edge-24.8.2"),
+        "readiness names the refused release and the range: {text}"
+    );
+    let p = pods
+        .create(&dry, &pod("after-refusal", json!({})))
+        .await
+        .unwrap();
+    assert_eq!(init_of(&p)["image"], "cr.l5d.io/linkerd/proxy:edge-26.8.3");
+    cluster::unregister_webhook(&client, &wh).await;
+    delete_namespace(&client, ns).await;
+    delete_namespace(&client, cp_ns).await;
+}
