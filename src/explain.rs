@@ -216,8 +216,10 @@ fn explain_decided(
                 plan.mode.as_str()
             ));
             lines.push(format!("  rule: {rule}"));
+            let release = &admission.config().release;
+            lines.push(format!("  rendered as: {release}'s injector renders it"));
             lines.push("  values:".to_owned());
-            let builtin_config = Config::default();
+            let builtin_config = Config::for_release(release);
             let builtin = ProxyValues::from_config(&builtin_config, Mode::Enabled);
             let rows: Vec<&Setting> = SETTINGS.iter().filter(|s| s.slot.is_some()).collect();
             for group in rows.chunk_by(|a, b| a.label == b.label) {
@@ -230,7 +232,8 @@ fn explain_decided(
                             .iter()
                             .copied()
                             .chain(derived)
-                            .map(|k| (k, crate::mesh::namespace_applies(k)))
+                            .filter(|k| release.reads(k))
+                            .map(|k| (k, release.namespace_applies(k)))
                     })
                 };
                 let pod_key = keys()

@@ -70,6 +70,7 @@ fn explain_gives_the_webhooks_warnings_and_decisions() {
         "{out}"
     );
     for needle in [
+        "rendered as: Linkerd edge-26.8.3's injector renders it",
         "200m",
         "(namespace annotation config.linkerd.io/proxy-cpu-request)",
         "(pod annotation config.linkerd.io/proxy-log-level)",

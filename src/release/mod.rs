@@ -223,6 +223,24 @@ impl Release {
     }
 }
 
+/// README's table of the break points, rendered from [`BREAKS`] (a test keeps README equal
+/// to it).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| from | release | what changes in the injected pod |\n| --- | --- | --- |\n",
+    );
+    for (edge, _, what) in BREAKS {
+        let release = RELEASES
+            .iter()
+            .filter(|(_, e)| e >= edge)
+            .map(|(m, _)| format!("2.{m}"))
+            .next()
+            .unwrap_or_else(|| "after 2.20".to_owned());
+        out.push_str(&format!("| {edge} | {release} | {what} |\n"));
+    }
+    out
+}
+
 /// Whether any supported release passes a namespace's annotation `key` on to its pods.
 pub fn ever_passed_on(key: &str) -> bool {
     std::iter::once(OLDEST)
@@ -239,6 +257,16 @@ impl fmt::Display for Release {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn readme_table_is_the_break_points() {
+        let readme = include_str!("../../README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's release table differs from the break points; replace it with:\n{table}"
+        );
+    }
 
     #[test]
     fn names_map_to_edge_tags() {
