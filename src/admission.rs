@@ -234,6 +234,7 @@ impl Admission {
             kind: req.kind.kind.as_str(),
             operation: req.operation.as_str(),
             cli: false,
+            manifest: false,
         };
         let namespace = req
             .namespace

@@ -161,6 +161,24 @@ fn inject_pod_as(
     }
 }
 
+/// The opaque-ports annotation the webhook adds to `obj` (a pod or Service it does not
+/// inject), in `namespace` (else the object's own, else `default`).
+fn opaque_annotation(
+    admission: &Admission,
+    obj: &Value,
+    namespace: Option<&str>,
+) -> Option<String> {
+    let text = obj.to_string();
+    let view = PodView::parse(&text).ok()?;
+    let namespace = namespace
+        .map(str::to_owned)
+        .or_else(|| obj["metadata"]["namespace"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "default".to_owned());
+    let ns_obj = admission.namespaces().get(&namespace);
+    let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
+    crate::values::added_opaque_annotation(&view, info, admission.config())
+}
+
 /// What `inject` adds to each pod template before deciding (Linkerd's CLI flags).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InjectFlags {
@@ -271,6 +289,15 @@ pub fn inject_document_with(
         annotate(&mut out, INJECT_ANNOTATION, "enabled", index)?;
         return Ok(unchanged(&out, Vec::new()));
     }
+    let service = kind == "Service" && doc.get("apiVersion").and_then(Value::as_str) == Some("v1");
+    if mode == InjectMode::Webhook && service {
+        // As the webhook answers a Service: the opaque-ports annotation it would add.
+        let mut out = doc.clone();
+        if let Some(v) = opaque_annotation(admission, doc, namespace) {
+            annotate(&mut out, crate::mesh::OPAQUE_PORTS_ANNOTATION, &v, index)?;
+        }
+        return Ok(unchanged(&out, Vec::new()));
+    }
     let Some(tpath) = pod_template_path(kind) else {
         return Ok(unchanged(doc, Vec::new()));
     };
@@ -344,7 +371,7 @@ pub fn inject_document_with(
     }
     let facts = match mode {
         InjectMode::Manual => RequestFacts::CLI_POD_CREATE,
-        _ => RequestFacts::POD_CREATE,
+        _ => RequestFacts::MANIFEST_POD_CREATE,
     };
     let r = inject_pod_as(admission, index, &pod, ns.as_deref(), &facts)?;
     if let Some(reason) = &r.skipped {
@@ -372,6 +399,23 @@ pub fn inject_document_with(
         });
     }
     let mut new_pod = r.pod;
+    // As the webhook answers a pod it does not inject (unless it denies it): the opaque-ports
+    // annotation it would add.
+    let denied = r.skipped.as_ref().is_some_and(|s| {
+        s.warns() && admission.config().bad_override == crate::config::BadOverridePolicy::Deny
+    });
+    if mode == InjectMode::Webhook
+        && r.skipped.is_some()
+        && !denied
+        && let Some(v) = opaque_annotation(admission, &new_pod, ns.as_deref())
+    {
+        annotate(
+            &mut new_pod,
+            crate::mesh::OPAQUE_PORTS_ANNOTATION,
+            &v,
+            index,
+        )?;
+    }
     if forced
         && mode == InjectMode::Manual
         && let Some(a) = new_pod["metadata"]["annotations"].as_object_mut()

@@ -12,7 +12,8 @@
 //! for a pod that is not injected, an unknown name) fails the case, and so does a directory
 //! without case.yaml or a stray file in tests/fixtures/ (test `fixtures-root-holds-only-cases`).
 //!
-//! A case with `command: inject --manual`, `inject --uninject` or `inject --annotate` runs that
+//! A case with `command: inject --manual`, `inject --uninject`, `inject --annotate` or `inject
+//! --namespaces` (the webhook's handler offline, with the case's namespace.yaml) runs that
 //! offline command on pod.yaml (which may then hold any object, a Namespace or a Deployment)
 //! instead: `expect: changed` compares the printed document with expected.yaml, `expect:
 //! unchanged` wants the input back, `expect: refused` wants the command to fail on it, and
@@ -402,9 +403,10 @@ fn run_command_case(
         "inject --manual" => offline::InjectMode::Manual,
         "inject --uninject" => offline::InjectMode::Uninject,
         "inject --annotate" => offline::InjectMode::Annotate,
+        "inject --namespaces" => offline::InjectMode::Webhook,
         other => {
             return Err(format!(
-                "unknown command {other:?} (inject --manual, inject --uninject, inject --annotate)"
+                "unknown command {other:?} (inject --manual, inject --uninject, inject --annotate, inject --namespaces)"
             ));
         }
     };

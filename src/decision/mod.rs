@@ -133,6 +133,11 @@ pub struct RequestFacts<'a> {
     /// `inject --manual` (Linkerd's CLI), not the webhook: no opaque-ports annotation is
     /// computed from the pod's ports (Linkerd's webhook adds it, its CLI does not).
     pub cli: bool,
+    /// A manifest (offline `inject`), not an object the API server admits: it carries no
+    /// service-account token mount (the API server adds it at create time), so only
+    /// `automountServiceAccountToken: false` tells that the proxy would have no token, as
+    /// Linkerd's CLI judges it.
+    pub manifest: bool,
 }
 
 impl RequestFacts<'_> {
@@ -142,9 +147,16 @@ impl RequestFacts<'_> {
         kind: "Pod",
         operation: "CREATE",
         cli: false,
+        manifest: false,
+    };
+    /// A pod template of a manifest, decided as the webhook would decide its pods.
+    pub const MANIFEST_POD_CREATE: RequestFacts<'static> = RequestFacts {
+        manifest: true,
+        ..RequestFacts::POD_CREATE
     };
     pub const CLI_POD_CREATE: RequestFacts<'static> = RequestFacts {
         cli: true,
+        manifest: true,
         ..RequestFacts::POD_CREATE
     };
 }
@@ -286,7 +298,7 @@ pub fn decide<'a>(
                 .flatten()
                 .any(|m| m.mount_path.as_str() == values::SERVICE_ACCOUNT_PATH)
         });
-        if automount_off || !mounted {
+        if automount_off || !(mounted || req.manifest) {
             return Decision::Skip(SkipReason::NoServiceAccountToken);
         }
     }
@@ -448,6 +460,7 @@ mod tests {
             kind: "Deployment",
             operation: "CREATE",
             cli: false,
+            manifest: false,
         };
         assert!(matches!(precheck(&facts), Some(SkipReason::NotAPod { .. })));
         let facts = RequestFacts {
