@@ -121,14 +121,13 @@ fn inject_pod_as(
         index,
         message: e.to_string(),
     })?;
-    let namespace = namespace
-        .map(str::to_owned)
-        .or_else(|| {
-            view.metadata
-                .namespace
-                .as_ref()
-                .map(|n| n.as_str().to_owned())
-        })
+    // The document's own namespace, else the one given for documents that name none.
+    let namespace = view
+        .metadata
+        .namespace
+        .as_ref()
+        .map(|n| n.as_str().to_owned())
+        .or_else(|| namespace.map(str::to_owned))
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
     let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
@@ -170,9 +169,10 @@ fn opaque_annotation(
 ) -> Option<String> {
     let text = obj.to_string();
     let view = PodView::parse(&text).ok()?;
-    let namespace = namespace
+    let namespace = obj["metadata"]["namespace"]
+        .as_str()
         .map(str::to_owned)
-        .or_else(|| obj["metadata"]["namespace"].as_str().map(str::to_owned))
+        .or_else(|| namespace.map(str::to_owned))
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
     let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
@@ -327,9 +327,10 @@ pub fn inject_document_with(
             vec![format!("{}: has no pod template", describe(doc))],
         ));
     };
-    let ns = namespace
+    let ns = doc["metadata"]["namespace"]
+        .as_str()
         .map(str::to_owned)
-        .or_else(|| doc["metadata"]["namespace"].as_str().map(str::to_owned));
+        .or_else(|| namespace.map(str::to_owned));
     let mut pod = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Pod",
