@@ -203,7 +203,20 @@ fn check(
         return Ok(());
     };
     let injected = matches!(outcome, Outcome::Injected { .. });
-    prop_assert!(injected, "a patch for a pod not injected: {:?}", outcome);
+    if !injected {
+        // A pod not injected gets at most the opaque-ports annotation the webhook adds (the
+        // default opaque ports its containers or init containers expose), as Linkerd's.
+        let text = serde_json::to_string(&patch).unwrap();
+        prop_assert!(
+            patch.0.len() == 1
+                && text.contains("opaque-ports")
+                && text.contains("/metadata/annotations"),
+            "a patch for a pod not injected ({:?}) that is not the opaque-ports annotation: {}",
+            outcome,
+            text
+        );
+        return Ok(());
+    }
     let mut patched = pod.clone();
     json_patch::patch(&mut patched, &patch)
         .map_err(|e| TestCaseError::fail(format!("patch does not apply: {e}")))?;
