@@ -370,12 +370,7 @@ pub fn pod_values(
     explicit_opaque: Option<ExplicitOpaque>,
     cli: bool,
 ) -> PodValues {
-    // Init containers' ports count from edge-25.12.2.
-    let inits = match config.release.has(Change::InitPorts) {
-        true => pod.init_containers(),
-        false => &[],
-    };
-    let all = || inits.iter().chain(pod.containers());
+    let all = || port_containers(pod, config);
     let container_ports = || {
         all()
             .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
@@ -578,18 +573,25 @@ pub fn added_opaque_annotation(
     (!ports.is_empty()).then(|| ports.join(","))
 }
 
+/// The containers whose ports the proxy serves: the init containers (from edge-25.12.2), then
+/// the containers.
+fn port_containers<'p, 'a>(
+    pod: &'p PodView<'a>,
+    config: &Config,
+) -> impl DoubleEndedIterator<Item = &'p crate::view::ContainerView<'a>> {
+    let inits = match config.release.has(Change::InitPorts) {
+        true => pod.init_containers(),
+        false => &[],
+    };
+    inits.iter().chain(pod.containers())
+}
+
 /// The config's default opaque ports the pod exposes: each `containerPort` (init containers
 /// first, as written, repeats kept) equal to an item of the list, as Linkerd's webhook filters
 /// them.
 fn exposed_default_opaque_ports(pod: &PodView<'_>, config: &Config) -> Vec<String> {
     let defaults: Vec<&str> = config.proxy.opaque_ports.split(',').collect();
-    let inits = match config.release.has(Change::InitPorts) {
-        true => pod.init_containers(),
-        false => &[],
-    };
-    inits
-        .iter()
-        .chain(pod.containers())
+    port_containers(pod, config)
         .flat_map(|c| c.ports.as_deref().unwrap_or(&[]))
         .map(|p| p.container_port.to_string())
         .filter(|p| defaults.contains(&p.as_str()))

@@ -10,7 +10,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use proxy_injector::check::network::meshed;
@@ -1050,12 +1050,39 @@ async fn api_server_presents_its_client_certificate_to_a_webhook_with_client_ca(
     delete_namespace(&client, "e2e-mtls-other").await;
 }
 
+/// A ConfigMap named `name` holding `key: value`.
+fn configmap(name: &str, key: &str, value: &str) -> ConfigMap {
+    serde_json::from_value(json!({"metadata": {"name": name}, "data": {key: value}})).unwrap()
+}
+
+/// Replaces the values of Linkerd's `linkerd-config` with `values` and waits until the
+/// injector has refused a change (its rejected-reload metric counts one); `what` names the
+/// change in the failure message.
+async fn refuse_linkerd_values(cms: &Api<ConfigMap>, inj: &Injector, values: &str, what: &str) {
+    cms.replace(
+        "linkerd-config",
+        &PostParams::default(),
+        &configmap("linkerd-config", "values", values),
+    )
+    .await
+    .unwrap();
+    wait_until_async(
+        Lazy(|| format!("{what} to be refused:\n{}", inj.logs())),
+        Duration::from_secs(10),
+        async || {
+            let text = inj.metrics_text().await;
+            let name = r#"proxy_injector_linkerd_config_reloads_total{result="rejected"}"#;
+            support::metric(&text, name).unwrap_or(0.0) >= 1.0
+        },
+    )
+    .await;
+}
+
 /// `serve --watch-linkerd-config`: not ready until Linkerd's two ConfigMaps exist; then pods
 /// get their values and trust roots; a trust-root rotation reaches the next pod without a
 /// restart; a bad change is refused and the last good config stays in use.
 #[tokio::test]
 async fn linkerd_configmaps_are_followed_without_a_restart() {
-    use k8s_openapi::api::core::v1::ConfigMap;
     let test = "l5dcfg";
     let (cp_ns, ns) = ("e2e-l5dcfg-cp", "e2e-l5dcfg");
     let cp = control_plane();
@@ -1097,9 +1124,6 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
     );
 
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), cp_ns);
-    let configmap = |name: &str, key: &str, value: &str| -> ConfigMap {
-        serde_json::from_value(json!({"metadata": {"name": name}, "data": {key: value}})).unwrap()
-    };
     let roots =
         |n: u8| format!("-----BEGIN CERTIFICATE-----\nroot-{n}\n-----END CERTIFICATE-----\n");
     let sha = |pem: &str| {
@@ -1191,25 +1215,11 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
     assert!(inj.logs().contains("Linkerd's config applied"));
 
     // A bad change is refused: the last good config stays, readiness says so, a metric counts.
-    cms.replace(
-        "linkerd-config",
-        &PostParams::default(),
-        &configmap(
-            "linkerd-config",
-            "values",
-            "proxy:\n  ports:\n    admin: 0\n",
-        ),
-    )
-    .await
-    .unwrap();
-    wait_until_async(
-        Lazy(|| format!("the bad config to be refused:\n{}", inj.logs())),
-        Duration::from_secs(10),
-        async || {
-            let text = inj.metrics_text().await;
-            let name = r#"proxy_injector_linkerd_config_reloads_total{result="rejected"}"#;
-            support::metric(&text, name).unwrap_or(0.0) >= 1.0
-        },
+    refuse_linkerd_values(
+        &cms,
+        &inj,
+        "proxy:\n  ports:\n    admin: 0\n",
+        "the bad config",
     )
     .await;
     let (status, text) = readyz().await;
@@ -1249,7 +1259,6 @@ async fn linkerd_configmaps_are_followed_without_a_restart() {
 /// a release outside the supported range are refused and the last good config stays.
 #[tokio::test]
 async fn linkerd_upgrade_changes_the_next_pods_release() {
-    use k8s_openapi::api::core::v1::ConfigMap;
     let test = "l5dup";
     let (cp_ns, ns) = ("e2e-l5dup-cp", "e2e-l5dup");
     let cp = control_plane();
@@ -1268,9 +1277,6 @@ async fn linkerd_upgrade_changes_the_next_pods_release() {
         &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())],
     );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), cp_ns);
-    let configmap = |name: &str, key: &str, value: &str| -> ConfigMap {
-        serde_json::from_value(json!({"metadata": {"name": name}, "data": {key: value}})).unwrap()
-    };
     let values = |release: &str| format!("linkerdVersion: {release}\nproxy:\n  logLevel: info\n");
     cms.create(
         &PostParams::default(),
@@ -1348,23 +1354,7 @@ async fn linkerd_upgrade_changes_the_next_pods_release() {
     assert_eq!(inj.child.as_ref().unwrap().id(), pid);
 
     // A release outside the range is refused; the last good config stays in use.
-    cms.replace(
-        "linkerd-config",
-        &PostParams::default(),
-        &configmap("linkerd-config", "values", &values("edge-23.1.1")),
-    )
-    .await
-    .unwrap();
-    wait_until_async(
-        Lazy(|| format!("edge-23.1.1 to be refused:\n{}", inj.logs())),
-        Duration::from_secs(10),
-        async || {
-            let text = inj.metrics_text().await;
-            let name = r#"proxy_injector_linkerd_config_reloads_total{result="rejected"}"#;
-            support::metric(&text, name).unwrap_or(0.0) >= 1.0
-        },
-    )
-    .await;
+    refuse_linkerd_values(&cms, &inj, &values("edge-23.1.1"), "edge-23.1.1").await;
     let c = support::client(&inj.ca_pem());
     let r = c.get(inj.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);

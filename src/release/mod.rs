@@ -51,6 +51,11 @@ pub struct Release {
     pub name: String,
     pub edge: Edge,
     changes: u32,
+    /// The annotation keys this release does not read, computed once (the request path asks
+    /// [`Release::reads`] for every setting's keys).
+    unread: Vec<&'static str>,
+    /// The annotation keys a namespace passes on to its pods, computed once.
+    passed_on: Vec<&'static str>,
 }
 
 impl Default for Release {
@@ -86,10 +91,19 @@ impl std::error::Error for NotSupported {}
 
 impl Release {
     pub fn from_edge(edge: Edge) -> Release {
+        let changes = table::changes_at(edge);
+        let has = |c: Change| changes & (1 << c as u32) != 0;
+        let unread: Vec<&'static str> = table::ANNOTATIONS
+            .iter()
+            .filter(|(_, since, until)| !(since.is_none_or(has) && until.is_none_or(|c| !has(c))))
+            .map(|(k, _, _)| *k)
+            .collect();
         Release {
             name: edge.to_string(),
             edge,
-            changes: table::changes_at(edge),
+            changes,
+            passed_on: passed_on(changes, &unread),
+            unread,
         }
     }
 
@@ -187,40 +201,33 @@ impl Release {
     /// Whether this release reads the annotation `key` (a key added by a later release, or
     /// removed by an earlier one, is ignored as that release's injector ignores it).
     pub fn reads(&self, key: &str) -> bool {
-        table::ANNOTATIONS
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .is_none_or(|(_, since, until)| {
-                since.is_none_or(|c| self.has(c)) && until.is_none_or(|c| !self.has(c))
-            })
+        !self.unread.contains(&key)
     }
 
     /// Whether a namespace's annotation `key` applies to its pods in this release (Linkerd's
     /// list of keys a namespace passes on, as it was then).
     pub fn namespace_applies(&self, key: &str) -> bool {
-        if !self.reads(key) {
-            return false;
-        }
-        match key {
-            // Passed on only while it was the newest native-sidecar key.
-            table::BETA_NATIVE => !self.has(Change::NativeDefault),
-            table::INIT_IMAGE | table::INIT_IMAGE_VERSION => true,
-            _ => crate::mesh::NAMESPACE_KEYS.contains(&key),
-        }
+        self.passed_on.contains(&key)
     }
 
     /// The keys a namespace passes on in this release, in Linkerd's order.
     pub fn namespace_keys(&self) -> impl Iterator<Item = &'static str> + '_ {
-        crate::mesh::NAMESPACE_KEYS
-            .iter()
-            .copied()
-            .chain([
-                table::BETA_NATIVE,
-                table::INIT_IMAGE,
-                table::INIT_IMAGE_VERSION,
-            ])
-            .filter(|k| self.namespace_applies(k))
+        self.passed_on.iter().copied()
     }
+}
+
+/// The keys a namespace passes on to its pods in a release: Linkerd's list of the time, of the
+/// keys the release reads.
+fn passed_on(changes: u32, unread: &[&'static str]) -> Vec<&'static str> {
+    let native_default = changes & (1 << Change::NativeDefault as u32) != 0;
+    crate::mesh::NAMESPACE_KEYS
+        .iter()
+        .copied()
+        // Passed on only while it was the newest native-sidecar key.
+        .chain((!native_default).then_some(table::BETA_NATIVE))
+        .chain([table::INIT_IMAGE, table::INIT_IMAGE_VERSION])
+        .filter(|k| !unread.contains(k))
+        .collect()
 }
 
 /// README's table of the break points, rendered from [`BREAKS`] (a test keeps README equal
