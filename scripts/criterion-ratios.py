@@ -15,6 +15,10 @@ for size in ["small", "10KB", "100KB"]:
     if None in (f, i, n):
         continue
     print(f"| {size} | {f:.1f} | {i:.1f} | {n:.1f} | {i/f:.2f}x | {n/f:.2f}x |")
+for release in ["edge-25.4.4", "edge-26.8.3"]:
+    m = median("release-10KB", release)
+    if m is not None:
+        print(f"review of the 10 KB pod as {release} injects it: {m:.1f} µs (median)")
 p = root / "decide+patch-10KB" / "new" / "estimates.json"
 if p.exists():
     print(f"decide+patch, 10 KB pod: {json.loads(p.read_text())['median']['point_estimate']/1000:.2f} µs (median)")

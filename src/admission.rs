@@ -97,6 +97,20 @@ pub struct Answer {
     pub event: Option<EventSeed>,
 }
 
+impl Answer {
+    /// The `result` and `reason` labels of the admissions metric for this answer of `handler`
+    /// (`/warn` answers are clean or warned; the others say their outcome and its code).
+    pub fn metric_labels(&self, handler: &str) -> (&'static str, &'static str) {
+        match (&self.outcome, handler) {
+            (_, "warn") if self.warnings.is_empty() => ("clean", "none"),
+            (_, "warn") => ("warned", "none"),
+            (Outcome::Injected { mode }, _) => ("injected", mode.as_str()),
+            (Outcome::Skipped(r), _) => ("skipped", r.code()),
+            (Outcome::Denied(r), _) => ("denied", r.code()),
+        }
+    }
+}
+
 /// The admission logic with its start-up state: config, cached fragments, and where it looks
 /// namespaces up.
 pub struct Admission {

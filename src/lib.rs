@@ -12,6 +12,7 @@ pub mod decision;
 pub mod events;
 pub mod explain;
 pub mod linkerd_config;
+pub mod load;
 pub mod mesh;
 pub mod metrics;
 pub mod namespaces;

@@ -15,7 +15,8 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::admission::SharedAdmission;
-use crate::config::{Config, Sources};
+use crate::config::Config;
+use crate::load::Sources;
 use crate::metrics::Metrics;
 
 pub const VALUES_CONFIGMAP: &str = "linkerd-config";

@@ -15,9 +15,10 @@ use cli::{
     ServeArgs,
 };
 use proxy_injector::admission::{Admission, SharedAdmission};
-use proxy_injector::config::{Config, Sources};
+use proxy_injector::config::Config;
 use proxy_injector::events::Events;
 use proxy_injector::linkerd_config::ConfigStatus;
+use proxy_injector::load::Sources;
 use proxy_injector::metrics::Metrics;
 use proxy_injector::namespaces::Namespaces;
 use proxy_injector::{certs, explain, offline, server};

@@ -13,7 +13,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::admission::{Answer, Outcome};
 use crate::namespaces::{CacheState, Namespaces};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,15 +186,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered review and its latency.
-    pub fn answered(&self, handler: &'static str, answer: &Answer, seconds: f64) {
-        let (result, reason) = match (&answer.outcome, handler) {
-            (_, "warn") if answer.warnings.is_empty() => ("clean", "none"),
-            (_, "warn") => ("warned", "none"),
-            (Outcome::Injected { mode }, _) => ("injected", mode.as_str()),
-            (Outcome::Skipped(r), _) => ("skipped", r.code()),
-            (Outcome::Denied(r), _) => ("denied", r.code()),
-        };
+    /// Counts one answered review (its `result` and `reason` labels, see
+    /// `admission::Answer::metric_labels`) and its latency.
+    pub fn answered(
+        &self,
+        handler: &'static str,
+        (result, reason): (&'static str, &'static str),
+        seconds: f64,
+    ) {
         self.admissions
             .get_or_create(&AdmissionLabels {
                 handler,
@@ -321,6 +319,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::admission::{Answer, Outcome};
     use crate::decision::{Mode, SkipReason};
 
     #[test]
@@ -341,13 +340,21 @@ mod tests {
             },
             vec![],
         );
-        m.answered("inject", &injected, 0.0002);
-        m.answered("inject", &injected, 0.0003);
+        m.answered("inject", injected.metric_labels("inject"), 0.0002);
+        m.answered("inject", injected.metric_labels("inject"), 0.0003);
         let delete = Outcome::Skipped(SkipReason::NotCreate {
             operation: "DELETE".into(),
         });
-        m.answered("inject", &answer(delete.clone(), vec![]), 0.0001);
-        m.answered("warn", &answer(delete, vec!["w".into()]), 0.0001);
+        m.answered(
+            "inject",
+            answer(delete.clone(), vec![]).metric_labels("inject"),
+            0.0001,
+        );
+        m.answered(
+            "warn",
+            answer(delete, vec!["w".into()]).metric_labels("warn"),
+            0.0001,
+        );
         m.rejected("inject");
         m.panic("inject");
         m.cert_loaded(Some(1_900_000_000));

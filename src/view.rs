@@ -1,6 +1,9 @@
 //! A borrowed, partial view of a Pod: only the fields that decide injection or shape the patch.
 //! Everything else in the pod is skipped by the parser, never copied and never re-serialised.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Namespace;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
@@ -318,10 +321,72 @@ impl<'a> PodView<'a> {
     /// A name to show in logs and messages: name, else generateName, else "(unnamed)".
     pub fn display_name(&self) -> &str {
         let m = &self.metadata;
-        crate::workload::display_name(
+        display_name(
             m.name.as_ref().map(BStr::as_str),
             m.generate_name.as_ref().map(BStr::as_str),
         )
+    }
+}
+
+/// A name to show in logs and messages: name, else generateName, else "(unnamed)".
+pub fn display_name<'a>(name: Option<&'a str>, generate_name: Option<&'a str>) -> &'a str {
+    name.filter(|n| !n.is_empty())
+        .or(generate_name.filter(|n| !n.is_empty()))
+        .unwrap_or("(unnamed)")
+}
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Pod,
+    Namespace,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Pod => "pod",
+            Source::Namespace => "namespace",
+        })
+    }
+}
+
+/// What the injector knows about the pod's namespace.
+#[derive(Debug, Clone, Copy)]
+pub enum NamespaceInfo<'a> {
+    /// Found in the cache, with these annotations.
+    Known {
+        name: &'a str,
+        annotations: Option<&'a BTreeMap<String, String>>,
+    },
+    /// The request names a namespace the cache does not hold.
+    NotCached { name: &'a str },
+    /// The request names no namespace.
+    None,
+}
+
+impl<'a> NamespaceInfo<'a> {
+    /// What the decision knows of the namespace `name` (if the request names one), given the
+    /// cached object for it (if the cache holds one).
+    pub fn of(name: Option<&'a str>, obj: Option<&'a Namespace>) -> NamespaceInfo<'a> {
+        match (name, obj) {
+            (Some(name), Some(obj)) => NamespaceInfo::Known {
+                name,
+                annotations: obj.metadata.annotations.as_ref(),
+            },
+            (Some(name), None) => NamespaceInfo::NotCached { name },
+            (None, _) => NamespaceInfo::None,
+        }
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&'a str> {
+        match self {
+            NamespaceInfo::Known {
+                annotations: Some(a),
+                ..
+            } => a.get(key).map(String::as_str),
+            _ => None,
+        }
     }
 }
 

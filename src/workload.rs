@@ -22,12 +22,7 @@ pub fn pod_template_path(kind: &str) -> Option<&'static str> {
     }
 }
 
-/// A name to show in logs and messages: name, else generateName, else "(unnamed)".
-pub fn display_name<'a>(name: Option<&'a str>, generate_name: Option<&'a str>) -> &'a str {
-    name.filter(|n| !n.is_empty())
-        .or(generate_name.filter(|n| !n.is_empty()))
-        .unwrap_or("(unnamed)")
-}
+pub use crate::view::display_name;
 
 /// The owner rule, once: the reference that controls the object.
 pub fn is_controller(controller: Option<bool>) -> bool {

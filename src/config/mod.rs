@@ -2,16 +2,11 @@
 //! Linkerd's. Every value the patch uses comes from here (or from a per-workload override of it).
 
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::overrides::{self, PortList};
 use crate::release::{Change, Release};
 
-pub mod chart;
 mod proxy;
-mod sources;
-
-pub use sources::Sources;
 
 pub use proxy::{
     Control, Http2, Metrics, Ports, ProxyConfig, Runtime, Server, Side, Streams, Tracing, Workers,
@@ -247,7 +242,7 @@ impl Config {
 
     /// Makes this the config of `release`: the defaults that differ between releases are set
     /// to that release's, except where `given(key)` (a key this injector's file sets).
-    fn set_release(&mut self, r: &Release, given: &dyn Fn(&str) -> bool) {
+    pub(crate) fn set_release(&mut self, r: &Release, given: &dyn Fn(&str) -> bool) {
         if !given("proxy.image.version") {
             self.proxy.image.version = r.image_version();
         }
@@ -269,40 +264,6 @@ impl Config {
         self.release = r.clone();
     }
 
-    /// Parses a YAML document (over the newest release's defaults); unknown keys are errors
-    /// that name the key.
-    pub fn from_yaml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        Config::from_yaml_for(text, path, &Release::default())
-    }
-
-    /// Parses a YAML document over the defaults of `release`.
-    pub fn from_yaml_for(
-        text: &str,
-        path: &Path,
-        release: &Release,
-    ) -> Result<Config, ConfigError> {
-        let parse_error = |e: serde_saphyr::Error| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.without_snippet().to_string(),
-        };
-        let (mut config, tree): (Config, serde_json::Value) = if text.trim().is_empty() {
-            (Config::default(), serde_json::Value::Null)
-        } else {
-            (
-                serde_saphyr::from_str(text).map_err(parse_error)?,
-                serde_saphyr::from_str(text).map_err(parse_error)?,
-            )
-        };
-        let given = |key: &str| {
-            key.split('.')
-                .try_fold(&tree, |node, k| node.get(k))
-                .is_some()
-        };
-        config.set_release(release, &given);
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Whether the proxy exports traces (`proxy.tracing`, from edge-25.6.4).
     pub fn tracing(&self) -> bool {
         self.proxy.tracing.enabled && self.release.has(Change::Tracing)
@@ -315,270 +276,12 @@ impl Config {
             && (self.release.has(Change::TracingVolume)
                 || !self.release.has(Change::TracingEnabled))
     }
-
-    /// Loads the file if given (else the defaults of the newest release), then the trust
-    /// anchors it points at.
-    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
-        Sources::read(path, None, None)?.build().map(|(c, _)| c)
-    }
-
-    /// Loads `config` (this injector's file, else the defaults), then applies Linkerd's chart
-    /// values file over it; returns the values' notes (unknown keys, values this injector
-    /// does not write as Linkerd would), one line each. The release is the values'
-    /// `linkerdVersion` (else the newest).
-    pub fn load_with_values(
-        config: Option<&Path>,
-        values: Option<&Path>,
-    ) -> Result<(Config, Vec<String>), ConfigError> {
-        Sources::read(config, values, None)?.build()
-    }
-
-    /// Checks every default the same way an annotation override is checked, so that a bad
-    /// config fails at start-up rather than on the first pod.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        fn check<T>(
-            key: &'static str,
-            value: &str,
-            parse: impl Fn(&str) -> Result<T, String>,
-        ) -> Result<(), ConfigError> {
-            parse(value)
-                .map(|_| ())
-                .map_err(|reason| ConfigError::Invalid {
-                    key,
-                    value: value.to_owned(),
-                    reason,
-                })
-        }
-        let p = &self.proxy;
-        check("proxy.logLevel", &p.log_level, overrides::parse_log_level)?;
-        check(
-            "proxy.logHTTPHeaders",
-            &p.log_http_headers,
-            overrides::parse_log_http_headers,
-        )?;
-        check(
-            "proxy.logFormat",
-            &p.log_format,
-            overrides::parse_log_format,
-        )?;
-        for (key, v) in [
-            (
-                "networkValidator.logLevel",
-                &self.network_validator.log_level,
-            ),
-            (
-                "networkValidator.logFormat",
-                &self.network_validator.log_format,
-            ),
-            (
-                "networkValidator.connectAddr",
-                &self.network_validator.connect_addr,
-            ),
-            (
-                "networkValidator.listenAddr",
-                &self.network_validator.listen_addr,
-            ),
-        ] {
-            check(key, v, one_word)?;
-        }
-        check(
-            "networkValidator.timeout",
-            &self.network_validator.timeout,
-            overrides::parse_duration,
-        )?;
-        check(
-            "debugContainer.image.pullPolicy",
-            &self.debug.image_pull_policy,
-            overrides::parse_pull_policy,
-        )?;
-        check(
-            "proxy.imagePullPolicy",
-            &p.image_pull_policy,
-            overrides::parse_pull_policy,
-        )?;
-        check("proxy.opaquePorts", &p.opaque_ports, PortList::parse_named)?;
-        check(
-            "proxy.defaultInboundPolicy",
-            &p.default_inbound_policy,
-            overrides::parse_inbound_policy,
-        )?;
-        check(
-            "proxy.clusterNetworks",
-            &p.cluster_networks,
-            overrides::parse_subnets,
-        )?;
-        check(
-            "proxyInit.skipInboundPorts",
-            &self.proxy_init.skip_inbound_ports,
-            PortList::parse,
-        )?;
-        check(
-            "proxyInit.skipOutboundPorts",
-            &self.proxy_init.skip_outbound_ports,
-            PortList::parse,
-        )?;
-        check(
-            "proxyInit.skipSubnets",
-            &self.proxy_init.skip_subnets,
-            overrides::parse_subnets,
-        )?;
-        if let Some(g) = &p.shutdown_grace_period {
-            check("proxy.shutdownGracePeriod", g, overrides::parse_duration)?;
-        }
-        check("proxy.uid", &p.uid.to_string(), overrides::parse_uid)?;
-        let init = &self.proxy_init;
-        check(
-            "proxyInit.runAsUser",
-            &init.run_as_user.to_string(),
-            overrides::parse_uid,
-        )?;
-        check(
-            "proxyInit.runAsGroup",
-            &init.run_as_group.to_string(),
-            overrides::parse_uid,
-        )?;
-        for (key, v) in [
-            ("proxyInit.logLevel", &init.log_level),
-            ("proxyInit.logFormat", &init.log_format),
-        ] {
-            check(key, v, one_word)?;
-        }
-        let t = &self.proxy.tracing;
-        if self.tracing() {
-            // The collector's identity is required from edge-25.10.1.
-            let identity = self.release.has(Change::TracingEnabled);
-            for (key, v) in [
-                ("proxy.tracing.collector.endpoint", &t.collector_endpoint),
-                (
-                    "proxy.tracing.collector.meshIdentity.serviceAccountName",
-                    &t.collector_service_account,
-                ),
-                (
-                    "proxy.tracing.collector.meshIdentity.namespace",
-                    &t.collector_namespace,
-                ),
-            ]
-            .into_iter()
-            .take(if identity { 3 } else { 1 })
-            {
-                if v.trim().is_empty() {
-                    return Err(ConfigError::Invalid {
-                        key,
-                        value: String::new(),
-                        reason: "must be set when proxy tracing is enabled (as in Linkerd's chart)"
-                            .into(),
-                    });
-                }
-            }
-        }
-        if p.native_sidecar
-            && p.wait_before_exit_seconds > 0
-            && !self.release.has(Change::NativeDefault)
-        {
-            return Err(ConfigError::Invalid {
-                key: "proxy.waitBeforeExitSeconds",
-                value: p.wait_before_exit_seconds.to_string(),
-                reason: format!(
-                    "cannot be used with proxy.nativeSidecar in {} (as in its chart)",
-                    self.release
-                ),
-            });
-        }
-        if init.close_wait_timeout_secs > 0 && !init.run_as_root && self.release.has(Change::PodUid)
-        {
-            return Err(ConfigError::Invalid {
-                key: "proxyInit.closeWaitTimeoutSecs",
-                value: init.close_wait_timeout_secs.to_string(),
-                reason: "needs proxyInit.runAsRoot: true (as in Linkerd's chart)".into(),
-            });
-        }
-        if !["nft", "legacy"].contains(&self.proxy_init.iptables_mode.as_str()) {
-            return Err(ConfigError::Invalid {
-                key: "proxyInit.iptablesMode",
-                value: self.proxy_init.iptables_mode.clone(),
-                reason: "expected nft or legacy".into(),
-            });
-        }
-        for (key, rl) in [
-            ("proxy.resources", Some(&p.resources)),
-            ("proxyInit.resources", self.proxy_init.resources.as_ref()),
-        ] {
-            let Some(rl) = rl else { continue };
-            for (q, what) in [
-                (&rl.cpu.request, "cpu.request"),
-                (&rl.cpu.limit, "cpu.limit"),
-                (&rl.memory.request, "memory.request"),
-                (&rl.memory.limit, "memory.limit"),
-                (&rl.ephemeral_storage.request, "ephemeralStorage.request"),
-                (&rl.ephemeral_storage.limit, "ephemeralStorage.limit"),
-            ] {
-                if let Some(v) = q {
-                    overrides::parse_quantity(v).map_err(|reason| ConfigError::Invalid {
-                        key,
-                        value: format!("{what}: {v}"),
-                        reason,
-                    })?;
-                }
-            }
-        }
-        for (key, port) in [
-            ("proxy.ports.inbound", p.ports.inbound),
-            ("proxy.ports.outbound", p.ports.outbound),
-            ("proxy.ports.admin", p.ports.admin),
-            ("proxy.ports.control", p.ports.control),
-        ] {
-            if port == 0 {
-                return Err(ConfigError::Invalid {
-                    key,
-                    value: "0".into(),
-                    reason: "a port must be in 1-65535".into(),
-                });
-            }
-        }
-        for (key, image) in [
-            ("proxy.image", Some(&p.image)),
-            ("proxyInit.image", self.proxy_init.image.as_ref()),
-            ("debug.image", Some(&self.debug.image)),
-        ] {
-            let Some(image) = image else { continue };
-            if image.name.is_empty() || image.version.is_empty() {
-                return Err(ConfigError::Invalid {
-                    key,
-                    value: format!("{}:{}", image.name, image.version),
-                    reason: "both name and version are needed".into(),
-                });
-            }
-        }
-        // Every other setting the registry reads from here, with its annotation's parser.
-        for s in crate::mesh::SETTINGS
-            .iter()
-            .filter(|s| !s.values_key.is_empty())
-        {
-            let v = (s.default)(self);
-            s.parser
-                .check_default(&v)
-                .map_err(|reason| ConfigError::Invalid {
-                    key: s.values_key,
-                    value: v.display(),
-                    reason,
-                })?;
-        }
-        Ok(())
-    }
-}
-
-/// A value written as one container argument: printable, no spaces.
-fn one_word(t: &str) -> Result<(), String> {
-    if t.chars().all(|c| c.is_ascii_graphic()) {
-        Ok(())
-    } else {
-        Err("expected one word without spaces".to_owned())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn defaults_are_linkerds() {

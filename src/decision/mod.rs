@@ -2,8 +2,7 @@
 //! why. The effective values come from `values`.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
-use std::fmt;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
@@ -21,38 +20,8 @@ use crate::view::PodView;
 mod skip;
 pub use skip::SkipReason;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Mode {
-    /// `linkerd.io/inject: enabled`
-    Enabled,
-    /// `linkerd.io/inject: ingress`: the proxy runs in ingress mode.
-    Ingress,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Enabled => "enabled",
-            Mode::Ingress => "ingress",
-        }
-    }
-}
-
-/// Where a value came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Pod,
-    Namespace,
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Source::Pod => "pod",
-            Source::Namespace => "namespace",
-        })
-    }
-}
+pub use crate::mesh::Mode;
+pub use crate::view::{NamespaceInfo, Source};
 
 /// Where the admission core finds a pod's namespace: the reflector's store in a cluster, a
 /// file offline, a map in tests.
@@ -63,45 +32,6 @@ pub trait NamespaceLookup: Send + Sync {
 impl NamespaceLookup for HashMap<String, Arc<Namespace>> {
     fn get(&self, name: &str) -> Option<Arc<Namespace>> {
         HashMap::get(self, name).cloned()
-    }
-}
-
-/// What the injector knows about the pod's namespace.
-#[derive(Debug, Clone, Copy)]
-pub enum NamespaceInfo<'a> {
-    /// Found in the cache, with these annotations.
-    Known {
-        name: &'a str,
-        annotations: Option<&'a BTreeMap<String, String>>,
-    },
-    /// The request names a namespace the cache does not hold.
-    NotCached { name: &'a str },
-    /// The request names no namespace.
-    None,
-}
-
-impl<'a> NamespaceInfo<'a> {
-    /// What the decision knows of the namespace `name` (if the request names one), given the
-    /// cached object for it (if the cache holds one).
-    pub fn of(name: Option<&'a str>, obj: Option<&'a Namespace>) -> NamespaceInfo<'a> {
-        match (name, obj) {
-            (Some(name), Some(obj)) => NamespaceInfo::Known {
-                name,
-                annotations: obj.metadata.annotations.as_ref(),
-            },
-            (Some(name), None) => NamespaceInfo::NotCached { name },
-            (None, _) => NamespaceInfo::None,
-        }
-    }
-
-    pub fn annotation(&self, key: &str) -> Option<&'a str> {
-        match self {
-            NamespaceInfo::Known {
-                annotations: Some(a),
-                ..
-            } => a.get(key).map(String::as_str),
-            _ => None,
-        }
     }
 }
 
@@ -324,6 +254,7 @@ pub fn decide<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn ns_with(ann: &[(&str, &str)]) -> BTreeMap<String, String> {
         ann.iter()

@@ -3,13 +3,34 @@
 //! (the decision's override keys, value resolution, `explain`, `/warn`'s key checks, uninject,
 //! README's annotation table) is derived from here.
 
+mod proxy_values;
 pub mod settings;
 mod table;
+
+pub use proxy_values::ProxyValues;
 
 pub use settings::{SETTINGS, Setting, override_keys};
 
 /// The switch: `linkerd.io/inject: enabled | disabled | ingress`.
 pub const INJECT_ANNOTATION: &str = "linkerd.io/inject";
+/// How a pod is injected: the value of [`INJECT_ANNOTATION`] that asks for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// `linkerd.io/inject: enabled`
+    Enabled,
+    /// `linkerd.io/inject: ingress`: the proxy runs in ingress mode.
+    Ingress,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enabled => "enabled",
+            Mode::Ingress => "ingress",
+        }
+    }
+}
+
 /// Opaque ports: a setting whose value lands in the pod-specific part of the patch.
 pub const OPAQUE_PORTS_ANNOTATION: &str = "config.linkerd.io/opaque-ports";
 /// Another mesh's mark: a pod carrying it is left alone.
@@ -77,54 +98,9 @@ pub const STATUS_ANNOTATIONS: [&str; 4] = [
 /// The value of `linkerd.io/created-by`.
 pub const CREATED_BY: &str = concat!("proxy-injector/", env!("CARGO_PKG_VERSION"));
 
-/// The proxy config annotations a namespace passes on to its pods, as Linkerd's injector does
-/// (its list, whether this injector reads the key or not): they apply to the namespace's pods
-/// that lack them, and are copied onto the injected pod (the opaque-ports one apart, see
-/// `values::pod_values`). Any other key on a namespace is ignored, as by Linkerd.
-pub const NAMESPACE_KEYS: &[&str] = &[
-    "config.linkerd.io/opaque-ports",
-    "config.linkerd.io/admin-port",
-    "config.linkerd.io/control-port",
-    "config.linkerd.io/enable-debug-sidecar",
-    "config.linkerd.io/enable-external-profiles",
-    "config.linkerd.io/image-pull-policy",
-    "config.linkerd.io/inbound-port",
-    "config.linkerd.io/outbound-port",
-    "config.linkerd.io/pod-inbound-ports",
-    "config.linkerd.io/proxy-cpu-limit",
-    "config.linkerd.io/proxy-cpu-request",
-    "config.linkerd.io/proxy-image",
-    "config.linkerd.io/proxy-admin-shutdown",
-    "config.linkerd.io/proxy-log-format",
-    "config.linkerd.io/proxy-log-level",
-    "config.linkerd.io/proxy-log-http-headers",
-    "config.linkerd.io/proxy-memory-limit",
-    "config.linkerd.io/proxy-memory-request",
-    "config.linkerd.io/proxy-ephemeral-storage-limit",
-    "config.linkerd.io/proxy-ephemeral-storage-request",
-    "config.linkerd.io/proxy-uid",
-    "config.linkerd.io/proxy-gid",
-    "config.linkerd.io/proxy-version",
-    "config.linkerd.io/proxy-require-identity-inbound-ports",
-    "config.linkerd.io/skip-inbound-ports",
-    "config.linkerd.io/skip-outbound-ports",
-    "config.linkerd.io/proxy-metrics-hostname-labels",
-    "config.linkerd.io/proxy-outbound-connect-timeout",
-    "config.linkerd.io/proxy-inbound-connect-timeout",
-    "config.linkerd.io/proxy-await",
-    "config.linkerd.io/default-inbound-policy",
-    "config.linkerd.io/skip-subnets",
-    "config.linkerd.io/access-log",
-    "config.linkerd.io/shutdown-grace-period",
-    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
-    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
-    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
-    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
-    "config.linkerd.io/proxy-enable-native-sidecar",
-    "config.linkerd.io/proxy-additional-env",
-    "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
-    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
-];
+/// The proxy config annotations a namespace passes on (the newest release's list; see
+/// [`crate::release::Release::namespace_keys`] for each release's).
+pub use crate::release::NAMESPACE_KEYS;
 
 /// Whether a namespace's annotation `key` applies to its pods.
 pub fn namespace_applies(key: &str) -> bool {

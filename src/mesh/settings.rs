@@ -7,9 +7,9 @@
 
 use std::borrow::Cow;
 
+use super::ProxyValues;
 use crate::config::Config;
 use crate::overrides::{self, PortList};
-use crate::values::ProxyValues;
 
 pub use super::table::SETTINGS;
 

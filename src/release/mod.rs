@@ -9,7 +9,7 @@ mod table;
 
 use std::fmt;
 
-pub use table::{BREAKS, Change, RELEASES};
+pub use table::{BREAKS, Change, NAMESPACE_KEYS, RELEASES};
 
 /// An edge tag, `edge-YY.M.N`, ordered by date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -220,7 +220,7 @@ impl Release {
 /// keys the release reads.
 fn passed_on(changes: u32, unread: &[&'static str]) -> Vec<&'static str> {
     let native_default = changes & (1 << Change::NativeDefault as u32) != 0;
-    crate::mesh::NAMESPACE_KEYS
+    NAMESPACE_KEYS
         .iter()
         .copied()
         // Passed on only while it was the newest native-sidecar key.
@@ -361,7 +361,7 @@ mod tests {
         assert!(!r216.reads("config.linkerd.io/debug-image"));
         assert!(!r216.namespace_applies("config.linkerd.io/proxy-metrics-hostname-labels"));
         // Every key the newest release passes on is one it reads.
-        for k in crate::mesh::NAMESPACE_KEYS {
+        for k in NAMESPACE_KEYS {
             assert!(newest.namespace_applies(k), "{k}");
         }
     }

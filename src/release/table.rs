@@ -152,6 +152,56 @@ pub(super) fn changes_at(edge: Edge) -> u32 {
         .fold(0, |set, (_, c, _)| set | 1 << *c as u32)
 }
 
+/// The proxy config annotations a namespace passes on to its pods in the newest release, as
+/// Linkerd's injector does
+/// (its list, whether this injector reads the key or not): they apply to the namespace's pods
+/// that lack them, and are copied onto the injected pod (the opaque-ports one apart, see
+/// the pod values). Any other key on a namespace is ignored, as by Linkerd.
+pub static NAMESPACE_KEYS: &[&str] = &[
+    "config.linkerd.io/opaque-ports",
+    "config.linkerd.io/admin-port",
+    "config.linkerd.io/control-port",
+    "config.linkerd.io/enable-debug-sidecar",
+    "config.linkerd.io/enable-external-profiles",
+    "config.linkerd.io/image-pull-policy",
+    "config.linkerd.io/inbound-port",
+    "config.linkerd.io/outbound-port",
+    "config.linkerd.io/pod-inbound-ports",
+    "config.linkerd.io/proxy-cpu-limit",
+    "config.linkerd.io/proxy-cpu-request",
+    "config.linkerd.io/proxy-image",
+    "config.linkerd.io/proxy-admin-shutdown",
+    "config.linkerd.io/proxy-log-format",
+    "config.linkerd.io/proxy-log-level",
+    "config.linkerd.io/proxy-log-http-headers",
+    "config.linkerd.io/proxy-memory-limit",
+    "config.linkerd.io/proxy-memory-request",
+    "config.linkerd.io/proxy-ephemeral-storage-limit",
+    "config.linkerd.io/proxy-ephemeral-storage-request",
+    "config.linkerd.io/proxy-uid",
+    "config.linkerd.io/proxy-gid",
+    "config.linkerd.io/proxy-version",
+    "config.linkerd.io/proxy-require-identity-inbound-ports",
+    "config.linkerd.io/skip-inbound-ports",
+    "config.linkerd.io/skip-outbound-ports",
+    "config.linkerd.io/proxy-metrics-hostname-labels",
+    "config.linkerd.io/proxy-outbound-connect-timeout",
+    "config.linkerd.io/proxy-inbound-connect-timeout",
+    "config.linkerd.io/proxy-await",
+    "config.linkerd.io/default-inbound-policy",
+    "config.linkerd.io/skip-subnets",
+    "config.linkerd.io/access-log",
+    "config.linkerd.io/shutdown-grace-period",
+    "config.linkerd.io/proxy-outbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-inbound-discovery-cache-unused-timeout",
+    "config.linkerd.io/proxy-disable-outbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-disable-inbound-protocol-detect-timeout",
+    "config.linkerd.io/proxy-enable-native-sidecar",
+    "config.linkerd.io/proxy-additional-env",
+    "config.alpha.linkerd.io/proxy-wait-before-exit-seconds",
+    "config.alpha.linkerd.io/proxy-enable-native-sidecar",
+];
+
 pub(super) const BETA_NATIVE: &str = "config.beta.linkerd.io/proxy-enable-native-sidecar";
 pub(super) const INIT_IMAGE: &str = "config.linkerd.io/init-image";
 pub(super) const INIT_IMAGE_VERSION: &str = "config.linkerd.io/init-image-version";

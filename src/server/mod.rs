@@ -166,8 +166,11 @@ fn handle(
     match std::panic::catch_unwind(AssertUnwindSafe(|| run(&admission, body))) {
         Ok(Ok(mut answer)) => {
             let elapsed = started.elapsed();
-            app.metrics
-                .answered(handler, &answer, elapsed.as_secs_f64());
+            app.metrics.answered(
+                handler,
+                answer.metric_labels(handler),
+                elapsed.as_secs_f64(),
+            );
             log(&answer, elapsed.as_micros() as u64);
             if let (Some(note), Some(events)) = (answer.event.take(), &app.events) {
                 events.send(note);

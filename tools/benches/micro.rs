@@ -97,6 +97,18 @@ fn benches(c: &mut Criterion) {
         g.bench_function("naive", |b| b.iter(|| naive(black_box(&body), &config)));
         g.finish();
     }
+    // The 10 KB review as two releases make it (Linkerd 2.18's classic sidecar with the
+    // separate proxy-init image, and the newest's native sidecar), in the same run.
+    let body = corpus::injected_review_bytes(Size::Medium);
+    let mut g = c.benchmark_group("release-10KB");
+    for name in ["edge-25.4.4", "edge-26.8.3"] {
+        let release = proxy_injector::release::Release::parse(name).unwrap();
+        let a = Admission::new(Arc::new(Config::for_release(&release)), Namespaces::empty());
+        g.bench_function(name, |b| {
+            b.iter(|| a.review(black_box(&body)).unwrap().body)
+        });
+    }
+    g.finish();
     // Decision + patch alone (the body already parsed), the figure the target is set for.
     let pod_json = corpus::pod(Size::Medium, "web", Some("enabled")).to_string();
     let view = PodView::parse(&pod_json).unwrap();

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, ConfigError, chart};
+use super::chart;
+use crate::config::{Config, ConfigError};
 use crate::release::Release;
 
 #[derive(Debug, Clone, Default)]
