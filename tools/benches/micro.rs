@@ -104,6 +104,15 @@ fn benches(c: &mut Criterion) {
     for name in ["edge-25.4.4", "edge-26.8.3"] {
         let release = proxy_injector::release::Release::parse(name).unwrap();
         let a = Admission::new(Arc::new(Config::for_release(&release)), Namespaces::empty());
+        let answer = a.review(&body).unwrap();
+        assert!(
+            matches!(
+                answer.outcome,
+                proxy_injector::admission::Outcome::Injected { .. }
+            ),
+            "{name}: the 10 KB pod is injected"
+        );
+        eprintln!("{name}: answer {} bytes", answer.body.len());
         g.bench_function(name, |b| {
             b.iter(|| a.review(black_box(&body)).unwrap().body)
         });
