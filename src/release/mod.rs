@@ -125,9 +125,11 @@ impl Release {
                     .and_then(|r| {
                         let mut it = r.splitn(2, '.');
                         let minor = it.next()?;
+                        // A patch number (`2`, `x`, `2rc1`), bounded: the name is quoted back.
                         let patch_ok = it.next().is_none_or(|p| {
                             !p.is_empty()
-                                && (p == "x" || p.bytes().all(|b| b.is_ascii_alphanumeric()))
+                                && p.len() <= 16
+                                && p.bytes().all(|b| b.is_ascii_alphanumeric())
                         });
                         (patch_ok && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit()))
                             .then(|| minor.parse::<u32>().ok())
@@ -303,6 +305,7 @@ mod tests {
             "",
             "edge-25.4.4.1",
             "enterprise-2.18.",
+            "enterprise-2.18.12345678901234567",
         ] {
             let e = Release::parse(bad).unwrap_err().to_string();
             assert!(
