@@ -147,10 +147,19 @@ pub struct ServeArgs {
     /// milliseconds.
     #[arg(long, default_value_t = 30_000)]
     pub idle_timeout_ms: u64,
-    /// Connections open at once on the TLS port; one more is closed at once (the admin port
-    /// has its own 64).
+    /// Connections open at once on the TLS port (the admin port has its own 64). At the cap a
+    /// new connection closes the one that has done nothing for longest: first those that never
+    /// had a request answered, then the one idle longest; never one with a request in flight.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_connections: u32,
+    /// A request body with no bytes for this long is cut (408); also the time before
+    /// --body-min-bytes-per-second applies. In milliseconds.
+    #[arg(long, default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    pub body_stall_ms: u64,
+    /// A request body that arrives slower than this on average (after its first
+    /// --body-stall-ms) is cut (408).
+    #[arg(long, default_value_t = 65_536, value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_min_bytes_per_second: u64,
     /// After SIGTERM: seconds to keep serving with readiness off, so endpoints stop
     /// routing here before connections are refused.
     #[arg(long, default_value_t = 5)]

@@ -13,6 +13,7 @@ pub mod events;
 pub mod explain;
 pub mod linkerd_config;
 pub mod load;
+pub mod logevery;
 pub mod mesh;
 pub mod metrics;
 pub mod namespaces;

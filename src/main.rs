@@ -137,6 +137,10 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
             header_timeout: Duration::from_millis(a.header_timeout_ms),
             idle_timeout: Duration::from_millis(a.idle_timeout_ms),
             max_connections: a.max_connections as usize,
+            body_rate: server::BodyRate {
+                stall: Duration::from_millis(a.body_stall_ms),
+                min_rate: a.body_min_bytes_per_second,
+            },
             shutdown_delay: Duration::from_secs(a.shutdown_delay_seconds),
             drain: Duration::from_secs(a.drain_seconds),
             cert_poll: Duration::from_millis(a.cert_poll_ms),

@@ -18,18 +18,7 @@ fn start() -> (Injector, tempfile::TempDir) {
 }
 
 fn start_with_request_timeout_ms(ms: &str) -> (Injector, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let ns = support::meshed_namespace_file(dir.path());
-    let inj = Injector::start(
-        &[
-            "--namespaces",
-            ns.to_str().unwrap(),
-            "--request-timeout-ms",
-            ms,
-        ],
-        &[],
-    );
-    (inj, dir)
+    start_with(&["--request-timeout-ms", ms])
 }
 
 fn web_pod() -> Value {
@@ -196,84 +185,182 @@ async fn body_over_the_limit_gets_413_before_it_is_sent() {
     assert_eq!(resp.status(), 413);
 }
 
-/// Unfinished bodies hold a budget of bytes (8 × 3 MiB): eight requests that declare 3 MiB and
-/// send nothing hold all of it, the next review gets 503 at once instead of memory growing,
-/// and once they are gone reviews are answered again.
+/// Starts `serve` with `extra` flags.
+fn start_with(extra: &[&str]) -> (Injector, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = support::meshed_namespace_file(dir.path());
+    let mut args = vec!["--namespaces", ns.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (Injector::start(&args, &[]), dir)
+}
+
+/// Unfinished bodies hold a budget of bytes (8 × 3 MiB), of which large bodies may hold all
+/// but the small reviews' reserve: eight requests that declare 3 MiB and send nothing hold what
+/// large bodies may; the next large one gets 503 at once instead of memory growing, while an
+/// ordinary review is still answered.
 #[tokio::test]
 async fn unfinished_bodies_are_held_to_a_byte_budget() {
     use std::io::Write;
-    let (inj, _dir) = start_with_request_timeout_ms("20000");
+    let (inj, _dir) = start_with(&["--request-timeout-ms", "30000", "--body-stall-ms", "30000"]);
     let (port, ca) = (inj.port, inj.ca_pem());
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let released = std::sync::Arc::new(std::sync::Mutex::new(released));
-    // Each holder says when its headers are sent (or why they could not be).
-    let (sent, holders_sent) = std::sync::mpsc::channel::<Result<(), String>>();
-    let holders: Vec<_> = (0..8)
-        .map(|_| {
-            let (ca, released, sent) = (ca.clone(), released.clone(), sent.clone());
-            std::thread::spawn(move || {
+    let large_head = "POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n";
+    let holders = tokio::task::spawn_blocking(move || {
+        (0..8)
+            .map(|_| {
                 let mut s = support::tls_stream(port, &ca);
-                let written = s
-                    .write_all(
-                        b"POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n",
-                    )
-                    .and_then(|()| s.flush());
-                let _ = sent.send(written.map_err(|e| e.to_string()));
-                // Held open, body never sent, until the test lets go.
-                let _ = released.lock().unwrap().recv_timeout(Duration::from_secs(30));
+                s.write_all(large_head.as_bytes()).unwrap();
+                s.flush().unwrap();
+                s
             })
-        })
-        .collect();
-    for _ in 0..8 {
-        holders_sent
-            .recv_timeout(Duration::from_secs(20))
-            .expect("the 8 holders connect within 20 s")
-            .expect("a holder sent its headers");
-    }
-    let c = client(&ca);
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    let c = client(&inj.ca_pem());
     let review = pod_review("budget", "shop", web_pod());
-    let busy = support::wait_for_async(
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let (busy, took) = support::wait_for_async(
         support::Lazy(|| {
             format!(
-                "a review to be refused 503 while 8 unfinished 3 MiB bodies hold the budget; the server's log:\n{}",
+                "a large body to be refused 503 while 8 unfinished 3 MiB bodies are pending; the server's log:\n{}",
                 inj.logs()
             )
         }),
         Duration::from_secs(20),
         async || {
-            let started = Instant::now();
-            let r = inj.post_review(&c, &review).await;
-            (r.status() == 503).then(|| (started.elapsed(), r))
+            let ca = ca.clone();
+            let (answer, first) = tokio::task::spawn_blocking(move || {
+                send_head_only(port, &ca, large_head, Duration::from_secs(5))
+            })
+            .await
+            .unwrap();
+            answer
+                .starts_with("HTTP/1.1 503")
+                .then(|| (answer, first.unwrap_or_default()))
         },
     )
     .await;
-    let (took, resp) = busy;
-    let text = resp.text().await.unwrap();
-    eprintln!("budget held by 8 unfinished 3 MiB bodies: next review 503 after {took:?}: {text:?}");
-    // At once: not after the 20 s request timeout (a loaded 2-core CI machine may take a while
-    // to schedule the answer, hence the margin).
+    eprintln!(
+        "large bodies hold their part of the budget: the next large one 503 after {took:?}: {busy:?}"
+    );
+    // At once: not after the body's stall or the request timeout (a loaded 2-core CI machine
+    // may take a while to schedule the answer, hence the margin).
     assert!(took < Duration::from_secs(5), "503 took {took:?}");
-    assert!(text.contains("unfinished request bodies"), "{text}");
+    assert!(busy.contains("unfinished request bodies"), "{busy}");
+    // A small review is answered meanwhile: the reserve is the small bodies'.
+    let started = Instant::now();
+    assert_eq!(inj.post_review(&c, &review).await.status(), 200);
+    eprintln!(
+        "an ordinary review meanwhile: 200 after {:?}",
+        started.elapsed()
+    );
     let metrics = support::get_text(&c, inj.url("/metrics")).await;
     assert!(
         metrics.contains(r#"result="refused",reason="busy""#),
         "no refusal counted:\n{metrics}"
     );
-    for _ in &holders {
-        let _ = release.send(());
-    }
-    for h in holders {
-        h.join().unwrap();
-    }
+    drop(holders);
+    // Once they are gone, large bodies are read again (this one is answered 400: not JSON).
     support::wait_until_async(
-        "reviews to be answered again once the unfinished bodies are gone",
+        "large bodies to be read again once the unfinished ones are gone",
         Duration::from_secs(10),
         async || {
-            let r = inj.post_review(&c, &review).await;
-            r.status() == 200
+            let r = c
+                .post(inj.url("/inject"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 1_000_000])
+                .send()
+                .await
+                .unwrap();
+            r.status() == 400
         },
     )
     .await;
+}
+
+/// A body that stops arriving is cut after `--body-stall-ms`, and one that trickles in after
+/// its first `--body-stall-ms` at under `--body-min-bytes-per-second`: 408 with the reason,
+/// counted, and the server goes on.
+#[tokio::test]
+async fn bodies_that_stop_or_trickle_are_cut() {
+    use std::io::{Read, Write};
+    let (inj, _dir) = start_with(&[
+        "--body-stall-ms",
+        "600",
+        "--body-min-bytes-per-second",
+        "1000",
+    ]);
+    let (port, ca) = (inj.port, inj.ca_pem());
+    let head = "POST /inject HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5000\r\n\r\n";
+    let stalled = {
+        let ca = ca.clone();
+        tokio::task::spawn_blocking(move || {
+            send_head_only(
+                port,
+                &ca,
+                &format!("{head}{{\"apiVersion\""),
+                Duration::from_secs(8),
+            )
+        })
+    };
+    let trickled = tokio::task::spawn_blocking(move || {
+        let mut s = support::tls_stream(port, &ca);
+        s.write_all(head.as_bytes()).unwrap();
+        s.flush().unwrap();
+        let sent = Instant::now();
+        s.sock
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        // A byte every 200 ms (5 B/s): never a stall, far under the rate.
+        while sent.elapsed() < Duration::from_secs(8) {
+            if s.write_all(b" ").and_then(|()| s.flush()).is_err() {
+                break;
+            }
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+            if out.ends_with(b"\n") && out.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        (String::from_utf8_lossy(&out).into_owned(), sent.elapsed())
+    });
+    let (stalled, stalled_after) = stalled.await.unwrap();
+    let (trickled, trickled_after) = trickled.await.unwrap();
+    eprintln!("a body that stopped: {stalled:?} after {stalled_after:?}");
+    eprintln!("a body at 5 B/s: {trickled:?} after {trickled_after:?}");
+    assert!(stalled.starts_with("HTTP/1.1 408"), "{stalled}");
+    assert!(stalled.contains("stopped arriving"), "{stalled}");
+    let stalled_after = stalled_after.unwrap();
+    assert!(
+        stalled_after >= Duration::from_millis(550) && stalled_after < Duration::from_secs(5),
+        "cut after {stalled_after:?} (stall 600 ms)"
+    );
+    assert!(trickled.starts_with("HTTP/1.1 408"), "{trickled}");
+    assert!(trickled.contains("too slowly"), "{trickled}");
+    assert!(
+        trickled_after < Duration::from_secs(5),
+        "{trickled_after:?}"
+    );
+    let c = client(&inj.ca_pem());
+    let metrics = support::get_text(&c, inj.url("/metrics")).await;
+    for reason in ["stalled", "slow"] {
+        assert!(
+            metrics.contains(&format!(r#"result="refused",reason="{reason}"}} 1"#)),
+            "{reason} not counted:\n{metrics}"
+        );
+    }
+    assert_eq!(
+        inj.post_review(&c, &pod_review("after", "shop", web_pod()))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

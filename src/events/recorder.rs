@@ -22,6 +22,7 @@ use kube::{Api, Client};
 use tokio::sync::Notify;
 
 use super::{EventNote, EventSeed, Regarding};
+use crate::logevery::LogEvery;
 use crate::metrics::Metrics;
 
 /// Distinct notes that may wait to be written before new ones are dropped.
@@ -130,24 +131,14 @@ struct Shared {
     pending: Mutex<Pending>,
     wake: Notify,
     metrics: Arc<Metrics>,
-    epoch: Instant,
-    /// Dropped since the last drop log line, and when that line was written (ms since epoch).
+    /// Dropped since the last drop log line.
     dropped: AtomicU64,
-    drop_logged_ms: AtomicU64,
+    drop_log: LogEvery,
 }
 
 impl Shared {
     fn log_drops(&self) {
-        let now = self.epoch.elapsed().as_millis() as u64;
-        let last = self.drop_logged_ms.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < DROP_LOG_EVERY.as_millis() as u64 {
-            return;
-        }
-        if self
-            .drop_logged_ms
-            .compare_exchange(last, now.max(1), Ordering::AcqRel, Ordering::Relaxed)
-            .is_err()
-        {
+        if self.drop_log.due().is_none() {
             return;
         }
         let n = self.dropped.swap(0, Ordering::AcqRel);
@@ -230,9 +221,8 @@ impl Events {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             metrics: metrics.clone(),
-            epoch: Instant::now(),
             dropped: AtomicU64::new(0),
-            drop_logged_ms: AtomicU64::new(0),
+            drop_log: LogEvery::new(DROP_LOG_EVERY),
         });
         let controller = "proxy-injector".to_owned();
         let writer = Writer {

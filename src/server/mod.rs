@@ -14,17 +14,17 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
 use axum_server::tls_rustls::RustlsConfig;
-use tokio::sync::Semaphore;
 use tower_http::timeout::TimeoutLayer;
 
 mod body;
 mod conn;
 mod tls;
 
-pub use body::{BODY_BUDGET, BODY_LIMIT};
+pub use body::{BODY_BUDGET, BODY_LIMIT, BodyRate, CONNECTION_SHARE, SMALL_BODY, SMALL_RESERVE};
+pub use conn::SHED_LOG_EVERY;
 pub use tls::{TlsError, tls_config};
 
-use body::ReviewBody;
+use body::{Bodies, ReviewBody};
 use tls::{load_tls, watch_certs};
 
 use crate::admission::{Admission, Answer, Outcome, ReviewError, SharedAdmission};
@@ -55,8 +55,11 @@ pub struct ServeOptions {
     pub cert_poll: Duration,
     /// A connection with no request in flight for this long is closed (HTTP/2: GOAWAY).
     pub idle_timeout: Duration,
-    /// Connections open at once on the TLS port; one more is closed at once.
+    /// Connections open at once on the TLS port; at the cap a new one makes room by closing
+    /// the one that has done nothing for longest (or is refused when all are busy).
     pub max_connections: usize,
+    /// How a request body must keep arriving.
+    pub body_rate: BodyRate,
 }
 
 /// Connections open at once on the admin port (kubelet probes, Prometheus).
@@ -78,6 +81,7 @@ impl ServeOptions {
             cert_poll: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(30),
             max_connections: 512,
+            body_rate: BodyRate::default(),
         }
     }
 }
@@ -90,8 +94,8 @@ struct AppState {
     events: Option<Events>,
     namespaces: Namespaces,
     shutting_down: AtomicBool,
-    /// Permits are bytes of [`BODY_BUDGET`].
-    body_budget: Arc<Semaphore>,
+    /// The byte budget of unfinished bodies and how they must arrive.
+    bodies: Bodies,
 }
 
 /// What the server shares with the rest of the process.
@@ -207,7 +211,7 @@ async fn review(
     log: fn(&Answer, u64),
 ) -> Response {
     let (parts, body) = req.into_parts();
-    match ReviewBody::read(app, handler, &parts.headers, body).await {
+    match ReviewBody::read(app, handler, &parts, body).await {
         Ok(body) => handle(app, handler, &parts.headers, &body.bytes, run, log),
         Err(r) => r,
     }
@@ -347,18 +351,15 @@ async fn serve_routes(
         events: services.events,
         namespaces: services.namespaces,
         shutting_down: AtomicBool::new(false),
-        body_budget: Arc::new(Semaphore::new(BODY_BUDGET)),
+        bodies: Bodies::new(opts.body_rate),
     });
     let app = router(state.clone(), opts.request_timeout, inject_route);
-    let listener = std::net::TcpListener::bind(opts.listen)
-        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", opts.listen))?;
-    listener.set_nonblocking(true)?;
+    let listener = listen(opts.listen, "")?;
     let addr = listener.local_addr()?;
     let handle = axum_server::Handle::new();
     let admin_handle = axum_server::Handle::new();
     if let Some(admin) = opts.admin_listen {
-        let l = std::net::TcpListener::bind(admin)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {admin} (admin): {e}"))?;
+        let l = listen(admin, " (admin)")?;
         let admin = l.local_addr()?;
         let limits = conn::Limits::new(
             "admin",
@@ -428,6 +429,30 @@ async fn serve_routes(
     Ok(())
 }
 
+/// Connections the kernel queues for `accept`. Under a flood of connections the queue is full;
+/// past it a new connection's SYN is dropped and its client retries only after a second, so it
+/// is longer than std's 128 (the kernel caps it at `net.core.somaxconn`, 4096 by default).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A non-blocking listener on `addr` with [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr, what: &str) -> anyhow::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    };
+    let listener = socket
+        .and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(addr)?;
+            s.listen(LISTEN_BACKLOG)
+        })
+        .and_then(|l| l.into_std())
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}{what}: {e}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {
     let ctrl_c = async {
@@ -461,7 +486,7 @@ mod tests {
             events: None,
             namespaces: Namespaces::empty(),
             shutting_down: AtomicBool::new(false),
-            body_budget: Arc::new(Semaphore::new(BODY_BUDGET)),
+            bodies: Bodies::new(BodyRate::default()),
         }
     }
 
