@@ -195,34 +195,65 @@ fn start_with(extra: &[&str]) -> (Injector, tempfile::TempDir) {
 }
 
 /// Unfinished bodies hold a budget of bytes (8 × 3 MiB), of which large bodies may hold all
-/// but the small reviews' reserve: eight requests that declare 3 MiB and send nothing hold what
-/// large bodies may; the next large one gets 503 at once instead of memory growing, while an
-/// ordinary review is still answered.
+/// but the small reviews' reserve. Eight requests that declare 3 MiB and trickle their bodies
+/// hold what large bodies may: the next large one gets 503 at once instead of memory growing,
+/// while an ordinary review is still answered. Once they stop arriving, the next large body
+/// makes room by cutting one of them.
 #[tokio::test]
 async fn unfinished_bodies_are_held_to_a_byte_budget() {
     use std::io::Write;
-    let (inj, _dir) = start_with(&["--request-timeout-ms", "30000", "--body-stall-ms", "30000"]);
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (inj, _dir) = start_with(&[
+        "--request-timeout-ms",
+        "60000",
+        "--body-stall-ms",
+        "60000",
+        "--body-min-bytes-per-second",
+        "1",
+    ]);
     let (port, ca) = (inj.port, inj.ca_pem());
     let large_head = "POST /inject HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 3145728\r\n\r\n";
-    let holders = tokio::task::spawn_blocking(move || {
-        (0..8)
-            .map(|_| {
+    let (trickle, release) = (
+        std::sync::Arc::new(AtomicBool::new(true)),
+        std::sync::Arc::new(AtomicBool::new(false)),
+    );
+    let (sent, holders_sent) = std::sync::mpsc::channel::<()>();
+    let holders: Vec<_> = (0..8)
+        .map(|_| {
+            let (ca, trickle, release) = (ca.clone(), trickle.clone(), release.clone());
+            let sent = sent.clone();
+            std::thread::spawn(move || {
                 let mut s = support::tls_stream(port, &ca);
                 s.write_all(large_head.as_bytes()).unwrap();
                 s.flush().unwrap();
-                s
+                let _ = sent.send(());
+                // A byte every 50 ms while `trickle`, then nothing until `release`.
+                let started = Instant::now();
+                while !release.load(Ordering::Acquire)
+                    && started.elapsed() < Duration::from_secs(50)
+                {
+                    if trickle.load(Ordering::Acquire)
+                        && s.write_all(b" ").and_then(|()| s.flush()).is_err()
+                    {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
             })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
+        })
+        .collect();
+    for _ in 0..8 {
+        holders_sent
+            .recv_timeout(Duration::from_secs(20))
+            .expect("the 8 holders send their headers within 20 s");
+    }
     let c = client(&inj.ca_pem());
     let review = pod_review("budget", "shop", web_pod());
     let (port, ca) = (inj.port, inj.ca_pem());
     let (busy, took) = support::wait_for_async(
         support::Lazy(|| {
             format!(
-                "a large body to be refused 503 while 8 unfinished 3 MiB bodies are pending; the server's log:\n{}",
+                "a large body to be refused 503 while 8 unfinished 3 MiB bodies arrive; the server's log:\n{}",
                 inj.logs()
             )
         }),
@@ -259,16 +290,17 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
         metrics.contains(r#"result="refused",reason="busy""#),
         "no refusal counted:\n{metrics}"
     );
-    drop(holders);
-    // Once they are gone, large bodies are read again (this one is answered 400: not JSON).
+    // They stop arriving: a large body (2 MB: more than the large pool has left) is read
+    // (answered 400: not JSON) once one of them has had no bytes for 250 ms, by cutting it.
+    trickle.store(false, Ordering::Release);
     support::wait_until_async(
-        "large bodies to be read again once the unfinished ones are gone",
+        "a large body to make room by cutting one that stopped arriving",
         Duration::from_secs(10),
         async || {
             let r = c
                 .post(inj.url("/inject"))
                 .header("content-type", "application/json")
-                .body(vec![b' '; 1_000_000])
+                .body(vec![b' '; 2_000_000])
                 .send()
                 .await
                 .unwrap();
@@ -276,6 +308,15 @@ async fn unfinished_bodies_are_held_to_a_byte_budget() {
         },
     )
     .await;
+    let metrics = support::get_text(&c, inj.url("/metrics")).await;
+    assert!(
+        metrics.contains(r#"result="refused",reason="evicted"} 1"#),
+        "one stalled body cut to make room:\n{metrics}"
+    );
+    release.store(true, Ordering::Release);
+    for h in holders {
+        h.join().unwrap();
+    }
 }
 
 /// A body that stops arriving is cut after `--body-stall-ms`, and one that trickles in after

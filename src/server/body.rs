@@ -11,17 +11,22 @@
 //!   any number of streams on one connection).
 //! - A body must keep arriving: it is cut (408) after `stall` without a byte, or when, after its
 //!   first `stall`, it has arrived at under `min_rate` bytes per second on average.
+//! - When the budget is full, a new body makes room by cutting (503) the pending bodies that
+//!   have had no bytes for longest, if they have had none for [`EVICTABLE_AFTER`]: a review is
+//!   refused only while every body holding the budget is still arriving.
 //!
 //! Every refusal is counted (`proxy_injector_admissions_total{result="refused",reason}`) and
 //! logged at most once per [`SHED_LOG_EVERY`](super::conn::SHED_LOG_EVERY) for each reason.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use super::AppState;
@@ -44,6 +49,9 @@ pub const SMALL_RESERVE: usize = 8 * 1024 * 1024;
 
 /// What one connection's unfinished bodies may hold together.
 pub const CONNECTION_SHARE: usize = 2 * BODY_LIMIT;
+
+/// A pending body with no bytes for this long may be cut to make room for a new one.
+pub const EVICTABLE_AFTER: Duration = Duration::from_millis(250);
 
 /// How a body must keep arriving.
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +95,7 @@ enum Cut {
     ConnectionShare,
     Stalled,
     Slow,
+    Evicted,
     Unreadable,
 }
 
@@ -99,6 +108,7 @@ impl Cut {
             Cut::ConnectionShare => "connection_share",
             Cut::Stalled => "stalled",
             Cut::Slow => "slow",
+            Cut::Evicted => "evicted",
             Cut::Unreadable => "unreadable",
         }
     }
@@ -129,6 +139,10 @@ impl Cut {
                 StatusCode::REQUEST_TIMEOUT,
                 "the request body arrived too slowly; send the whole body at once\n",
             ),
+            Cut::Evicted => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the request body stopped arriving and was cut to make room for other reviews; retry\n",
+            ),
             Cut::Unreadable => (
                 StatusCode::BAD_REQUEST,
                 "the request body could not be read\n",
@@ -144,6 +158,7 @@ impl Cut {
             Cut::ConnectionShare => Some(1),
             Cut::Stalled => Some(2),
             Cut::Slow => Some(3),
+            Cut::Evicted => Some(4),
             Cut::TooLarge | Cut::Longer | Cut::Unreadable => None,
         }
     }
@@ -156,7 +171,29 @@ pub(super) struct Bodies {
     /// Permits are bytes large bodies may hold: [`BODY_BUDGET`] - [`SMALL_RESERVE`].
     large: Arc<Semaphore>,
     rate: BodyRate,
-    logs: [LogEvery; 4],
+    logs: [LogEvery; 5],
+    /// The bodies being read, by id: those that may be cut to make room.
+    pending: Registry,
+    next_id: AtomicU64,
+    epoch: Instant,
+}
+
+type Registry = Arc<Mutex<HashMap<u64, Arc<Pending>>>>;
+
+fn lock(r: &Registry) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Pending>>> {
+    // Consistent after any panic: single inserts and removes.
+    r.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A body being read, as its budget sees it.
+struct Pending {
+    id: u64,
+    bytes: usize,
+    large: bool,
+    /// When its last bytes came (ms since `Bodies::epoch`).
+    last_ms: AtomicU64,
+    /// Notified when it is cut to make room.
+    cut: Notify,
 }
 
 impl Bodies {
@@ -166,11 +203,64 @@ impl Bodies {
             large: Arc::new(Semaphore::new(BODY_BUDGET - SMALL_RESERVE)),
             rate,
             logs: std::array::from_fn(|_| LogEvery::new(SHED_LOG_EVERY)),
+            pending: Registry::default(),
+            next_id: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+
+    fn ms(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_millis() as u64
+    }
+
+    /// `permits` bytes of `pool`; when it is short, cuts pending bodies (large ones only, for
+    /// the large pool) that have had no bytes for [`EVICTABLE_AFTER`], those stalled longest
+    /// first, if together they hold what is missing, and waits for their bytes.
+    async fn acquire(
+        &self,
+        pool: &Arc<Semaphore>,
+        permits: u32,
+        large_only: bool,
+    ) -> Result<OwnedSemaphorePermit, Cut> {
+        if let Ok(p) = pool.clone().try_acquire_many_owned(permits) {
+            return Ok(p);
+        }
+        let missing = (permits as usize).saturating_sub(pool.available_permits());
+        let stalled_since = self
+            .ms(Instant::now())
+            .saturating_sub(EVICTABLE_AFTER.as_millis() as u64);
+        {
+            let mut pending = lock(&self.pending);
+            let mut stalled: Vec<_> = pending
+                .values()
+                .filter(|p| {
+                    (p.large || !large_only) && p.last_ms.load(Ordering::Acquire) <= stalled_since
+                })
+                .cloned()
+                .collect();
+            stalled.sort_by_key(|p| p.last_ms.load(Ordering::Acquire));
+            let (mut freed, mut victims) = (0, 0);
+            while freed < missing && victims < stalled.len() {
+                freed += stalled[victims].bytes;
+                victims += 1;
+            }
+            if freed < missing {
+                return Err(Cut::Busy);
+            }
+            for victim in &stalled[..victims] {
+                pending.remove(&victim.id);
+                victim.cut.notify_one();
+            }
+        }
+        match tokio::time::timeout(EVICTABLE_AFTER, pool.clone().acquire_many_owned(permits)).await
+        {
+            Ok(Ok(p)) => Ok(p),
+            _ => Err(Cut::Busy),
         }
     }
 
     /// Charges `bytes` to the connection's share and the budget, all or nothing.
-    fn charge(&self, conn: Option<&Connection>, bytes: usize) -> Result<Charge, Cut> {
+    async fn charge(&self, conn: Option<&Connection>, bytes: usize) -> Result<Charge, Cut> {
         let bytes = bytes.max(1);
         let mut charge = Charge::default();
         if let Some(Connection(state)) = conn {
@@ -180,20 +270,20 @@ impl Bodies {
             charge.share = Some((state.clone(), bytes));
         }
         let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
-        if bytes > SMALL_BODY {
-            charge.large = Some(
-                self.large
-                    .clone()
-                    .try_acquire_many_owned(permits)
-                    .map_err(|_| Cut::Busy)?,
-            );
+        let large = bytes > SMALL_BODY;
+        if large {
+            charge.large = Some(self.acquire(&self.large, permits, true).await?);
         }
-        charge.total = Some(
-            self.total
-                .clone()
-                .try_acquire_many_owned(permits)
-                .map_err(|_| Cut::Busy)?,
-        );
+        charge.total = Some(self.acquire(&self.total, permits, false).await?);
+        let pending = Arc::new(Pending {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            bytes,
+            large,
+            last_ms: AtomicU64::new(self.ms(Instant::now())),
+            cut: Notify::new(),
+        });
+        lock(&self.pending).insert(pending.id, pending.clone());
+        charge.pending = Some((self.pending.clone(), pending));
         Ok(charge)
     }
 
@@ -230,12 +320,16 @@ struct Charge {
     share: Option<(Arc<State>, usize)>,
     large: Option<OwnedSemaphorePermit>,
     total: Option<OwnedSemaphorePermit>,
+    pending: Option<(Registry, Arc<Pending>)>,
 }
 
 impl Drop for Charge {
     fn drop(&mut self) {
         if let Some((state, bytes)) = self.share.take() {
             state.release_body(bytes);
+        }
+        if let Some((registry, pending)) = self.pending.take() {
+            lock(&registry).remove(&pending.id);
         }
     }
 }
@@ -266,7 +360,13 @@ impl ReviewBody {
             return Err(refuse(Cut::TooLarge, BODY_LIMIT));
         }
         let cost = declared.map_or(BODY_LIMIT, |d| d as usize);
-        let held = bodies.charge(conn, cost).map_err(|cut| refuse(cut, cost))?;
+        let held = bodies
+            .charge(conn, cost)
+            .await
+            .map_err(|cut| refuse(cut, cost))?;
+        let Some((_, pending)) = &held.pending else {
+            return Err(refuse(Cut::Busy, cost));
+        };
         let mut bytes = Vec::with_capacity(declared.map_or(0, |d| d as usize));
         let mut frames = body.into_data_stream();
         let started = Instant::now();
@@ -286,12 +386,14 @@ impl ReviewBody {
                     timer.as_mut().reset(due);
                     continue;
                 }
+                () = pending.cut.notified() => return Err(refuse(Cut::Evicted, bytes.len())),
             };
             let Some(frame) = frame else { break };
             let Ok(frame) = frame else {
                 return Err(refuse(Cut::Unreadable, bytes.len()));
             };
             last = Instant::now();
+            pending.last_ms.store(bodies.ms(last), Ordering::Release);
             let len = bytes.len() + frame.len();
             if len > cost {
                 return Err(refuse(Cut::Longer, len));
@@ -305,6 +407,49 @@ impl ReviewBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn charges(bodies: &Bodies, n: usize, bytes: usize) -> Vec<Charge> {
+        let mut held = Vec::new();
+        for _ in 0..n {
+            held.push(bodies.charge(None, bytes).await.unwrap());
+        }
+        held
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_budget_makes_room_by_cutting_the_bodies_stalled_longest() {
+        let bodies = Bodies::new(BodyRate::default());
+        // Five large bodies hold the large pool, started 100 ms apart; each gives its bytes
+        // back when it is cut, as a reader does.
+        let (mut readers, mut pending) = (Vec::new(), Vec::new());
+        for i in 0..5 {
+            let charge = bodies.charge(None, BODY_LIMIT).await.unwrap();
+            let p = charge.pending.as_ref().unwrap().1.clone();
+            pending.push(p.clone());
+            readers.push(tokio::spawn(async move {
+                p.cut.notified().await;
+                drop(charge);
+                i
+            }));
+            tokio::time::advance(Duration::from_millis(100)).await;
+        }
+        // The first has just had bytes: the second is the one stalled longest.
+        pending[0]
+            .last_ms
+            .store(bodies.ms(Instant::now()), Ordering::Release);
+        let _sixth = bodies.charge(None, BODY_LIMIT).await.unwrap();
+        tokio::task::yield_now().await;
+        let done: Vec<_> = readers.iter().map(|r| r.is_finished()).collect();
+        assert_eq!(done, [false, true, false, false, false]);
+        // Every body has just had bytes: nothing to cut, the next large one is refused.
+        for p in &pending {
+            p.last_ms
+                .store(bodies.ms(Instant::now()), Ordering::Release);
+        }
+        assert_eq!(bodies.charge(None, BODY_LIMIT).await.err(), Some(Cut::Busy));
+        // A small one fits in the reserve whatever large ones hold.
+        bodies.charge(None, 10_000).await.unwrap();
+    }
 
     #[test]
     fn a_body_must_keep_arriving_and_at_the_minimum_rate_after_its_first_stall() {
@@ -322,55 +467,49 @@ mod tests {
         assert_eq!(rate.due(t0, t0 + s(5), 3000), (t0 + s(5), Cut::Slow));
     }
 
-    #[test]
-    fn large_bodies_leave_the_small_reserve_and_a_connection_its_share() {
+    #[tokio::test]
+    async fn large_bodies_leave_the_small_reserve_and_a_connection_its_share() {
         let bodies = Bodies::new(BodyRate::default());
-        let large: Vec<_> = (0..5)
-            .map(|_| bodies.charge(None, BODY_LIMIT).unwrap())
-            .collect();
+        let large = charges(&bodies, 5, BODY_LIMIT).await;
         assert_eq!(
-            bodies.charge(None, BODY_LIMIT).err(),
+            bodies.charge(None, BODY_LIMIT).await.err(),
             Some(Cut::Busy),
             "a 6th large body"
         );
         // The small reserve is whole (32 bodies of SMALL_BODY), and what large ones left.
         let fit = (BODY_BUDGET - 5 * BODY_LIMIT) / SMALL_BODY;
         assert!(fit >= SMALL_RESERVE / SMALL_BODY);
-        let small: Vec<_> = (0..fit)
-            .map(|_| bodies.charge(None, SMALL_BODY).unwrap())
-            .collect();
-        assert_eq!(bodies.charge(None, SMALL_BODY).err(), Some(Cut::Busy));
+        let small = charges(&bodies, fit, SMALL_BODY).await;
+        assert_eq!(bodies.charge(None, SMALL_BODY).await.err(), Some(Cut::Busy));
         drop((large, small));
 
         let limits = super::super::conn::tests_support::limits(1);
         let conn = Connection(super::super::conn::tests_support::admit(&limits));
-        let a = bodies.charge(Some(&conn), BODY_LIMIT).unwrap();
-        let _b = bodies.charge(Some(&conn), BODY_LIMIT).unwrap();
+        let a = bodies.charge(Some(&conn), BODY_LIMIT).await.unwrap();
+        let _b = bodies.charge(Some(&conn), BODY_LIMIT).await.unwrap();
         assert_eq!(
-            bodies.charge(Some(&conn), 10).err(),
+            bodies.charge(Some(&conn), 10).await.err(),
             Some(Cut::ConnectionShare)
         );
         drop(a);
-        bodies.charge(Some(&conn), 10).unwrap();
+        bodies.charge(Some(&conn), 10).await.unwrap();
     }
 
-    #[test]
-    fn a_refused_charge_gives_back_what_it_took() {
+    #[tokio::test]
+    async fn a_refused_charge_gives_back_what_it_took() {
         let bodies = Bodies::new(BodyRate::default());
         let limits = super::super::conn::tests_support::limits(1);
         let conn = Connection(super::super::conn::tests_support::admit(&limits));
         // The total is held by small bodies: a large one takes from `large` and the share,
         // then fails on the total, and must give both back.
-        let small: Vec<_> = (0..BODY_BUDGET / SMALL_BODY)
-            .map(|_| bodies.charge(None, SMALL_BODY).unwrap())
-            .collect();
+        let small = charges(&bodies, BODY_BUDGET / SMALL_BODY, SMALL_BODY).await;
         assert_eq!(
-            bodies.charge(Some(&conn), BODY_LIMIT).err(),
+            bodies.charge(Some(&conn), BODY_LIMIT).await.err(),
             Some(Cut::Busy)
         );
         drop(small);
-        let _a = bodies.charge(Some(&conn), BODY_LIMIT).unwrap();
-        let _b = bodies.charge(Some(&conn), BODY_LIMIT).unwrap();
+        let _a = bodies.charge(Some(&conn), BODY_LIMIT).await.unwrap();
+        let _b = bodies.charge(Some(&conn), BODY_LIMIT).await.unwrap();
         assert_eq!(
             bodies.large.available_permits(),
             BODY_BUDGET - SMALL_RESERVE - 2 * BODY_LIMIT
