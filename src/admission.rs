@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::config::{BadOverridePolicy, Config};
+use crate::config::Config;
 use crate::decision::{
     self, Decision, Mode, NamespaceInfo, NamespaceLookup, Plan, RequestFacts, SkipReason,
 };
@@ -327,18 +327,14 @@ impl Admission {
             }
             Decision::Skip(reason) if reason.warns() => {
                 let message = format!("proxy-injector: {reason}");
-                match self.config.bad_override {
-                    BadOverridePolicy::AdmitUninjected => {
-                        out.warnings.push(message);
-                        let patch = self.opaque_patch(&pod, ns_info);
-                        out.body =
-                            response(api_version, uid, patch.as_deref(), None, &out.warnings);
-                        out.outcome = Outcome::Skipped(reason);
-                    }
-                    BadOverridePolicy::Deny => {
-                        out.body = response(api_version, uid, None, Some(&message), &[]);
-                        out.outcome = Outcome::Denied(reason);
-                    }
+                if reason.denies(&self.config) {
+                    out.body = response(api_version, uid, None, Some(&message), &[]);
+                    out.outcome = Outcome::Denied(reason);
+                } else {
+                    out.warnings.push(message);
+                    let patch = self.opaque_patch(&pod, ns_info);
+                    out.body = response(api_version, uid, patch.as_deref(), None, &out.warnings);
+                    out.outcome = Outcome::Skipped(reason);
                 }
             }
             Decision::Skip(reason) => {

@@ -21,6 +21,7 @@ pub mod netpol;
 pub mod offline;
 pub mod overrides;
 pub mod patch;
+pub mod podsecurity;
 pub mod policies;
 pub mod prune;
 pub mod quote;

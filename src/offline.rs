@@ -402,9 +402,10 @@ pub fn inject_document_with(
     let mut new_pod = r.pod;
     // As the webhook answers a pod it does not inject (unless it denies it): the opaque-ports
     // annotation it would add.
-    let denied = r.skipped.as_ref().is_some_and(|s| {
-        s.warns() && admission.config().bad_override == crate::config::BadOverridePolicy::Deny
-    });
+    let denied = r
+        .skipped
+        .as_ref()
+        .is_some_and(|s| s.warns() && s.denies(admission.config()));
     if mode == InjectMode::Webhook
         && r.skipped.is_some()
         && !denied

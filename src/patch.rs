@@ -132,25 +132,7 @@ fn fill_hole(out: &mut Vec<u8>, hole: Hole, init: bool, pod: &PodValues, env: [&
         // both lists are empty); linkerd-init always NET_ADMIN and NET_RAW, then the app's
         // additions, and the app's drops but those two.
         Hole::Capabilities => {
-            let (add, drop) = match &pod.capabilities {
-                Some((a, d)) => (a.as_slice(), d.as_slice()),
-                None => (&[][..], &[][..]),
-            };
-            let needed = ["NET_ADMIN", "NET_RAW"];
-            let drop: Vec<&str> = drop
-                .iter()
-                .map(String::as_str)
-                .filter(|d| !init || !needed.contains(d))
-                .collect();
-            let add: Vec<&str> = if init {
-                needed
-                    .iter()
-                    .copied()
-                    .chain(add.iter().map(String::as_str))
-                    .collect()
-            } else {
-                add.iter().map(String::as_str).collect()
-            };
+            let (add, drop) = containers::capabilities(init, pod.capabilities.as_ref());
             if add.is_empty() && drop.is_empty() {
                 return;
             }

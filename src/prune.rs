@@ -27,7 +27,13 @@ static PORT: Shape = Shape::Fields(&[
     ("protocol", &WHOLE),
 ]);
 static PORTS: Shape = Shape::Items(&PORT);
-static CONTAINER: Shape = Shape::Fields(&[("name", &WHOLE), ("ports", &PORTS)]);
+/// The capabilities the proxy copies from the first container (the PodSecurity verdict).
+static SECURITY: Shape = Shape::Fields(&[("capabilities", &WHOLE)]);
+static CONTAINER: Shape = Shape::Fields(&[
+    ("name", &WHOLE),
+    ("ports", &PORTS),
+    ("securityContext", &SECURITY),
+]);
 static CONTAINERS: Shape = Shape::Items(&CONTAINER);
 static NAMED: Shape = Shape::Fields(&[("name", &WHOLE)]);
 static NAMED_ITEMS: Shape = Shape::Items(&NAMED);

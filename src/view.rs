@@ -354,10 +354,11 @@ impl fmt::Display for Source {
 /// What the injector knows about the pod's namespace.
 #[derive(Debug, Clone, Copy)]
 pub enum NamespaceInfo<'a> {
-    /// Found in the cache, with these annotations.
+    /// Found in the cache, with these annotations and labels.
     Known {
         name: &'a str,
         annotations: Option<&'a BTreeMap<String, String>>,
+        labels: Option<&'a BTreeMap<String, String>>,
     },
     /// The request names a namespace the cache does not hold.
     NotCached { name: &'a str },
@@ -373,9 +374,19 @@ impl<'a> NamespaceInfo<'a> {
             (Some(name), Some(obj)) => NamespaceInfo::Known {
                 name,
                 annotations: obj.metadata.annotations.as_ref(),
+                labels: obj.metadata.labels.as_ref(),
             },
             (Some(name), None) => NamespaceInfo::NotCached { name },
             (None, _) => NamespaceInfo::None,
+        }
+    }
+
+    pub fn label(&self, key: &str) -> Option<&'a str> {
+        match self {
+            NamespaceInfo::Known {
+                labels: Some(l), ..
+            } => l.get(key).map(String::as_str),
+            _ => None,
         }
     }
 

@@ -146,6 +146,42 @@ fn namespace_override_errors_reach_workloads_in_it() {
     );
 }
 
+/// A workload applied in a namespace whose PodSecurity level would refuse its injected pods
+/// hears it at `kubectl apply` time, with the fix; with CNI (restricted-compliant injected
+/// containers) a compliant workload hears nothing.
+#[test]
+fn workloads_in_a_pod_security_namespace_hear_that_their_pods_would_not_be_meshed() {
+    let ns = || {
+        Namespaces::from_yaml(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations:\n    linkerd.io/inject: enabled\n  labels:\n    pod-security.kubernetes.io/enforce: restricted\n",
+            "t",
+        )
+        .unwrap()
+    };
+    let deploy = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+                     "containers": [{"name": "web", "image": "nginx", "securityContext": {
+                        "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}}}]}}}});
+    let a = Admission::new(Arc::new(Config::default()), ns());
+    let w = warnings_of(&a, &deploy, None, "CREATE");
+    assert!(
+        w.iter().any(|x| x.contains("enforces PodSecurity restricted:latest")
+            && x.contains("linkerd-init")
+            && x.contains("cniEnabled: true")
+            && x.contains("pods would be admitted without the proxy")),
+        "{w:?}"
+    );
+    let cni = Config {
+        cni_enabled: true,
+        ..Config::default()
+    };
+    let a = Admission::new(Arc::new(cni), ns());
+    assert_eq!(warnings_of(&a, &deploy, None, "CREATE"), Vec::<String>::new());
+}
+
 #[test]
 fn strict_mode_denies() {
     let config = Config {

@@ -22,6 +22,20 @@ pub enum BadOverridePolicy {
     Deny,
 }
 
+/// What to do with a pod that the API server's own admission (PodSecurity) would refuse once
+/// injected, though it would admit it as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RefusalPolicy {
+    /// Admit the pod without the proxy, with a warning and an Event naming the rule and the fix.
+    AdmitUninjected,
+    /// Refuse the pod, with that message.
+    Deny,
+    /// Inject as Linkerd does (for clusters whose PodSecurity exemptions the injector cannot
+    /// see).
+    Off,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Image {
@@ -128,6 +142,8 @@ pub struct Config {
     /// service-account token, so a pod that does not mount it is not injected.
     pub service_account_token_projection: bool,
     pub bad_override: BadOverridePolicy,
+    /// A pod the API server's PodSecurity admission would refuse once injected.
+    pub api_server_refusal: RefusalPolicy,
     /// `POST /warn`: deny (instead of only warning about) objects with mesh mistakes.
     pub strict_warnings: bool,
     pub proxy: ProxyConfig,
@@ -192,6 +208,7 @@ impl Default for Config {
             disable_ipv6: true,
             service_account_token_projection: true,
             bad_override: BadOverridePolicy::AdmitUninjected,
+            api_server_refusal: RefusalPolicy::AdmitUninjected,
             strict_warnings: false,
             proxy: ProxyConfig::default(),
             proxy_init: ProxyInitConfig::default(),

@@ -102,6 +102,126 @@ pub fn slot_capabilities() -> Capabilities {
     }
 }
 
+/// The proxy's security context, with `capabilities` (the app's: see [`capabilities`]).
+fn proxy_security(v: &ProxyValues<'_>, capabilities: Capabilities) -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(capabilities),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(v.uid),
+        run_as_group: v.gid,
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+fn runtime_default() -> SeccompProfile {
+    SeccompProfile {
+        type_: "RuntimeDefault".into(),
+        ..Default::default()
+    }
+}
+
+/// linkerd-init's security context, with `capabilities` (see [`capabilities`]): privileged
+/// when configured so or for a close-wait timeout, root when configured so.
+fn init_security(
+    v: &ProxyValues<'_>,
+    config: &Config,
+    capabilities: Capabilities,
+) -> SecurityContext {
+    let init = &config.proxy_init;
+    let root = init.run_as_root;
+    let privileged = init.privileged || v.close_wait_seconds > 0;
+    // 0 means the chart's default user and group.
+    let id = |i: i64| if i == 0 { 65534 } else { i };
+    SecurityContext {
+        allow_privilege_escalation: Some(privileged),
+        capabilities: Some(capabilities),
+        privileged: Some(privileged),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(!root),
+        run_as_user: Some(if root { 0 } else { id(init.run_as_user) }),
+        run_as_group: Some(if root { 0 } else { id(init.run_as_group) }),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+/// The network validator's security context (CNI mode): it complies with `restricted`.
+fn validator_security() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        read_only_root_filesystem: Some(true),
+        run_as_group: Some(65534),
+        run_as_non_root: Some(true),
+        run_as_user: Some(65534),
+        seccomp_profile: Some(runtime_default()),
+        ..Default::default()
+    }
+}
+
+/// The capabilities (add, drop) of an injected container, from the first app container's
+/// (`pod`), as Linkerd: the proxy gets the app's; linkerd-init (`init`) always NET_ADMIN and
+/// NET_RAW, then the app's additions, and the app's drops but those two.
+pub fn capabilities(
+    init: bool,
+    pod: Option<&(Vec<String>, Vec<String>)>,
+) -> (Vec<&str>, Vec<&str>) {
+    const NEEDED: [&str; 2] = ["NET_ADMIN", "NET_RAW"];
+    let (add, drop) = match pod {
+        Some((a, d)) => (a.as_slice(), d.as_slice()),
+        None => (&[][..], &[][..]),
+    };
+    let drop = drop
+        .iter()
+        .map(String::as_str)
+        .filter(|d| !init || !NEEDED.contains(d))
+        .collect();
+    let add = if init {
+        NEEDED
+            .iter()
+            .copied()
+            .chain(add.iter().map(String::as_str))
+            .collect()
+    } else {
+        add.iter().map(String::as_str).collect()
+    };
+    (add, drop)
+}
+
+/// The security contexts of the containers injection adds to a pod whose first app
+/// container has `pod_caps` (name, context; the debug sidecar has none), for the checks of
+/// the API server's PodSecurity admission.
+pub fn added_security(
+    v: &ProxyValues<'_>,
+    config: &Config,
+    pod_caps: Option<&(Vec<String>, Vec<String>)>,
+) -> Vec<(&'static str, Option<SecurityContext>)> {
+    let caps = |init: bool| {
+        let (add, drop) = capabilities(init, pod_caps);
+        let list =
+            |l: Vec<&str>| (!l.is_empty()).then(|| l.into_iter().map(str::to_owned).collect());
+        Capabilities {
+            add: list(add),
+            drop: list(drop),
+        }
+    };
+    let mut out = vec![(PROXY_CONTAINER, Some(proxy_security(v, caps(false))))];
+    out.push(match config.cni_enabled {
+        false => (INIT_CONTAINER, Some(init_security(v, config, caps(true)))),
+        true => (VALIDATOR_CONTAINER, Some(validator_security())),
+    });
+    if v.debug_sidecar {
+        out.push((DEBUG_CONTAINER, None));
+    }
+    out
+}
+
 /// The proxy container as a typed object; `pod_env` are the entries named by [`POD_ENV`];
 /// its capabilities and last volume mount are per-pod slots ([`POD_SLOT`]).
 pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2]) -> Container {
@@ -135,19 +255,7 @@ pub fn proxy_container(v: &ProxyValues<'_>, config: &Config, pod_env: [EnvVar; 2
         restart_policy: native.then(|| "Always".to_owned()),
         lifecycle: lifecycle(v),
         resources: proxy_resources(v),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(slot_capabilities()),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(true),
-            run_as_user: Some(v.uid),
-            run_as_group: v.gid,
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(proxy_security(v, slot_capabilities())),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(
             [
@@ -264,10 +372,6 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         args.push("--subnets-to-ignore".into());
         args.push(v.skip_subnets.to_string());
     }
-    let root = init.run_as_root;
-    let privileged = init.privileged || v.close_wait_seconds > 0;
-    // 0 means the chart's default user and group.
-    let id = |i: i64| if i == 0 { 65534 } else { i };
     // Linkerd edge-26.8.3 runs proxy-init from the proxy image; a configured separate image
     // keeps its own entrypoint (and the init-image annotations).
     let (image, command, pull_policy) = match &config.proxy_init.image {
@@ -304,21 +408,8 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
                 ),
             ]),
         },
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(privileged),
-            // NET_ADMIN and NET_RAW, with the app's (a per-pod slot).
-            capabilities: Some(slot_capabilities()),
-            privileged: Some(privileged),
-            read_only_root_filesystem: Some(true),
-            run_as_non_root: Some(!root),
-            run_as_user: Some(if root { 0 } else { id(init.run_as_user) }),
-            run_as_group: Some(if root { 0 } else { id(init.run_as_group) }),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        // NET_ADMIN and NET_RAW, with the app's (a per-pod slot).
+        security_context: Some(init_security(v, config, slot_capabilities())),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(vec![
             VolumeMount {
@@ -378,22 +469,7 @@ pub fn network_validator(v: &ProxyValues<'_>, config: &Config) -> Container {
         image: Some(format!("{}:{}", v.proxy_image, v.proxy_version)),
         image_pull_policy: Some(v.pull_policy.to_string()),
         resources: proxy_resources(v),
-        security_context: Some(SecurityContext {
-            allow_privilege_escalation: Some(false),
-            capabilities: Some(Capabilities {
-                drop: Some(vec!["ALL".into()]),
-                ..Default::default()
-            }),
-            read_only_root_filesystem: Some(true),
-            run_as_group: Some(65534),
-            run_as_non_root: Some(true),
-            run_as_user: Some(65534),
-            seccomp_profile: Some(SeccompProfile {
-                type_: "RuntimeDefault".into(),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }),
+        security_context: Some(validator_security()),
         command: Some(vec![
             "/usr/lib/linkerd/linkerd2-network-validator".to_owned(),
         ]),

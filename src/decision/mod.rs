@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Namespace;
 
-use crate::config::Config;
+use crate::config::{Config, RefusalPolicy};
 use crate::containers;
 use crate::mesh::{
     INJECT_ANNOTATION, ISTIO_INIT_CONTAINER, ISTIO_INIT_IMAGE, ISTIO_PROXY_CONTAINER,
     ISTIO_PROXY_IMAGE, LINKERD_PROXY_IMAGE, LINKERD_PROXY_INIT_IMAGE, PROXY_CONTAINER,
 };
+use crate::podsecurity::{self, Enforced};
 use crate::quote::Quoted;
 use crate::values::{self, PodValues, ProxyValues};
 use crate::view::PodView;
+use k8s_openapi::api::core::v1::SecurityContext;
 
 mod skip;
 pub use skip::SkipReason;
@@ -239,6 +241,9 @@ pub fn decide<'a>(
                 return Decision::Skip(SkipReason::NameClash(clashes));
             }
             let podv = values::pod_values(pod, ns, config, r.explicit_opaque, req.cli);
+            if let Some(refused) = refused_by_pod_security(ns, &r.proxy, &podv, config) {
+                return Decision::Skip(refused);
+            }
             Decision::Inject(Plan {
                 mode,
                 source,
@@ -249,6 +254,56 @@ pub fn decide<'a>(
         }
         Err(errors) => Decision::Skip(SkipReason::InvalidOverrides(errors)),
     }
+}
+
+/// The namespace's PodSecurity verdict on the containers injection would add, when it would
+/// refuse the injected pod and not the pod as it is (the first app container's capabilities,
+/// which the proxy copies, pass). `None` with `apiServerRefusal: off`.
+fn refused_by_pod_security(
+    ns: NamespaceInfo<'_>,
+    proxy: &ProxyValues<'_>,
+    pod: &PodValues,
+    config: &Config,
+) -> Option<SkipReason> {
+    if config.api_server_refusal == RefusalPolicy::Off {
+        return None;
+    }
+    let enforced = Enforced::from_labels(|k| ns.label(k))?;
+    let added = containers::added_security(proxy, config, pod.capabilities.as_ref());
+    // The app's own capabilities, alone: if they fail, the pod is refused anyway.
+    let app = SecurityContext {
+        capabilities: Some(k8s_openapi::api::core::v1::Capabilities {
+            add: pod.capabilities.as_ref().map(|c| c.0.clone()),
+            drop: pod.capabilities.as_ref().map(|c| c.1.clone()),
+        }),
+        allow_privilege_escalation: Some(false),
+        ..Default::default()
+    };
+    let app_check = [podsecurity::Added {
+        name: "app",
+        security: Some(&app),
+        host_ports: &[],
+    }];
+    if !podsecurity::check(enforced, &app_check).is_empty() {
+        return None;
+    }
+    let views: Vec<podsecurity::Added<'_>> = added
+        .iter()
+        .map(|(name, sc)| podsecurity::Added {
+            name,
+            security: sc.as_ref(),
+            host_ports: &[],
+        })
+        .collect();
+    let violations = podsecurity::check(enforced, &views);
+    (!violations.is_empty()).then(|| SkipReason::PodSecurity {
+        namespace: match ns {
+            NamespaceInfo::Known { name, .. } => name.to_owned(),
+            _ => String::new(),
+        },
+        enforced,
+        violations,
+    })
 }
 
 #[cfg(test)]
@@ -286,6 +341,7 @@ mod tests {
             NamespaceInfo::Known {
                 name: "x",
                 annotations: Some(&a),
+                labels: None,
             },
             &c,
         );
@@ -310,6 +366,7 @@ mod tests {
             NamespaceInfo::Known {
                 name: "x",
                 annotations: Some(&a),
+                labels: None,
             },
             &c,
         );
@@ -320,6 +377,7 @@ mod tests {
             NamespaceInfo::Known {
                 name: "x",
                 annotations: Some(&a),
+                labels: None,
             },
             &c,
         ) else {

@@ -4,7 +4,10 @@
 use std::fmt;
 
 use super::Source;
+use crate::config::{BadOverridePolicy, Config, RefusalPolicy};
+use crate::mesh::{DEBUG_CONTAINER, INIT_CONTAINER};
 use crate::mesh::{INJECT_ANNOTATION, PROXY_CONTAINER};
+use crate::podsecurity::{Enforced, Violation};
 use crate::quote::Quoted;
 use crate::values::OverrideError;
 
@@ -47,6 +50,12 @@ pub enum SkipReason {
     InvalidOverrides(Vec<OverrideError>),
     /// The pod already has containers or volumes named like those injection adds.
     NameClash(Vec<String>),
+    /// The namespace's PodSecurity level would refuse the injected pod (not the pod as it is).
+    PodSecurity {
+        namespace: String,
+        enforced: Enforced,
+        violations: Vec<Violation>,
+    },
 }
 
 impl SkipReason {
@@ -55,8 +64,19 @@ impl SkipReason {
     pub fn warns(&self) -> bool {
         matches!(
             self,
-            SkipReason::InvalidOverrides(_) | SkipReason::NameClash(_)
+            SkipReason::InvalidOverrides(_)
+                | SkipReason::NameClash(_)
+                | SkipReason::PodSecurity { .. }
         )
+    }
+
+    /// Whether `config` refuses the pod for this reason instead of admitting it uninjected
+    /// (for a reason that [`warns`](Self::warns)).
+    pub fn denies(&self, config: &Config) -> bool {
+        match self {
+            SkipReason::PodSecurity { .. } => config.api_server_refusal == RefusalPolicy::Deny,
+            _ => config.bad_override == BadOverridePolicy::Deny,
+        }
     }
 
     /// A short stable name for metrics and logs.
@@ -77,6 +97,7 @@ impl SkipReason {
             SkipReason::NoServiceAccountToken => "no_service_account_token",
             SkipReason::InvalidOverrides(_) => "invalid_override",
             SkipReason::NameClash(_) => "name_clash",
+            SkipReason::PodSecurity { .. } => "pod_security",
         }
     }
 }
@@ -168,6 +189,24 @@ impl fmt::Display for SkipReason {
             SkipReason::HostNetwork => f.write_str(
                 "the pod uses hostNetwork: true; the proxy cannot redirect the host's traffic",
             ),
+            SkipReason::PodSecurity {
+                namespace,
+                enforced,
+                violations,
+            } => {
+                write!(
+                    f,
+                    "the proxy was not added because namespace {namespace} enforces PodSecurity \
+                     {enforced}, which would refuse the injected pod: "
+                )?;
+                for (i, v) in violations.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                write!(f, "; to mesh it, {}", pod_security_fix(violations))
+            }
             SkipReason::InvalidOverrides(errors) => {
                 f.write_str("the proxy was not added because ")?;
                 for (i, e) in errors.iter().enumerate() {
@@ -180,4 +219,28 @@ impl fmt::Display for SkipReason {
             }
         }
     }
+}
+
+/// How to mesh a pod PodSecurity would refuse once injected: one fix per container at fault,
+/// then the ways out that fit every case.
+fn pod_security_fix(violations: &[Violation]) -> String {
+    let at = |name: &str| violations.iter().any(|v| v.container == name);
+    let mut fixes = Vec::new();
+    if at(INIT_CONTAINER) {
+        fixes.push(
+            "install linkerd-cni and set cniEnabled: true (linkerd-init then gives way to a \
+             network validator that complies with restricted)",
+        );
+    }
+    if at(PROXY_CONTAINER) {
+        fixes.push("give the proxy a non-root user (config.linkerd.io/proxy-uid)");
+    }
+    if at(DEBUG_CONTAINER) {
+        fixes.push("remove config.linkerd.io/enable-debug-sidecar");
+    }
+    fixes.push(
+        "or label the namespace with a laxer pod-security.kubernetes.io/enforce; if PodSecurity \
+         exempts these pods, set apiServerRefusal: off in the injector's config",
+    );
+    fixes.join("; ")
 }
