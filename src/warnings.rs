@@ -289,6 +289,15 @@ fn check_namespace(
         .iter()
         .find(|(k, _)| *k == INJECT_ANNOTATION)
         .map(|(_, v)| v.to_string());
+    // Injection on a namespace whose PodSecurity level refuses the injected containers (or such
+    // a level on an injected namespace): said when the combination appears.
+    if let Some(reason) = blocked_by_pod_security(name, obj, config)
+        && old.is_none_or(|o| blocked_by_pod_security(name, o, config).is_none())
+    {
+        out.push(format!(
+            "pods created in namespace {name} will be admitted without the proxy: {reason}"
+        ));
+    }
     let on = |v: &Option<String>| matches!(v.as_deref(), Some("enabled" | "ingress"));
     if old.is_some() && on(&before) != on(&after) {
         let state = if on(&after) {
@@ -303,9 +312,88 @@ fn check_namespace(
     }
 }
 
+/// Whether the namespace `obj` turns injection on and enforces a PodSecurity level that
+/// refuses the containers injection adds (with the config's values, next to an app that
+/// complies with the level).
+fn blocked_by_pod_security(name: &str, obj: &Value, config: &Config) -> Option<SkipReason> {
+    if config.api_server_refusal == crate::config::RefusalPolicy::Off {
+        return None;
+    }
+    let ann = map(obj, "/metadata/annotations");
+    let mode = match ann.iter().find(|(k, _)| *k == INJECT_ANNOTATION)?.1 {
+        "enabled" => decision::Mode::Enabled,
+        "ingress" => decision::Mode::Ingress,
+        _ => return None,
+    };
+    let labels = map(obj, "/metadata/labels");
+    let enforced = crate::podsecurity::Enforced::from_labels(|k| {
+        labels.iter().find(|(l, _)| *l == k).map(|(_, v)| *v)
+    })?;
+    let values = crate::values::ProxyValues::from_config(config, mode);
+    let compliant_app = (Vec::new(), vec!["ALL".to_owned()]);
+    let added = crate::containers::added_security(&values, config, Some(&compliant_app));
+    let views: Vec<_> = added
+        .iter()
+        .map(|(name, sc)| crate::podsecurity::Added {
+            name,
+            security: sc.as_ref(),
+            host_ports: &[],
+        })
+        .collect();
+    let violations = crate::podsecurity::check(enforced, &views);
+    (!violations.is_empty()).then(|| SkipReason::PodSecurity {
+        namespace: name.to_owned(),
+        enforced,
+        violations,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn injection_and_a_pod_security_level_that_refuses_it_are_said_when_they_meet() {
+        let ns = |labels: &str, ann: &str| -> Value {
+            serde_saphyr::from_str(&format!(
+                "kind: Namespace\nmetadata:\n  name: shop\n  labels: {{{labels}}}\n  annotations: {{{ann}}}\n"
+            ))
+            .unwrap()
+        };
+        let c = Config::default();
+        let both = ns(
+            "pod-security.kubernetes.io/enforce: baseline",
+            "linkerd.io/inject: enabled",
+        );
+        let w = check("Namespace", &both, None, NamespaceInfo::None, &c);
+        assert!(
+            w.iter().any(|x| x
+                .starts_with("pods created in namespace shop will be admitted without the proxy")
+                && x.contains("NET_ADMIN")
+                && x.contains("cniEnabled: true")),
+            "{w:?}"
+        );
+        // Labelling an injected namespace, and annotating a labelled one, both say it.
+        let injected = ns("", "linkerd.io/inject: enabled");
+        let labelled = ns("pod-security.kubernetes.io/enforce: restricted", "");
+        for old in [&injected, &labelled] {
+            let w = check("Namespace", &both, Some(old), NamespaceInfo::None, &c);
+            assert!(w.iter().any(|x| x.contains("PodSecurity")), "{w:?}");
+        }
+        // Once said, an unrelated update says nothing more; privileged, or CNI, say nothing.
+        let w = check("Namespace", &both, Some(&both), NamespaceInfo::None, &c);
+        assert!(!w.iter().any(|x| x.contains("PodSecurity")), "{w:?}");
+        let privileged = ns(
+            "pod-security.kubernetes.io/enforce: privileged",
+            "linkerd.io/inject: enabled",
+        );
+        assert!(check("Namespace", &privileged, None, NamespaceInfo::None, &c).is_empty());
+        let cni = Config {
+            cni_enabled: true,
+            ..Config::default()
+        };
+        assert!(check("Namespace", &both, None, NamespaceInfo::None, &cni).is_empty());
+    }
 
     fn warn(yaml: &str) -> Vec<String> {
         let v: Value = serde_saphyr::from_str(yaml).unwrap();

@@ -21,8 +21,18 @@ use support::{Injector, Lazy, wait_for_async, wait_until_async};
 /// An injector watching the control plane's namespaces, registered for `test`'s namespaces;
 /// returns once the API server is seen calling it for pods in `probe_ns`.
 async fn injector_for(test: &str, probe_ns: &str, client: &Client) -> (Injector, String) {
+    injector_with(test, probe_ns, client, &[]).await
+}
+
+/// [`injector_for`], with more arguments to `serve`.
+async fn injector_with(
+    test: &str,
+    probe_ns: &str,
+    client: &Client,
+    args: &[&str],
+) -> (Injector, String) {
     let cp = control_plane();
-    let inj = Injector::start(&[], &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())]);
+    let inj = Injector::start(args, &[("KUBECONFIG", cp.kubeconfig.to_str().unwrap())]);
     // Ready only once the namespace cache has synced.
     inj.wait_ready(Duration::from_secs(30), "injector").await;
     let wh = register_webhook(client, test, inj.port, &inj.ca_pem(), "Fail").await;
@@ -1371,4 +1381,219 @@ async fn linkerd_upgrade_changes_the_next_pods_release() {
     cluster::unregister_webhook(&client, &wh).await;
     delete_namespace(&client, ns).await;
     delete_namespace(&client, cp_ns).await;
+}
+
+/// For each PodSecurity level enforced on an injected namespace, with linkerd-init and in CNI
+/// mode: the webhook's verdict agrees with the API server's own (`kubectl create
+/// --dry-run=server` of the pod `inject --manual` makes), a pod the API server would refuse
+/// once injected is created uninjected with the warning that says why and how to fix it, a pod
+/// it accepts is injected, and a Deployment's pods are all created (no FailedCreate).
+#[tokio::test]
+async fn pod_security_verdicts_agree_with_the_api_server() {
+    let client = control_plane().client().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cni_config = dir.path().join("cni.yaml");
+    std::fs::write(&cni_config, "cniEnabled: true\n").unwrap();
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // A pod that complies with restricted as it is.
+    let app = json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": "app", "labels": {"app": "app"}},
+        "spec": {
+            "securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{"name": "app", "image": "nginx:1.27", "securityContext": {
+                "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}, "runAsUser": 1000}}]
+        }
+    });
+    for (test, cni) in [("pss", false), ("psscni", true)] {
+        let probe = format!("e2e-{test}-probe");
+        create_namespace(&client, &probe, test, &[("linkerd.io/inject", "enabled")]).await;
+        let args: Vec<&str> = if cni {
+            vec!["--config", cni_config.to_str().unwrap()]
+        } else {
+            vec![]
+        };
+        let (inj, wh) = injector_with(test, &probe, &client, &args).await;
+        for level in ["privileged", "baseline", "restricted"] {
+            let ns = format!("e2e-{test}-{level}");
+            create_namespace(&client, &ns, test, &[("linkerd.io/inject", "enabled")]).await;
+            namespaces
+                .patch(
+                    &ns,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"metadata": {"labels": {
+                        "pod-security.kubernetes.io/enforce": level}}})),
+                )
+                .await
+                .unwrap();
+            // The API server's verdict on the pod injected by `inject --manual`.
+            let mut manual = std::process::Command::new(support::bin());
+            manual.args(["inject", "--manual", "-o", "json", "-f", "-"]);
+            if cni {
+                manual.args(["--config", cni_config.to_str().unwrap()]);
+            }
+            let injected = run_with_stdin(manual, &app.to_string());
+            let api_says = control_plane().kubectl(
+                &[
+                    "create",
+                    "--dry-run=server",
+                    "-n",
+                    &ns,
+                    "-o",
+                    "json",
+                    "-f",
+                    "-",
+                ],
+                Some(&injected),
+            );
+            let api_accepts = api_says.status.success();
+            // The webhook's verdict on the pod as it is, created for real.
+            let created = control_plane().kubectl(
+                &["create", "-n", &ns, "-o", "json", "-f", "-"],
+                Some(&app.to_string()),
+            );
+            let stderr = String::from_utf8_lossy(&created.stderr).into_owned();
+            assert!(
+                created.status.success(),
+                "{test} {level}: the pod was refused: {stderr}\n{}",
+                inj.logs()
+            );
+            let pod: Pod = serde_json::from_slice(&created.stdout).unwrap();
+            eprintln!(
+                "{test} {level}: the API server {} the injected pod; the webhook {} it{}",
+                if api_accepts { "accepts" } else { "refuses" },
+                if meshed(&pod) {
+                    "injected"
+                } else {
+                    "did not inject"
+                },
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", stderr.trim())
+                }
+            );
+            assert_eq!(
+                meshed(&pod),
+                api_accepts,
+                "{test} {level}: the webhook and the API server disagree; the API server said: {}",
+                String::from_utf8_lossy(&api_says.stderr)
+            );
+            let expected = level == "privileged" || cni;
+            assert_eq!(api_accepts, expected, "{test} {level}");
+            if !api_accepts {
+                assert!(
+                    stderr.contains(&format!("enforces PodSecurity {level}:latest"))
+                        && stderr.contains("linkerd-init")
+                        && stderr.contains("cniEnabled: true"),
+                    "{test} {level}: the warning: {stderr}"
+                );
+            }
+        }
+        cluster::unregister_webhook(&client, &wh).await;
+        drop(inj);
+    }
+
+    // A Deployment in the namespace that would refuse its injected pods: every pod is created
+    // (uninjected), none refused.
+    let test = "pssdeploy";
+    let ns = "e2e-pssdeploy";
+    create_namespace(
+        &client,
+        "e2e-pssdeploy-probe",
+        test,
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let (inj, wh) = injector_for(test, "e2e-pssdeploy-probe", &client).await;
+    create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    namespaces
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "baseline"}}})),
+        )
+        .await
+        .unwrap();
+    let deploy: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}}, "spec": app["spec"].clone()}}
+    }))
+    .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let created = wait_for_async(
+        Lazy(|| format!("the Deployment's 3 pods in {ns}:\n{}", inj.logs())),
+        Duration::from_secs(60),
+        async || {
+            let list = pods.list(&ListParams::default()).await.unwrap().items;
+            (list.len() == 3).then_some(list)
+        },
+    )
+    .await;
+    assert!(
+        created.iter().all(|p| !meshed(p)),
+        "injected in a baseline namespace"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), ns);
+    let failed = events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("FailedCreate"))
+        .count();
+    assert_eq!(failed, 0, "FailedCreate events in {ns}");
+    // The skip is an Event on the ReplicaSet, with the fix.
+    let e = wait_for_event(&client, ns, |e| {
+        e.note.as_deref().is_some_and(|n| n.contains("PodSecurity"))
+    })
+    .await;
+    eprintln!("the Event: {:?}", e.note);
+    assert!(e.note.unwrap().contains("cniEnabled: true"));
+    cluster::unregister_webhook(&client, &wh).await;
+    for ns in [
+        "e2e-pss-probe",
+        "e2e-psscni-probe",
+        "e2e-pssdeploy-probe",
+        "e2e-pssdeploy",
+        "e2e-pss-privileged",
+        "e2e-pss-baseline",
+        "e2e-pss-restricted",
+        "e2e-psscni-privileged",
+        "e2e-psscni-baseline",
+        "e2e-psscni-restricted",
+    ] {
+        delete_namespace(&client, ns).await;
+    }
+}
+
+/// Runs `cmd` with `stdin`, and returns its standard output (panics on failure).
+fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
 }

@@ -168,10 +168,11 @@ fn workloads_in_a_pod_security_namespace_hear_that_their_pods_would_not_be_meshe
     let a = Admission::new(Arc::new(Config::default()), ns());
     let w = warnings_of(&a, &deploy, None, "CREATE");
     assert!(
-        w.iter().any(|x| x.contains("enforces PodSecurity restricted:latest")
-            && x.contains("linkerd-init")
-            && x.contains("cniEnabled: true")
-            && x.contains("pods would be admitted without the proxy")),
+        w.iter()
+            .any(|x| x.contains("enforces PodSecurity restricted:latest")
+                && x.contains("linkerd-init")
+                && x.contains("cniEnabled: true")
+                && x.contains("pods would be admitted without the proxy")),
         "{w:?}"
     );
     let cni = Config {
@@ -179,7 +180,10 @@ fn workloads_in_a_pod_security_namespace_hear_that_their_pods_would_not_be_meshe
         ..Config::default()
     };
     let a = Admission::new(Arc::new(cni), ns());
-    assert_eq!(warnings_of(&a, &deploy, None, "CREATE"), Vec::<String>::new());
+    assert_eq!(
+        warnings_of(&a, &deploy, None, "CREATE"),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
