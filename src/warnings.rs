@@ -313,39 +313,19 @@ fn check_namespace(
 }
 
 /// Whether the namespace `obj` turns injection on and enforces a PodSecurity level that
-/// refuses the containers injection adds (with the config's values, next to an app that
-/// complies with the level).
+/// refuses the containers injection adds.
 fn blocked_by_pod_security(name: &str, obj: &Value, config: &Config) -> Option<SkipReason> {
-    if config.api_server_refusal == crate::config::RefusalPolicy::Off {
-        return None;
-    }
     let ann = map(obj, "/metadata/annotations");
-    let mode = match ann.iter().find(|(k, _)| *k == INJECT_ANNOTATION)?.1 {
-        "enabled" => decision::Mode::Enabled,
-        "ingress" => decision::Mode::Ingress,
-        _ => return None,
-    };
     let labels = map(obj, "/metadata/labels");
-    let enforced = crate::podsecurity::Enforced::from_labels(|k| {
-        labels.iter().find(|(l, _)| *l == k).map(|(_, v)| *v)
-    })?;
-    let values = crate::values::ProxyValues::from_config(config, mode);
-    let compliant_app = (Vec::new(), vec!["ALL".to_owned()]);
-    let added = crate::containers::added_security(&values, config, Some(&compliant_app));
-    let views: Vec<_> = added
-        .iter()
-        .map(|(name, sc)| crate::podsecurity::Added {
-            name,
-            security: sc.as_ref(),
-            host_ports: &[],
-        })
-        .collect();
-    let violations = crate::podsecurity::check(enforced, &views);
-    (!violations.is_empty()).then(|| SkipReason::PodSecurity {
-        namespace: name.to_owned(),
-        enforced,
-        violations,
-    })
+    let find = |m: &[(&'_ str, &'_ str)], k: &str| {
+        m.iter().find(|(l, _)| *l == k).map(|(_, v)| v.to_string())
+    };
+    decision::namespace_pod_security(
+        name,
+        find(&ann, INJECT_ANNOTATION).as_deref(),
+        |k| find(&labels, k),
+        config,
+    )
 }
 
 #[cfg(test)]

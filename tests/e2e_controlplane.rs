@@ -1558,6 +1558,81 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
     eprintln!("the Event: {:?}", e.note);
     assert!(e.note.unwrap().contains("cniEnabled: true"));
     cluster::unregister_webhook(&client, &wh).await;
+    drop(inj);
+
+    // The same Deployment with an injector that does not check (apiServerRefusal: off, as
+    // Linkerd): the API server refuses every pod (FailedCreate naming linkerd-init). `check`
+    // lists both: the namespace where injection is blocked, and the workload refused now.
+    let test = "pssoff";
+    let off_ns = "e2e-pssoff";
+    let off_config = dir.path().join("off.yaml");
+    std::fs::write(&off_config, "apiServerRefusal: \"off\"\n").unwrap();
+    create_namespace(
+        &client,
+        "e2e-pssoff-probe",
+        test,
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let (inj, wh) = injector_with(
+        test,
+        "e2e-pssoff-probe",
+        &client,
+        &["--config", off_config.to_str().unwrap()],
+    )
+    .await;
+    create_namespace(&client, off_ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    namespaces
+        .patch(
+            off_ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": "baseline"}}})),
+        )
+        .await
+        .unwrap();
+    Api::<Deployment>::namespaced(client.clone(), off_ns)
+        .create(&PostParams::default(), &deploy)
+        .await
+        .unwrap();
+    let core_events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(client.clone(), off_ns);
+    let refused = wait_for_async(
+        Lazy(|| format!("a FailedCreate in {off_ns}:\n{}", inj.logs())),
+        Duration::from_secs(60),
+        async || {
+            let list = core_events
+                .list(&ListParams::default().fields("reason=FailedCreate"))
+                .await
+                .unwrap();
+            list.items.into_iter().find_map(|e| e.message)
+        },
+    )
+    .await;
+    eprintln!("with apiServerRefusal off: {refused}");
+    assert!(refused.contains("linkerd-init"), "{refused}");
+    let out = std::process::Command::new(support::bin())
+        .args(["check", "--webhook", &wh, "-o", "json"])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocked: Vec<&str> = report["blocked_by_api_server"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["what"].as_str())
+        .collect();
+    eprintln!("check, injection blocked by the API server's admission: {blocked:?}");
+    assert!(blocked.contains(&"namespace e2e-pssdeploy"), "{blocked:?}");
+    assert!(
+        blocked.contains(&"e2e-pssoff/deployment web"),
+        "{blocked:?}"
+    );
+    // The injector that does not check: `check` uses its own config, the default.
+    assert!(blocked.contains(&"namespace e2e-pssoff"), "{blocked:?}");
+    cluster::unregister_webhook(&client, &wh).await;
+    drop(inj);
     for ns in [
         "e2e-pss-probe",
         "e2e-psscni-probe",

@@ -16,6 +16,9 @@ use super::{Outdated, Workload};
 use crate::config::Config;
 use crate::containers::proxy_image;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
+use crate::mesh::{
+    DEBUG_CONTAINER, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, VALIDATOR_CONTAINER,
+};
 use crate::uninject::strip_injected;
 use crate::view::PodView;
 use crate::workload::{is_controller, restart_command};
@@ -33,6 +36,8 @@ pub struct Cluster {
     pub jobs: ByName<Job>,
     /// Every NetworkPolicy, for the network section (`super::network`).
     pub network_policies: Vec<NetworkPolicy>,
+    /// The FailedCreate Events (core/v1): pods a controller could not create.
+    pub failed_creates: Vec<k8s_openapi::api::core::v1::Event>,
 }
 
 fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
@@ -43,7 +48,7 @@ fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
 }
 
 impl Cluster {
-    /// Lists what the classification and the network section need (five list calls).
+    /// Lists what the classification and the network section need (six list calls).
     pub async fn list(client: &Client) -> anyhow::Result<Cluster> {
         let lp = ListParams::default();
         let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
@@ -63,7 +68,12 @@ impl Cluster {
                 )
             })?
             .items;
+        let failed_creates = Api::<k8s_openapi::api::core::v1::Event>::all(client.clone())
+            .list(&ListParams::default().fields("reason=FailedCreate"))
+            .await?
+            .items;
         Ok(Cluster {
+            failed_creates,
             namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
             pods,
             replica_sets: by_name(replica_sets),
@@ -166,6 +176,85 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
         })
         .collect();
     (workloads, outdated)
+}
+
+/// Where the API server's own admission stops injection: namespaces whose PodSecurity level
+/// refuses the containers injection adds (their pods are admitted without the proxy), and
+/// workloads whose pods it refuses now (FailedCreate Events that name an injected container:
+/// an injector that does not check, or `apiServerRefusal: off`).
+pub fn blocked(cluster: &Cluster, config: &Config) -> Vec<super::Blocked> {
+    let mut out = Vec::new();
+    for (name, ns) in &cluster.namespaces {
+        let ann = ns.annotations();
+        let labels = ns.labels();
+        if let Some(reason) = decision::namespace_pod_security(
+            name,
+            ann.get(INJECT_ANNOTATION).map(String::as_str),
+            |k| labels.get(k).cloned(),
+            config,
+        ) {
+            out.push(super::Blocked {
+                namespace: name.clone(),
+                what: format!("namespace {name}"),
+                detail: "its pods are admitted without the proxy".into(),
+                fix: reason.to_string(),
+            });
+        }
+    }
+    let injected = [
+        PROXY_CONTAINER,
+        INIT_CONTAINER,
+        VALIDATOR_CONTAINER,
+        DEBUG_CONTAINER,
+    ];
+    let mut seen = std::collections::BTreeSet::new();
+    for e in &cluster.failed_creates {
+        let message = e.message.as_deref().unwrap_or("");
+        let names_ours = injected
+            .iter()
+            .any(|c| message.contains(&format!("container \"{c}\"")));
+        if !message.contains("violates PodSecurity") || !names_ours {
+            continue;
+        }
+        let ns = e.involved_object.namespace.clone().unwrap_or_default();
+        let owner = (
+            e.involved_object.kind.clone().unwrap_or_default(),
+            e.involved_object.name.clone().unwrap_or_default(),
+        );
+        // A ReplicaSet's Deployment, as the fix restarts it.
+        let (kind, name) = match owner.0.as_str() {
+            "ReplicaSet" => cluster
+                .replica_sets
+                .get(&(ns.clone(), owner.1.clone()))
+                .and_then(|r| controller(r.owner_references()))
+                .unwrap_or(owner),
+            _ => owner,
+        };
+        if !seen.insert((ns.clone(), kind.clone(), name.clone())) {
+            continue;
+        }
+        out.push(super::Blocked {
+            what: format!("{ns}/{} {name}", kind.to_ascii_lowercase()),
+            namespace: ns,
+            detail: format!("its pods are refused now: {}", refusal(message)),
+            fix: "run the injector with apiServerRefusal: admit-uninjected (the default), so \
+                  that its pods are created without the proxy, or install linkerd-cni and set \
+                  cniEnabled: true; then the controller creates them"
+                .into(),
+        });
+    }
+    out.sort_by(|a, b| (&a.namespace, &a.what).cmp(&(&b.namespace, &b.what)));
+    out
+}
+
+/// The API server's words from "violates PodSecurity" on, at most 400 characters.
+fn refusal(message: &str) -> String {
+    let from = message.find("violates PodSecurity").unwrap_or(0);
+    let mut words: String = message[from..].chars().take(400).collect();
+    if words.len() < message.len() - from {
+        words.push('…');
+    }
+    words
 }
 
 #[cfg(test)]
@@ -338,6 +427,54 @@ mod tests {
             let got: Vec<&str> = outdated.iter().map(|o| o.pod.as_str()).collect();
             assert_eq!(got, want_outdated.into_iter().collect::<Vec<_>>(), "{what}");
         }
+    }
+
+    #[test]
+    fn injection_blocked_by_pod_security_is_listed_per_namespace_and_per_refused_workload() {
+        let labelled: Namespace = serde_json::from_value(json!({"metadata": {"name": "shop",
+            "annotations": {"linkerd.io/inject": "enabled"},
+            "labels": {"pod-security.kubernetes.io/enforce": "baseline"}}}))
+        .unwrap();
+        let rs: ReplicaSet = serde_json::from_value(json!({"metadata": {"name": "web-1",
+            "namespace": "batch", "ownerReferences": [owner("Deployment", "web", Some(true))]}}))
+        .unwrap();
+        let refused = |n: u32| -> k8s_openapi::api::core::v1::Event {
+            serde_json::from_value(json!({"metadata": {"name": format!("e{n}"), "namespace": "batch"},
+                "reason": "FailedCreate",
+                "involvedObject": {"kind": "ReplicaSet", "name": "web-1", "namespace": "batch"},
+                "message": format!("Error creating: pods \"web-1-{n}\" is forbidden: violates PodSecurity \"baseline:latest\": non-default capabilities (container \"linkerd-init\" must not include \"NET_ADMIN\", \"NET_RAW\" in securityContext.capabilities.add)")}))
+            .unwrap()
+        };
+        // The app's own refusal is not the mesh's.
+        let app: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": "app", "namespace": "batch"}, "reason": "FailedCreate",
+            "involvedObject": {"kind": "ReplicaSet", "name": "other", "namespace": "batch"},
+            "message": "pods \"x\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"app\" must not set securityContext.privileged=true)"}))
+        .unwrap();
+        let c = Cluster {
+            namespaces: [
+                ("shop".to_owned(), labelled),
+                ("batch".to_owned(), ns("batch", Some("enabled"), false)),
+            ]
+            .into_iter()
+            .collect(),
+            replica_sets: [(("batch".to_owned(), "web-1".to_owned()), rs)]
+                .into_iter()
+                .collect(),
+            failed_creates: vec![refused(1), refused(2), app],
+            ..Cluster::default()
+        };
+        let b = blocked(&c, &Config::default());
+        let what: Vec<&str> = b.iter().map(|b| b.what.as_str()).collect();
+        assert_eq!(what, ["batch/deployment web", "namespace shop"]);
+        assert!(b[0].detail.contains("linkerd-init"), "{:?}", b[0]);
+        assert!(b[1].fix.contains("cniEnabled: true"), "{:?}", b[1]);
+        // With CNI the namespace is fine.
+        let cni = Config {
+            cni_enabled: true,
+            ..Config::default()
+        };
+        assert_eq!(blocked(&c, &cni).len(), 1);
     }
 
     #[test]

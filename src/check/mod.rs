@@ -23,6 +23,16 @@ pub struct Workload {
     pub fix: String,
 }
 
+/// A namespace or workload whose pods the API server's own admission keeps from the mesh.
+#[derive(Debug, Serialize)]
+pub struct Blocked {
+    pub namespace: String,
+    /// "namespace NAME", or "NAMESPACE/KIND NAME".
+    pub what: String,
+    pub detail: String,
+    pub fix: String,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Outdated {
     pub namespace: String,
@@ -47,6 +57,8 @@ pub struct WebhookStatus {
 pub struct Report {
     pub missing_proxy: Vec<Workload>,
     pub outdated_proxy: Vec<Outdated>,
+    /// Injection blocked by the API server's admission (PodSecurity).
+    pub blocked_by_api_server: Vec<Blocked>,
     pub webhook: WebhookStatus,
     pub network: network::NetworkReport,
     pub problems: usize,
@@ -57,14 +69,20 @@ pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Resu
     let state = classify::Cluster::list(&client).await?;
     let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
     let network = network::report(&state, config);
+    let blocked_by_api_server = classify::blocked(&state, config);
     let webhook = webhook::check(&client, webhook).await;
     let webhook_problems = usize::from(
         !(webhook.exists && webhook.ca_bundle && webhook.live && webhook.cert_verified),
     ) + usize::from(webhook.cert_days_left.is_some_and(|d| d < 30));
-    let problems = missing_proxy.len() + outdated_proxy.len() + webhook_problems + network.problems;
+    let problems = missing_proxy.len()
+        + outdated_proxy.len()
+        + blocked_by_api_server.len()
+        + webhook_problems
+        + network.problems;
     Ok(Report {
         missing_proxy,
         outdated_proxy,
+        blocked_by_api_server,
         webhook,
         network,
         problems,
@@ -120,6 +138,14 @@ impl Report {
                     "  {}/{}: runs {}, would get {}\n",
                     o.namespace, o.pod, o.running, o.expected
                 ));
+            }
+        }
+        if self.blocked_by_api_server.is_empty() {
+            s.push_str("[ok  ] no injection blocked by the API server's admission (PodSecurity)\n");
+        } else {
+            s.push_str("[FAIL] injection blocked by the API server's admission (PodSecurity):\n");
+            for b in &self.blocked_by_api_server {
+                s.push_str(&format!("  {}: {}\n    fix: {}\n", b.what, b.detail, b.fix));
             }
         }
         s.push_str(&self.network.render());
