@@ -256,7 +256,10 @@ impl Admission {
             .map(BStr::as_str)
             .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces.get(n));
-        let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref());
+        let limits = namespace
+            .map(|n| self.namespaces.limits(n))
+            .unwrap_or_default();
+        let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref()).with_limits(&limits);
         let mut out = Answer {
             body: Vec::new(),
             outcome: Outcome::Skipped(SkipReason::NoObject),

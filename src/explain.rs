@@ -55,11 +55,12 @@ pub fn explain(
         );
     }
     let ns_obj = admission.namespaces().get(&ns_name);
+    let limits = admission.namespaces().limits(&ns_name);
     // A Namespace is not in a namespace.
     let info = if kind == "Namespace" {
         NamespaceInfo::None
     } else {
-        NamespaceInfo::of(Some(&ns_name), ns_obj.as_deref())
+        NamespaceInfo::of(Some(&ns_name), ns_obj.as_deref()).with_limits(&limits)
     };
     let warnings = crate::warnings::check(kind, doc, None, info, admission.config());
     if warnings.is_empty() {
@@ -178,7 +179,8 @@ fn explain_decided(
     let ns_ann = ns_obj
         .as_ref()
         .and_then(|o| o.metadata.annotations.as_ref());
-    let info = NamespaceInfo::of(Some(&ns_name), ns_obj.as_deref());
+    let limits = admission.namespaces().limits(&ns_name);
+    let info = NamespaceInfo::of(Some(&ns_name), ns_obj.as_deref()).with_limits(&limits);
     let mut lines = Vec::new();
     // A running pod is judged as if it were created now (minus the proxy it may already have).
     let fresh = strip_injected(pod);

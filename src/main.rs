@@ -105,7 +105,9 @@ fn serve(rt: &Runtime, a: ServeArgs) -> anyhow::Result<ExitCode> {
                 });
                 let policies = proxy_injector::policies::Policies::watch(client.clone());
                 client_for_config = Some(client.clone());
-                let ns = Namespaces::watch(client, Duration::from_secs(a.max_stale_seconds));
+                let limits = proxy_injector::limits::LimitsIndex::watch(client.clone());
+                let ns = Namespaces::watch(client, Duration::from_secs(a.max_stale_seconds))
+                    .with_limits(limits);
                 (ns, events, Some(policies))
             }
         };

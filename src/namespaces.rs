@@ -20,12 +20,21 @@ use kube::{Api, Client, ResourceExt};
 #[derive(Clone)]
 pub enum Namespaces {
     /// Fixed set, from `--namespaces FILE` (or empty).
-    Static(Arc<HashMap<String, Arc<Namespace>>>),
+    Static(Arc<StaticSet>),
     /// Live reflector cache.
     Watch {
         store: Store<Namespace>,
         health: Arc<WatchHealth>,
+        /// The namespaces' ResourceQuotas and LimitRanges, when followed.
+        limits: Option<crate::limits::LimitsIndex>,
     },
+}
+
+/// Namespaces, and their ResourceQuotas and LimitRanges, from a file.
+#[derive(Default)]
+pub struct StaticSet {
+    namespaces: HashMap<String, Arc<Namespace>>,
+    limits: HashMap<String, crate::quota::NamespaceLimits>,
 }
 
 /// How the namespace watch is doing. While the watch is broken, lookups keep answering from
@@ -151,20 +160,22 @@ fn slim(ns: &mut Namespace) {
 
 impl Namespaces {
     pub fn empty() -> Namespaces {
-        Namespaces::Static(Arc::new(HashMap::new()))
+        Namespaces::Static(Arc::default())
     }
 
     /// A fixed set of Namespace objects (e.g. fetched once by the CLI).
     pub fn from_objects(objects: impl IntoIterator<Item = Namespace>) -> Namespaces {
-        Namespaces::Static(Arc::new(
-            objects
+        Namespaces::Static(Arc::new(StaticSet {
+            namespaces: objects
                 .into_iter()
                 .map(|ns| (ns.name_any(), Arc::new(ns)))
                 .collect(),
-        ))
+            limits: HashMap::new(),
+        }))
     }
 
-    /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works).
+    /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works),
+    /// with the ResourceQuotas and LimitRanges of those namespaces among them.
     pub fn from_file(path: &Path) -> Result<Namespaces, NamespacesError> {
         let text = std::fs::read_to_string(path).map_err(|source| NamespacesError::Read {
             path: path.display().to_string(),
@@ -175,6 +186,7 @@ impl Namespaces {
 
     pub fn from_yaml(text: &str, origin: &str) -> Result<Namespaces, NamespacesError> {
         let mut map = HashMap::new();
+        let mut limits: HashMap<String, crate::quota::NamespaceLimits> = HashMap::new();
         // Documents are numbered from 0, empty ones not counted.
         let mut bytes = text.as_bytes();
         for (index, doc) in serde_saphyr::read::<_, serde_json::Value>(&mut bytes).enumerate() {
@@ -191,6 +203,46 @@ impl Namespaces {
                 _ => vec![value],
             };
             for item in items {
+                let kind = item
+                    .get("kind")
+                    .and_then(|k| k.as_str())
+                    .unwrap_or("")
+                    .to_owned();
+                if matches!(kind.as_str(), "ResourceQuota" | "LimitRange") {
+                    let ns = item
+                        .pointer("/metadata/namespace")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("")
+                        .to_owned();
+                    let name = item
+                        .pointer("/metadata/name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("")
+                        .to_owned();
+                    let parse = |e: serde_json::Error| NamespacesError::Parse {
+                        path: origin.to_owned(),
+                        index,
+                        message: format!("not a {kind}: {e}"),
+                    };
+                    if ns.is_empty() || name.is_empty() {
+                        return Err(NamespacesError::Parse {
+                            path: origin.to_owned(),
+                            index,
+                            message: format!("a {kind} needs metadata.name and metadata.namespace"),
+                        });
+                    }
+                    let entry: &mut crate::quota::NamespaceLimits = limits.entry(ns).or_default();
+                    if kind == "ResourceQuota" {
+                        let q = serde_json::from_value(item).map_err(parse)?;
+                        Arc::make_mut(entry.quotas.get_or_insert_default())
+                            .insert(name, crate::quota::QuotaDigest::of(&q));
+                    } else {
+                        let l = serde_json::from_value(item).map_err(parse)?;
+                        Arc::make_mut(entry.ranges.get_or_insert_default())
+                            .insert(name, crate::quota::RangeDigest::of(&l));
+                    }
+                    continue;
+                }
                 let ns: Namespace =
                     serde_json::from_value(item).map_err(|e| NamespacesError::Parse {
                         path: origin.to_owned(),
@@ -208,7 +260,10 @@ impl Namespaces {
                 map.insert(name, Arc::new(ns));
             }
         }
-        Ok(Namespaces::Static(Arc::new(map)))
+        Ok(Namespaces::Static(Arc::new(StaticSet {
+            namespaces: map,
+            limits,
+        })))
     }
 
     /// Starts a reflector over all Namespaces. The returned value serves lookups at once;
@@ -241,12 +296,29 @@ impl Namespaces {
                 tracing::info!(namespaces = ready_store.len(), "namespace cache synced");
             }
         });
-        Namespaces::Watch { store, health }
+        Namespaces::Watch {
+            store,
+            health,
+            limits: None,
+        }
+    }
+
+    /// Follows the cluster's ResourceQuotas and LimitRanges too (`serve`), for the verdict of
+    /// the API server's own admission on the injected containers.
+    pub fn with_limits(self, index: crate::limits::LimitsIndex) -> Namespaces {
+        match self {
+            Namespaces::Watch { store, health, .. } => Namespaces::Watch {
+                store,
+                health,
+                limits: Some(index),
+            },
+            other => other,
+        }
     }
 
     pub fn lookup(&self, name: &str) -> Option<Arc<Namespace>> {
         match self {
-            Namespaces::Static(map) => map.get(name).cloned(),
+            Namespaces::Static(set) => set.namespaces.get(name).cloned(),
             Namespaces::Watch { store, .. } => store.get(&ObjectRef::new(name)),
         }
     }
@@ -268,7 +340,7 @@ impl Namespaces {
 
     pub fn len(&self) -> usize {
         match self {
-            Namespaces::Static(map) => map.len(),
+            Namespaces::Static(set) => set.namespaces.len(),
             Namespaces::Watch { store, .. } => store.len(),
         }
     }
@@ -281,6 +353,15 @@ impl Namespaces {
 impl NamespaceLookup for Namespaces {
     fn get(&self, name: &str) -> Option<Arc<Namespace>> {
         self.lookup(name)
+    }
+
+    fn limits(&self, name: &str) -> crate::quota::NamespaceLimits {
+        match self {
+            Namespaces::Static(set) => set.limits.get(name).cloned().unwrap_or_default(),
+            Namespaces::Watch { limits, .. } => {
+                limits.as_ref().map(|l| l.get(name)).unwrap_or_default()
+            }
+        }
     }
 }
 

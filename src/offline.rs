@@ -130,7 +130,8 @@ fn inject_pod_as(
         .or_else(|| namespace.map(str::to_owned))
         .unwrap_or_else(|| "default".to_owned());
     let ns_obj = admission.namespaces().get(&namespace);
-    let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref());
+    let limits = admission.namespaces().limits(&namespace);
+    let info = NamespaceInfo::of(Some(&namespace), ns_obj.as_deref()).with_limits(&limits);
     match decision::decide(facts, &view, info, admission.config()) {
         Decision::Inject(plan) => {
             let mut bytes = Vec::new();

@@ -359,6 +359,8 @@ pub enum NamespaceInfo<'a> {
         name: &'a str,
         annotations: Option<&'a BTreeMap<String, String>>,
         labels: Option<&'a BTreeMap<String, String>>,
+        /// Its ResourceQuotas and LimitRanges, when the lookup knows them.
+        limits: Option<&'a crate::quota::NamespaceLimits>,
     },
     /// The request names a namespace the cache does not hold.
     NotCached { name: &'a str },
@@ -375,9 +377,35 @@ impl<'a> NamespaceInfo<'a> {
                 name,
                 annotations: obj.metadata.annotations.as_ref(),
                 labels: obj.metadata.labels.as_ref(),
+                limits: None,
             },
             (Some(name), None) => NamespaceInfo::NotCached { name },
             (None, _) => NamespaceInfo::None,
+        }
+    }
+
+    /// The same, with the namespace's quotas and limit ranges.
+    pub fn with_limits(self, l: &'a crate::quota::NamespaceLimits) -> NamespaceInfo<'a> {
+        match self {
+            NamespaceInfo::Known {
+                name,
+                annotations,
+                labels,
+                ..
+            } => NamespaceInfo::Known {
+                name,
+                annotations,
+                labels,
+                limits: Some(l),
+            },
+            other => other,
+        }
+    }
+
+    pub fn limits(&self) -> Option<&'a crate::quota::NamespaceLimits> {
+        match self {
+            NamespaceInfo::Known { limits, .. } => *limits,
+            _ => None,
         }
     }
 

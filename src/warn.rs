@@ -76,7 +76,10 @@ impl Admission {
             .map(BStr::as_str)
             .filter(|n| !n.is_empty());
         let ns_obj = namespace.and_then(|n| self.namespaces().get(n));
-        let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref());
+        let limits = namespace
+            .map(|n| self.namespaces().limits(n))
+            .unwrap_or_default();
+        let ns_info = NamespaceInfo::of(namespace, ns_obj.as_deref()).with_limits(&limits);
         if obj_kind == "NetworkPolicy" && req.kind.group.as_str() == "networking.k8s.io" {
             let (name, warnings) = match (namespace, req.object) {
                 (Some(ns), Some(raw)) => self.network_policy_warnings(ns, raw),

@@ -236,6 +236,7 @@ async fn manifests_render_apply_and_grant_least_privilege() {
             r#"[""] ["events"] ["create", "patch"]"#,
             r#"[""] ["namespaces"] ["get", "list", "watch"]"#,
             r#"[""] ["pods"] ["list", "watch"]"#,
+            r#"[""] ["resourcequotas", "limitranges"] ["list", "watch"]"#,
             r#"["events.k8s.io"] ["events"] ["create", "patch"]"#,
             r#"["networking.k8s.io"] ["networkpolicies"] ["list", "watch"]"#,
         ]
@@ -327,7 +328,11 @@ async fn manifests_render_apply_and_grant_least_privilege() {
     // The NetworkPolicy warnings: list and watch policies and (meshed) pods.
     assert_eq!(can("watch", "networkpolicies.networking.k8s.io"), "yes");
     assert_eq!(can("list", "pods"), "yes");
+    // What the API server would refuse of the injected containers.
+    assert_eq!(can("watch", "resourcequotas"), "yes");
+    assert_eq!(can("watch", "limitranges"), "yes");
     for (verb, what) in [
+        ("create", "resourcequotas"),
         ("list", "secrets"),
         ("get", "secrets"),
         ("create", "pods"),

@@ -102,6 +102,43 @@ pub fn slot_capabilities() -> Capabilities {
     }
 }
 
+/// linkerd-init's resources: its own when the config sets them, else the proxy's.
+fn init_resources(v: &ProxyValues<'_>, config: &Config) -> Option<ResourceRequirements> {
+    match &config.proxy_init.resources {
+        None => proxy_resources(v),
+        Some(r) => resources([
+            ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
+            (
+                "memory",
+                r.memory.request.as_deref(),
+                r.memory.limit.as_deref(),
+            ),
+            (
+                "ephemeral-storage",
+                r.ephemeral_storage.request.as_deref(),
+                r.ephemeral_storage.limit.as_deref(),
+            ),
+        ]),
+    }
+}
+
+/// The resources of the containers injection adds (name, resources as injected), for the
+/// checks of the API server's LimitRanger and ResourceQuota admission.
+pub fn added_resources(
+    v: &ProxyValues<'_>,
+    config: &Config,
+) -> Vec<(&'static str, Option<ResourceRequirements>)> {
+    let mut out = vec![(PROXY_CONTAINER, proxy_resources(v))];
+    out.push(match config.cni_enabled {
+        false => (INIT_CONTAINER, init_resources(v, config)),
+        true => (VALIDATOR_CONTAINER, proxy_resources(v)),
+    });
+    if v.debug_sidecar {
+        out.push((DEBUG_CONTAINER, None));
+    }
+    out
+}
+
 /// The proxy's security context, with `capabilities` (the app's: see [`capabilities`]).
 fn proxy_security(v: &ProxyValues<'_>, capabilities: Capabilities) -> SecurityContext {
     SecurityContext {
@@ -392,22 +429,7 @@ pub fn init_container(v: &ProxyValues<'_>, config: &Config) -> Container {
         command,
         image_pull_policy: Some(pull_policy.to_string()),
         args: Some(args),
-        resources: match &config.proxy_init.resources {
-            None => proxy_resources(v),
-            Some(r) => resources([
-                ("cpu", r.cpu.request.as_deref(), r.cpu.limit.as_deref()),
-                (
-                    "memory",
-                    r.memory.request.as_deref(),
-                    r.memory.limit.as_deref(),
-                ),
-                (
-                    "ephemeral-storage",
-                    r.ephemeral_storage.request.as_deref(),
-                    r.ephemeral_storage.limit.as_deref(),
-                ),
-            ]),
-        },
+        resources: init_resources(v, config),
         // NET_ADMIN and NET_RAW, with the app's (a per-pod slot).
         security_context: Some(init_security(v, config, slot_capabilities())),
         termination_message_policy: Some("FallbackToLogsOnError".into()),

@@ -29,6 +29,12 @@ pub use crate::view::{NamespaceInfo, Source};
 /// file offline, a map in tests.
 pub trait NamespaceLookup: Send + Sync {
     fn get(&self, name: &str) -> Option<Arc<Namespace>>;
+
+    /// The namespace's ResourceQuotas and LimitRanges (none when the lookup does not follow
+    /// them).
+    fn limits(&self, _name: &str) -> crate::quota::NamespaceLimits {
+        crate::quota::NamespaceLimits::default()
+    }
 }
 
 impl NamespaceLookup for HashMap<String, Arc<Namespace>> {
@@ -244,6 +250,9 @@ pub fn decide<'a>(
             if let Some(refused) = refused_by_pod_security(ns, &r.proxy, &podv, config) {
                 return Decision::Skip(refused);
             }
+            if let Some(refused) = refused_by_limits(ns, &r.proxy, config) {
+                return Decision::Skip(refused);
+            }
             Decision::Inject(Plan {
                 mode,
                 source,
@@ -295,6 +304,27 @@ fn refused_by_pod_security(
         },
         enforced,
         violations,
+    })
+}
+
+/// The namespace's ResourceQuotas and LimitRanges' verdict on the resources of the containers
+/// injection would add. `None` with `apiServerRefusal: off`.
+fn refused_by_limits(
+    ns: NamespaceInfo<'_>,
+    proxy: &ProxyValues<'_>,
+    config: &Config,
+) -> Option<SkipReason> {
+    if config.api_server_refusal == RefusalPolicy::Off {
+        return None;
+    }
+    let limits = ns.limits().filter(|l| !l.is_empty())?;
+    let refusals = crate::quota::check(limits, &containers::added_resources(proxy, config));
+    (!refusals.is_empty()).then(|| SkipReason::ResourceLimits {
+        namespace: match ns {
+            NamespaceInfo::Known { name, .. } => name.to_owned(),
+            _ => String::new(),
+        },
+        refusals,
     })
 }
 
@@ -383,6 +413,7 @@ mod tests {
                 name: "x",
                 annotations: Some(&a),
                 labels: None,
+                limits: None,
             },
             &c,
         );
@@ -408,6 +439,7 @@ mod tests {
                 name: "x",
                 annotations: Some(&a),
                 labels: None,
+                limits: None,
             },
             &c,
         );
@@ -419,6 +451,7 @@ mod tests {
                 name: "x",
                 annotations: Some(&a),
                 labels: None,
+                limits: None,
             },
             &c,
         ) else {

@@ -8,6 +8,7 @@ use crate::config::{BadOverridePolicy, Config, RefusalPolicy};
 use crate::mesh::{DEBUG_CONTAINER, INIT_CONTAINER};
 use crate::mesh::{INJECT_ANNOTATION, PROXY_CONTAINER};
 use crate::podsecurity::{Enforced, Violation};
+use crate::quota::{Kind, Refusal};
 use crate::quote::Quoted;
 use crate::values::OverrideError;
 
@@ -50,6 +51,11 @@ pub enum SkipReason {
     InvalidOverrides(Vec<OverrideError>),
     /// The pod already has containers or volumes named like those injection adds.
     NameClash(Vec<String>),
+    /// The namespace's ResourceQuotas or LimitRanges would refuse the containers injection adds.
+    ResourceLimits {
+        namespace: String,
+        refusals: Vec<Refusal>,
+    },
     /// The namespace's PodSecurity level would refuse the injected pod (not the pod as it is).
     PodSecurity {
         namespace: String,
@@ -67,6 +73,7 @@ impl SkipReason {
             SkipReason::InvalidOverrides(_)
                 | SkipReason::NameClash(_)
                 | SkipReason::PodSecurity { .. }
+                | SkipReason::ResourceLimits { .. }
         )
     }
 
@@ -74,7 +81,9 @@ impl SkipReason {
     /// (for a reason that [`warns`](Self::warns)).
     pub fn denies(&self, config: &Config) -> bool {
         match self {
-            SkipReason::PodSecurity { .. } => config.api_server_refusal == RefusalPolicy::Deny,
+            SkipReason::PodSecurity { .. } | SkipReason::ResourceLimits { .. } => {
+                config.api_server_refusal == RefusalPolicy::Deny
+            }
             _ => config.bad_override == BadOverridePolicy::Deny,
         }
     }
@@ -98,6 +107,7 @@ impl SkipReason {
             SkipReason::InvalidOverrides(_) => "invalid_override",
             SkipReason::NameClash(_) => "name_clash",
             SkipReason::PodSecurity { .. } => "pod_security",
+            SkipReason::ResourceLimits { .. } => "resource_limits",
         }
     }
 }
@@ -207,6 +217,23 @@ impl fmt::Display for SkipReason {
                 }
                 write!(f, "; to mesh it, {}", pod_security_fix(violations))
             }
+            SkipReason::ResourceLimits {
+                namespace,
+                refusals,
+            } => {
+                write!(
+                    f,
+                    "the proxy was not added because the API server would refuse the injected pod \
+                     in namespace {namespace}: "
+                )?;
+                for (i, r) in refusals.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{r}")?;
+                }
+                write!(f, "; to mesh it, {}", limits_fix(namespace, refusals))
+            }
             SkipReason::InvalidOverrides(errors) => {
                 f.write_str("the proxy was not added because ")?;
                 for (i, e) in errors.iter().enumerate() {
@@ -243,4 +270,43 @@ fn pod_security_fix(violations: &[Violation]) -> String {
          exempts these pods, set apiServerRefusal: off in the injector's config",
     );
     fixes.join("; ")
+}
+
+/// How to mesh a pod the namespace's quotas or limit ranges would refuse once injected: the
+/// proxy's resource annotations on the namespace (linkerd-init takes the proxy's resources).
+fn limits_fix(namespace: &str, refusals: &[Refusal]) -> String {
+    let mut wanted: Vec<(Kind, &str)> = refusals.iter().filter_map(Refusal::wanted).collect();
+    wanted.sort();
+    wanted.dedup();
+    let mut fix = String::new();
+    if !wanted.is_empty() {
+        let keys: Vec<String> = wanted
+            .iter()
+            .map(|(kind, res)| {
+                let (word, example) = match (kind, *res) {
+                    (Kind::Request, "cpu") => ("request", "100m"),
+                    (Kind::Limit, "cpu") => ("limit", "1"),
+                    (Kind::Request, _) => ("request", "20Mi"),
+                    (Kind::Limit, _) => ("limit", "250Mi"),
+                };
+                format!("config.linkerd.io/proxy-{res}-{word}={example}")
+            })
+            .collect();
+        fix.push_str(&format!(
+            "give the proxy those resources on the namespace (linkerd-init takes the proxy's), \
+             e.g. kubectl annotate namespace {namespace} {}, or add a LimitRange with defaults",
+            keys.join(" ")
+        ));
+    }
+    if refusals.iter().any(|r| matches!(r, Refusal::Range { .. })) {
+        if !fix.is_empty() {
+            fix.push_str("; ");
+        }
+        fix.push_str(
+            "set the proxy's resources within the LimitRange (config.linkerd.io/proxy-cpu-request, \
+             proxy-cpu-limit, proxy-memory-request, proxy-memory-limit on the namespace)",
+        );
+    }
+    fix.push_str("; if the API server admits these pods anyway, set apiServerRefusal: off in the injector's config");
+    fix
 }

@@ -94,6 +94,15 @@ impl Quantity {
         (&self.digits * BigUint::from(10u8).pow(up)) << self.exp2
     }
 
+    /// The product, exactly.
+    pub fn times(&self, other: &Quantity) -> Quantity {
+        Quantity {
+            digits: &self.digits * &other.digits,
+            exp10: self.exp10 + other.exp10,
+            exp2: self.exp2 + other.exp2,
+        }
+    }
+
     /// The value rounded up to a whole number, if it fits an i64 (Kubernetes' `RoundUp(0)`
     /// then `AsInt64`): `100m` is 1, `1.5` is 2.
     pub fn ceil_i64(&self) -> Option<i64> {
