@@ -292,10 +292,26 @@ pub fn check(
     for (name, r) in containers {
         let (mut requests, mut limits) = resources_of(r.as_ref());
         // LimitRanger: each range's defaults, for what is still missing.
-        for (_, range) in &ranges {
+        for (range_name, range) in &ranges {
             for item in &range.items {
                 for (k, v) in &item.default {
-                    limits.entry(k.clone()).or_insert_with(|| v.clone());
+                    if limits.contains_key(k) {
+                        continue;
+                    }
+                    // A default limit under the request the container has: the API server's
+                    // validation refuses the pod (request > limit).
+                    if let Some(req) = requests.get(k)
+                        && q(req) > q(v)
+                    {
+                        out.push(Refusal::Range {
+                            range: (*range_name).clone(),
+                            container: (*name).to_owned(),
+                            why: format!(
+                                "its {k} request {req} would be more than the limit {v} the range sets by default"
+                            ),
+                        });
+                    }
+                    limits.insert(k.clone(), v.clone());
                 }
                 for (k, v) in &item.default_request {
                     requests.entry(k.clone()).or_insert_with(|| v.clone());
@@ -474,11 +490,14 @@ mod tests {
             )],
         );
         let r = check(&max, &[("linkerd-proxy", res(&[("cpu", "100m")], &[]))]);
-        assert_eq!(r.len(), 1, "{r:?}");
-        assert!(
-            r[0].to_string()
-                .contains("maximum cpu usage per Container is 50m, but request is 100m"),
-            "{r:?}"
+        let text: Vec<String> = r.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            text,
+            [
+                // What the API server's validation says first: the defaulted limit.
+                "LimitRange l0: container linkerd-proxy: its cpu request 100m would be more than the limit 50m the range sets by default",
+                "LimitRange l0: container linkerd-proxy: maximum cpu usage per Container is 50m, but request is 100m",
+            ]
         );
         assert!(check(&max, &[("linkerd-proxy", res(&[("cpu", "20m")], &[]))]).is_empty());
 

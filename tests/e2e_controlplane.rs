@@ -1649,6 +1649,178 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
     }
 }
 
+/// A ResourceQuota without a LimitRange, with one, a LimitRange whose max is below the proxy's
+/// request, and the fix the warning gives: the webhook's verdict agrees with the API server's
+/// own on the pod `inject --manual` makes (`kubectl create --dry-run=server`), a pod that can be
+/// injected is, and one that cannot is created without the proxy, with the warning.
+#[tokio::test]
+async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
+    let test = "quota";
+    let client = control_plane().client().await;
+    let quota = |ns: &str| {
+        json!({"apiVersion": "v1", "kind": "ResourceQuota",
+               "metadata": {"name": "compute", "namespace": ns},
+               "spec": {"hard": {"requests.cpu": "4", "requests.memory": "4Gi",
+                                 "limits.cpu": "8", "limits.memory": "8Gi"}}})
+    };
+    let range = |ns: &str, item: Value| {
+        json!({"apiVersion": "v1", "kind": "LimitRange",
+               "metadata": {"name": "range", "namespace": ns},
+               "spec": {"limits": [item]}})
+    };
+    let resources = json!({
+        "config.linkerd.io/proxy-cpu-request": "100m", "config.linkerd.io/proxy-cpu-limit": "1",
+        "config.linkerd.io/proxy-memory-request": "20Mi", "config.linkerd.io/proxy-memory-limit": "250Mi"});
+    // (namespace, its quota and range, the pod's annotations, whether injection is possible)
+    let cases = [
+        (
+            "e2e-quota-alone",
+            vec![quota("e2e-quota-alone")],
+            json!({}),
+            false,
+        ),
+        (
+            "e2e-quota-defaults",
+            vec![
+                quota("e2e-quota-defaults"),
+                range(
+                    "e2e-quota-defaults",
+                    json!({"type": "Container", "default": {"cpu": "500m", "memory": "256Mi"},
+                           "defaultRequest": {"cpu": "50m", "memory": "64Mi"}}),
+                ),
+            ],
+            json!({}),
+            true,
+        ),
+        (
+            "e2e-quota-max",
+            vec![range(
+                "e2e-quota-max",
+                json!({"type": "Container", "max": {"cpu": "50m"}}),
+            )],
+            json!({"config.linkerd.io/proxy-cpu-request": "100m"}),
+            false,
+        ),
+        (
+            "e2e-quota-fixed",
+            vec![quota("e2e-quota-fixed")],
+            resources,
+            true,
+        ),
+    ];
+    for (ns, objects, _, _) in &cases {
+        create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
+        for o in objects {
+            let out = control_plane().kubectl(&["create", "-f", "-"], Some(&o.to_string()));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // The quota admission refuses every pod until the quota controller has computed the
+    // quota's status.
+    for (ns, objects, _, _) in &cases {
+        if objects.iter().any(|o| o["kind"] == "ResourceQuota") {
+            let quotas: Api<k8s_openapi::api::core::v1::ResourceQuota> =
+                Api::namespaced(client.clone(), ns);
+            wait_until_async(
+                format!("the quota in {ns} to have a status"),
+                Duration::from_secs(60),
+                async || {
+                    quotas
+                        .get("compute")
+                        .await
+                        .is_ok_and(|q| q.status.and_then(|s| s.hard).is_some())
+                },
+            )
+            .await;
+        }
+    }
+    create_namespace(
+        &client,
+        "e2e-quota-probe",
+        test,
+        &[("linkerd.io/inject", "enabled")],
+    )
+    .await;
+    let (inj, wh) = injector_for(test, "e2e-quota-probe", &client).await;
+    for (ns, _, annotations, injectable) in &cases {
+        let app = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "app", "annotations": annotations},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.27", "resources": {
+                "requests": {"cpu": "20m", "memory": "64Mi"},
+                "limits": {"cpu": "40m", "memory": "128Mi"}}}]}
+        });
+        let mut manual = std::process::Command::new(support::bin());
+        manual.args(["inject", "--manual", "-o", "json", "-f", "-"]);
+        let injected = run_with_stdin(manual, &app.to_string());
+        let api_says = control_plane().kubectl(
+            &[
+                "create",
+                "--dry-run=server",
+                "-n",
+                ns,
+                "-o",
+                "json",
+                "-f",
+                "-",
+            ],
+            Some(&injected),
+        );
+        let api_accepts = api_says.status.success();
+        let created = control_plane().kubectl(
+            &["create", "-n", ns, "-o", "json", "-f", "-"],
+            Some(&app.to_string()),
+        );
+        let stderr = String::from_utf8_lossy(&created.stderr).into_owned();
+        assert!(
+            created.status.success(),
+            "{ns}: the pod was refused: {stderr}\n{}",
+            inj.logs()
+        );
+        let pod: Pod = serde_json::from_slice(&created.stdout).unwrap();
+        eprintln!(
+            "{ns}: the API server {} the injected pod{}; the webhook {} it{}",
+            if api_accepts { "accepts" } else { "refuses" },
+            if api_accepts {
+                String::new()
+            } else {
+                format!(" ({})", String::from_utf8_lossy(&api_says.stderr).trim())
+            },
+            if meshed(&pod) {
+                "injected"
+            } else {
+                "did not inject"
+            },
+            if stderr.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", stderr.trim())
+            }
+        );
+        assert_eq!(
+            meshed(&pod),
+            api_accepts,
+            "{ns}: the webhook and the API server disagree"
+        );
+        assert_eq!(api_accepts, *injectable, "{ns}");
+        if !api_accepts {
+            assert!(
+                stderr.contains("the proxy was not added because the API server would refuse"),
+                "{ns}: {stderr}"
+            );
+        }
+    }
+    cluster::unregister_webhook(&client, &wh).await;
+    for (ns, _, _, _) in &cases {
+        delete_namespace(&client, ns).await;
+    }
+    delete_namespace(&client, "e2e-quota-probe").await;
+}
+
 /// Runs `cmd` with `stdin`, and returns its standard output (panics on failure).
 fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> String {
     use std::io::Write;
