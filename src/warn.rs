@@ -87,6 +87,16 @@ impl Admission {
             };
             return Ok(self.warn_answer(api_version, uid, &req, namespace, name, warnings));
         }
+        if matches!(obj_kind, "ResourceQuota" | "LimitRange") && req.kind.group.as_str().is_empty()
+        {
+            let (name, warnings) = match req.object {
+                Some(raw) => {
+                    crate::warnings::limits_added(obj_kind, raw.get(), ns_info, self.config())
+                }
+                None => (String::new(), Vec::new()),
+            };
+            return Ok(self.warn_answer(api_version, uid, &req, namespace, name, warnings));
+        }
         let obj = object(req.object);
         let name = obj
             .as_ref()

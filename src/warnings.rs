@@ -312,6 +312,81 @@ fn check_namespace(
     }
 }
 
+/// A ResourceQuota or LimitRange (`kind`, as JSON) created or changed in a namespace (`ns`,
+/// with the quotas and ranges it has now): when the namespace's pods would be injected before
+/// and, with this object, the API server would refuse the containers injection adds, a warning
+/// that says so and how to fix it. Returns the object's name and the warnings.
+pub fn limits_added(
+    kind: &str,
+    json: &str,
+    ns: NamespaceInfo<'_>,
+    config: &Config,
+) -> (String, Vec<String>) {
+    use crate::quota::{NamespaceLimits, QuotaDigest, RangeDigest};
+    let mut limits: NamespaceLimits = ns.limits().cloned().unwrap_or_default();
+    let name = match kind {
+        "ResourceQuota" => {
+            let Ok(q) = serde_json::from_str::<k8s_openapi::api::core::v1::ResourceQuota>(json)
+            else {
+                return (String::new(), Vec::new());
+            };
+            let name = q.metadata.name.clone().unwrap_or_default();
+            std::sync::Arc::make_mut(limits.quotas.get_or_insert_default())
+                .insert(name.clone(), QuotaDigest::of(&q));
+            name
+        }
+        _ => {
+            let Ok(l) = serde_json::from_str::<k8s_openapi::api::core::v1::LimitRange>(json) else {
+                return (String::new(), Vec::new());
+            };
+            let name = l.metadata.name.clone().unwrap_or_default();
+            std::sync::Arc::make_mut(limits.ranges.get_or_insert_default())
+                .insert(name.clone(), RangeDigest::of(&l));
+            name
+        }
+    };
+    // A pod of the namespace that complies with whatever it enforces, decided as if created
+    // now, with the namespace's limits as they are and as they would be.
+    let pod = r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"drop":["ALL"]}}}]}}"#;
+    let Ok(view) = PodView::parse(pod) else {
+        return (name, Vec::new());
+    };
+    let refused = |info: NamespaceInfo<'_>| match decision::decide(
+        &RequestFacts::POD_CREATE,
+        &view,
+        info,
+        config,
+    ) {
+        Decision::Skip(reason @ SkipReason::ResourceLimits { .. }) => Some(reason),
+        _ => None,
+    };
+    let now = NamespaceInfo::Known {
+        name: match ns {
+            NamespaceInfo::Known { name, .. } => name,
+            _ => return (name, Vec::new()),
+        },
+        annotations: match ns {
+            NamespaceInfo::Known { annotations, .. } => annotations,
+            _ => None,
+        },
+        labels: match ns {
+            NamespaceInfo::Known { labels, .. } => labels,
+            _ => None,
+        },
+        limits: ns.limits(),
+    };
+    let mut out = Vec::new();
+    if refused(now).is_none()
+        && let Some(reason) = refused(now.with_limits(&limits))
+    {
+        out.push(format!(
+            "with {kind} {}, pods created in this namespace will be admitted without the proxy: {reason}",
+            Quoted(&name)
+        ));
+    }
+    (name, out)
+}
+
 /// Whether the namespace `obj` turns injection on and enforces a PodSecurity level that
 /// refuses the containers injection adds.
 fn blocked_by_pod_security(name: &str, obj: &Value, config: &Config) -> Option<SkipReason> {

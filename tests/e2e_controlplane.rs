@@ -1814,11 +1814,64 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
             );
         }
     }
+    // At the moment of the mistake: kubectl prints /warn's warning for a quota created in an
+    // injected namespace, and for a PodSecurity level put on one.
+    let vwh = cluster::register_warn_webhook(&client, test, inj.port, &inj.ca_pem()).await;
+    let warn_ns = "e2e-quota-warn";
+    create_namespace(&client, warn_ns, test, &[("linkerd.io/inject", "enabled")]).await;
+    let stderr = wait_for_async(
+        Lazy(|| format!("kubectl to print the quota warning:\n{}", inj.logs())),
+        Duration::from_secs(30),
+        async || {
+            let _ = control_plane().kubectl(
+                &[
+                    "delete",
+                    "resourcequota",
+                    "compute",
+                    "-n",
+                    warn_ns,
+                    "--ignore-not-found",
+                ],
+                None,
+            );
+            let out =
+                control_plane().kubectl(&["create", "-f", "-"], Some(&quota(warn_ns).to_string()));
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+            stderr
+                .contains("pods created in this namespace will be admitted without the proxy")
+                .then_some(stderr)
+        },
+    )
+    .await;
+    eprintln!("kubectl create resourcequota: {}", stderr.trim());
+    assert!(
+        stderr.contains("kubectl annotate namespace e2e-quota-warn"),
+        "{stderr}"
+    );
+    let out = control_plane().kubectl(
+        &[
+            "label",
+            "namespace",
+            warn_ns,
+            "pod-security.kubernetes.io/enforce=baseline",
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    eprintln!("kubectl label namespace: {}", stderr.trim());
+    assert!(
+        stderr.contains(
+            "pods created in namespace e2e-quota-warn will be admitted without the proxy"
+        ) && stderr.contains("PodSecurity baseline:latest"),
+        "{stderr}"
+    );
+    cluster::unregister_warn_webhook(&client, &vwh).await;
     cluster::unregister_webhook(&client, &wh).await;
     for (ns, _, _, _) in &cases {
         delete_namespace(&client, ns).await;
     }
     delete_namespace(&client, "e2e-quota-probe").await;
+    delete_namespace(&client, warn_ns).await;
 }
 
 /// Runs `cmd` with `stdin`, and returns its standard output (panics on failure).

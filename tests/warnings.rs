@@ -186,6 +186,67 @@ fn workloads_in_a_pod_security_namespace_hear_that_their_pods_would_not_be_meshe
     );
 }
 
+/// A ResourceQuota or LimitRange created in an injected namespace, under which the API server
+/// would refuse the containers injection adds, is said at `kubectl apply` time with the fix;
+/// one the injected containers satisfy, or one in a namespace whose pods are not injected, is
+/// not.
+#[test]
+fn a_quota_that_would_refuse_the_injected_containers_is_said_when_created() {
+    let ns = |ann: &str| {
+        Namespaces::from_yaml(
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n  annotations: {{{ann}}}\n"),
+            "t",
+        )
+        .unwrap()
+    };
+    let quota = json!({"apiVersion": "v1", "kind": "ResourceQuota",
+        "metadata": {"name": "compute", "namespace": "shop"},
+        "spec": {"hard": {"limits.cpu": "8", "limits.memory": "8Gi"}}});
+    let a = Admission::new(
+        Arc::new(Config::default()),
+        ns("linkerd.io/inject: enabled"),
+    );
+    let w = warnings_of(&a, &quota, None, "CREATE");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].contains("with ResourceQuota \"compute\", pods created in this namespace will be admitted without the proxy")
+            && w[0].contains("ResourceQuota compute tracks limits.cpu, which linkerd-proxy, linkerd-init must specify")
+            && w[0].contains("kubectl annotate namespace shop config.linkerd.io/proxy-cpu-limit=1 config.linkerd.io/proxy-memory-limit=250Mi"),
+        "{w:?}"
+    );
+    // The namespace already gives the proxy limits: nothing to say.
+    let a = Admission::new(
+        Arc::new(Config::default()),
+        ns(
+            "linkerd.io/inject: enabled, config.linkerd.io/proxy-cpu-limit: \"1\", config.linkerd.io/proxy-memory-limit: 250Mi",
+        ),
+    );
+    assert_eq!(
+        warnings_of(&a, &quota, None, "CREATE"),
+        Vec::<String>::new()
+    );
+    // Not injected: not the mesh's business.
+    let a = Admission::new(Arc::new(Config::default()), ns(""));
+    assert_eq!(
+        warnings_of(&a, &quota, None, "CREATE"),
+        Vec::<String>::new()
+    );
+    // A LimitRange whose max is under the proxy's request.
+    let a = Admission::new(
+        Arc::new(Config::default()),
+        ns("linkerd.io/inject: enabled, config.linkerd.io/proxy-cpu-request: 100m"),
+    );
+    let range = json!({"apiVersion": "v1", "kind": "LimitRange",
+        "metadata": {"name": "small", "namespace": "shop"},
+        "spec": {"limits": [{"type": "Container", "max": {"cpu": "50m"}}]}});
+    let w = warnings_of(&a, &range, None, "CREATE");
+    assert!(
+        w.len() == 1
+            && w[0].contains("maximum cpu usage per Container is 50m, but request is 100m"),
+        "{w:?}"
+    );
+}
+
 #[test]
 fn strict_mode_denies() {
     let config = Config {

@@ -212,6 +212,8 @@ pub async fn register_warn_webhook(
                  "resources": ["deployments", "statefulsets", "daemonsets", "replicasets"], "scope": "Namespaced"},
                 {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                  "resources": ["namespaces"], "scope": "*"},
+                {"apiGroups": [""], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
+                 "resources": ["resourcequotas", "limitranges"], "scope": "Namespaced"},
                 {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"],
                  "resources": ["networkpolicies"], "scope": "Namespaced"},
             ],
