@@ -345,39 +345,29 @@ pub fn limits_added(
             name
         }
     };
-    // A pod of the namespace that complies with whatever it enforces, decided as if created
-    // now, with the namespace's limits as they are and as they would be.
-    let pod = r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"drop":["ALL"]}}}]}}"#;
-    let Ok(view) = PodView::parse(pod) else {
-        return (name, Vec::new());
+    // The namespace's pods with its limits as they are, and as they would be.
+    let limits_now = ns.limits();
+    let now = match ns {
+        NamespaceInfo::Known {
+            name,
+            annotations,
+            labels,
+            ..
+        } => NamespaceInfo::Known {
+            name,
+            annotations,
+            labels,
+            limits: limits_now,
+        },
+        _ => return (name, Vec::new()),
     };
-    let refused = |info: NamespaceInfo<'_>| match decision::decide(
-        &RequestFacts::POD_CREATE,
-        &view,
-        info,
-        config,
-    ) {
-        Decision::Skip(reason @ SkipReason::ResourceLimits { .. }) => Some(reason),
-        _ => None,
-    };
-    let now = NamespaceInfo::Known {
-        name: match ns {
-            NamespaceInfo::Known { name, .. } => name,
-            _ => return (name, Vec::new()),
-        },
-        annotations: match ns {
-            NamespaceInfo::Known { annotations, .. } => annotations,
-            _ => None,
-        },
-        labels: match ns {
-            NamespaceInfo::Known { labels, .. } => labels,
-            _ => None,
-        },
-        limits: ns.limits(),
+    let blocked = |info| {
+        decision::namespace_blocked(info, config)
+            .filter(|r| matches!(r, SkipReason::ResourceLimits { .. }))
     };
     let mut out = Vec::new();
-    if refused(now).is_none()
-        && let Some(reason) = refused(now.with_limits(&limits))
+    if blocked(now).is_none()
+        && let Some(reason) = blocked(now.with_limits(&limits))
     {
         out.push(format!(
             "with {kind} {}, pods created in this namespace will be admitted without the proxy: {reason}",

@@ -16,9 +16,7 @@ use super::{Outdated, Workload};
 use crate::config::Config;
 use crate::containers::proxy_image;
 use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
-use crate::mesh::{
-    DEBUG_CONTAINER, INIT_CONTAINER, INJECT_ANNOTATION, PROXY_CONTAINER, VALIDATOR_CONTAINER,
-};
+use crate::mesh::{DEBUG_CONTAINER, INIT_CONTAINER, PROXY_CONTAINER, VALIDATOR_CONTAINER};
 use crate::uninject::strip_injected;
 use crate::view::PodView;
 use crate::workload::{is_controller, restart_command};
@@ -38,6 +36,8 @@ pub struct Cluster {
     pub network_policies: Vec<NetworkPolicy>,
     /// The FailedCreate Events (core/v1): pods a controller could not create.
     pub failed_creates: Vec<k8s_openapi::api::core::v1::Event>,
+    /// Each namespace's ResourceQuotas and LimitRanges, as the webhook reads them.
+    pub limits: HashMap<String, crate::quota::NamespaceLimits>,
 }
 
 fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
@@ -48,7 +48,7 @@ fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
 }
 
 impl Cluster {
-    /// Lists what the classification and the network section need (six list calls).
+    /// Lists what the classification and the network section need (eight list calls).
     pub async fn list(client: &Client) -> anyhow::Result<Cluster> {
         let lp = ListParams::default();
         let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
@@ -72,8 +72,28 @@ impl Cluster {
             .list(&ListParams::default().fields("reason=FailedCreate"))
             .await?
             .items;
+        let mut limits: HashMap<String, crate::quota::NamespaceLimits> = HashMap::new();
+        for q in Api::<k8s_openapi::api::core::v1::ResourceQuota>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items
+        {
+            let entry = limits.entry(q.namespace().unwrap_or_default()).or_default();
+            std::sync::Arc::make_mut(entry.quotas.get_or_insert_default())
+                .insert(q.name_any(), crate::quota::QuotaDigest::of(&q));
+        }
+        for l in Api::<k8s_openapi::api::core::v1::LimitRange>::all(client.clone())
+            .list(&lp)
+            .await?
+            .items
+        {
+            let entry = limits.entry(l.namespace().unwrap_or_default()).or_default();
+            std::sync::Arc::make_mut(entry.ranges.get_or_insert_default())
+                .insert(l.name_any(), crate::quota::RangeDigest::of(&l));
+        }
         Ok(Cluster {
             failed_creates,
+            limits,
             namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
             pods,
             replica_sets: by_name(replica_sets),
@@ -178,21 +198,16 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
     (workloads, outdated)
 }
 
-/// Where the API server's own admission stops injection: namespaces whose PodSecurity level
-/// refuses the containers injection adds (their pods are admitted without the proxy), and
-/// workloads whose pods it refuses now (FailedCreate Events that name an injected container:
-/// an injector that does not check, or `apiServerRefusal: off`).
+/// Where the API server's own admission stops injection: namespaces whose PodSecurity level,
+/// ResourceQuotas or LimitRanges refuse the containers injection adds (their pods are admitted
+/// without the proxy), and workloads whose pods it refuses now (FailedCreate Events that name
+/// an injected container: an injector that does not check, or `apiServerRefusal: off`).
 pub fn blocked(cluster: &Cluster, config: &Config) -> Vec<super::Blocked> {
     let mut out = Vec::new();
     for (name, ns) in &cluster.namespaces {
-        let ann = ns.annotations();
-        let labels = ns.labels();
-        if let Some(reason) = decision::namespace_pod_security(
-            name,
-            ann.get(INJECT_ANNOTATION).map(String::as_str),
-            |k| labels.get(k).cloned(),
-            config,
-        ) {
+        let limits = cluster.limits.get(name).cloned().unwrap_or_default();
+        let info = NamespaceInfo::of(Some(name), Some(ns)).with_limits(&limits);
+        if let Some(reason) = decision::namespace_blocked(info, config) {
             out.push(super::Blocked {
                 namespace: name.clone(),
                 what: format!("namespace {name}"),
@@ -210,10 +225,14 @@ pub fn blocked(cluster: &Cluster, config: &Config) -> Vec<super::Blocked> {
     let mut seen = std::collections::BTreeSet::new();
     for e in &cluster.failed_creates {
         let message = e.message.as_deref().unwrap_or("");
-        let names_ours = injected
-            .iter()
-            .any(|c| message.contains(&format!("container \"{c}\"")));
-        if !message.contains("violates PodSecurity") || !names_ours {
+        let names_ours = injected.iter().any(|c| message.contains(c));
+        let admission = [
+            "violates PodSecurity",
+            "failed quota",
+            "usage per Container",
+            "must be less than or equal to",
+        ];
+        if !admission.iter().any(|a| message.contains(a)) || !names_ours {
             continue;
         }
         let ns = e.involved_object.namespace.clone().unwrap_or_default();
@@ -475,6 +494,39 @@ mod tests {
             ..Config::default()
         };
         assert_eq!(blocked(&c, &cni).len(), 1);
+    }
+
+    #[test]
+    fn injection_blocked_by_a_quota_is_listed_per_namespace_and_per_refused_workload() {
+        let q: k8s_openapi::api::core::v1::ResourceQuota = serde_json::from_value(json!({
+            "metadata": {"name": "compute", "namespace": "shop"},
+            "spec": {"hard": {"limits.cpu": "4"}}}))
+        .unwrap();
+        let mut limits = crate::quota::NamespaceLimits::default();
+        std::sync::Arc::make_mut(limits.quotas.get_or_insert_default())
+            .insert("compute".into(), crate::quota::QuotaDigest::of(&q));
+        let refused: k8s_openapi::api::core::v1::Event = serde_json::from_value(json!({
+            "metadata": {"name": "e", "namespace": "shop"}, "reason": "FailedCreate",
+            "involvedObject": {"kind": "StatefulSet", "name": "db", "namespace": "shop"},
+            "message": "create Pod db-0 in StatefulSet db failed error: pods \"db-0\" is forbidden: failed quota: compute: must specify limits.cpu for: linkerd-init,linkerd-proxy"}))
+        .unwrap();
+        let c = Cluster {
+            namespaces: [("shop".to_owned(), ns("shop", Some("enabled"), false))]
+                .into_iter()
+                .collect(),
+            limits: [("shop".to_owned(), limits)].into_iter().collect(),
+            failed_creates: vec![refused],
+            ..Cluster::default()
+        };
+        let b = blocked(&c, &Config::default());
+        let what: Vec<&str> = b.iter().map(|b| b.what.as_str()).collect();
+        assert_eq!(what, ["namespace shop", "shop/statefulset db"]);
+        assert!(
+            b[0].fix.contains("ResourceQuota compute tracks limits.cpu"),
+            "{:?}",
+            b[0]
+        );
+        assert!(b[1].detail.contains("failed quota: compute"), "{:?}", b[1]);
     }
 
     #[test]

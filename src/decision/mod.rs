@@ -328,6 +328,21 @@ fn refused_by_limits(
     })
 }
 
+/// What the API server's own admission does to the injected pods of namespace `ns`: a pod that
+/// complies with whatever the namespace enforces (its container drops every capability),
+/// decided as if created now; `Some` when the namespace's PodSecurity level, quotas or limit
+/// ranges keep it from the mesh.
+pub fn namespace_blocked(ns: NamespaceInfo<'_>, config: &Config) -> Option<SkipReason> {
+    const POD: &str = r#"{"metadata":{"name":"p"},"spec":{"containers":[{"name":"app","securityContext":{"capabilities":{"drop":["ALL"]}}}]}}"#;
+    let view = PodView::parse(POD).ok()?;
+    match decide(&RequestFacts::POD_CREATE, &view, ns, config) {
+        Decision::Skip(
+            reason @ (SkipReason::PodSecurity { .. } | SkipReason::ResourceLimits { .. }),
+        ) => Some(reason),
+        _ => None,
+    }
+}
+
 /// Whether a namespace that turns injection on (`inject`, its `linkerd.io/inject`) enforces a
 /// PodSecurity level (`label(key)`) that refuses the containers injection adds with `config`'s
 /// values, next to an app that complies with the level: its pods will all be admitted without
