@@ -11,8 +11,9 @@
 //!
 //! 4. the injector's caches for the NetworkPolicy warnings: RSS per meshed pod (after the
 //!    bursts) and per NetworkPolicy (`policies`: 2,000 created).
+//! 5. its cache of ResourceQuotas and LimitRanges (`limits`: 2,000 of each created).
 //!
-//! `BENCH_PARTS` (default `rss,latency,burst,policies`) picks the parts; `BENCH_BURSTS`
+//! `BENCH_PARTS` (default `rss,latency,burst,policies,limits`) picks the parts; `BENCH_BURSTS`
 //! (default `1000,3000`) the burst sizes.
 
 #[path = "../tests/support/mod.rs"]
@@ -47,7 +48,7 @@ fn pct(sorted: &[f64], q: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let parts =
-        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "rss,latency,burst,policies".into());
+        std::env::var("BENCH_PARTS").unwrap_or_else(|_| "rss,latency,burst,policies,limits".into());
     let count: usize = if parts.contains("rss") {
         std::env::var("BENCH_NAMESPACES")
             .ok()
@@ -118,16 +119,18 @@ async fn main() {
     );
 
     let kubeconfig = cp.kubeconfig.to_str().unwrap().to_owned();
+    // Logs at info, as in a cluster (the harness also reads the bound port from serve's
+    // "listening" line, which is info).
     let watched = Injector::start(
         &[],
-        &[("KUBECONFIG", kubeconfig.as_str()), ("RUST_LOG", "warn")],
+        &[("KUBECONFIG", kubeconfig.as_str()), ("RUST_LOG", "info")],
     );
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("none.yaml");
     std::fs::write(&empty, "").unwrap();
     let baseline = Injector::start(
         &["--namespaces", empty.to_str().unwrap()],
-        &[("RUST_LOG", "warn")],
+        &[("RUST_LOG", "info")],
     );
     watched
         .wait_ready(Duration::from_secs(120), "injector watching 10k namespaces")
@@ -196,6 +199,9 @@ async fn main() {
     }
     if parts.contains("policies") {
         policies_cache(&client, pid).await;
+    }
+    if parts.contains("limits") {
+        limits_cache(&client, pid).await;
     }
     if !parts.contains("latency") {
         return;
@@ -507,6 +513,66 @@ async fn policies_cache(client: &kube::Client, pid: u32) {
     println!(
         "RSS of the injector: {before:.1} MiB before, {after:.1} MiB with {created} more NetworkPolicies in its cache \
          (created in {:.1}s; {:.2} KiB per policy, allocator included)",
+        t0.elapsed().as_secs_f64(),
+        (after - before) * 1024.0 / created.max(1) as f64
+    );
+}
+
+/// The injector's cache of ResourceQuotas and LimitRanges: RSS before and after
+/// `BENCH_LIMITS` (default 2,000) of each are created (20 namespaces, typical shapes, each with
+/// kubectl's last-applied annotation, which the cache does not keep).
+async fn limits_cache(client: &kube::Client, pid: u32) {
+    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+    let n: usize = std::env::var("BENCH_LIMITS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    for k in 0..20 {
+        create_namespace(client, &format!("bench-limits-{k}"), "bench-limits", &[]).await;
+    }
+    let before = rss_mib(pid);
+    let t0 = Instant::now();
+    let made: Vec<bool> = futures::stream::iter(0..2 * n)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let ns = format!("bench-limits-{}", i % 20);
+                let meta = json!({"name": format!("obj-{i}"),
+                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(400)}});
+                if i % 2 == 0 {
+                    let q: ResourceQuota = serde_json::from_value(json!({"metadata": meta,
+                        "spec": {"hard": {"requests.cpu": "10", "requests.memory": "20Gi",
+                            "limits.cpu": "20", "limits.memory": "40Gi", "pods": "100",
+                            "services": "20", "persistentvolumeclaims": "10"}}}))
+                    .unwrap();
+                    Api::<ResourceQuota>::namespaced(client, &ns)
+                        .create(&PostParams::default(), &q)
+                        .await
+                        .is_ok()
+                } else {
+                    let l: LimitRange = serde_json::from_value(json!({"metadata": meta,
+                        "spec": {"limits": [{"type": "Container",
+                            "default": {"cpu": "500m", "memory": "256Mi"},
+                            "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
+                            "max": {"cpu": "2", "memory": "2Gi"}, "min": {"cpu": "10m", "memory": "16Mi"}},
+                            {"type": "Pod", "max": {"cpu": "4", "memory": "4Gi"}}]}}))
+                    .unwrap();
+                    Api::<LimitRange>::namespaced(client, &ns)
+                        .create(&PostParams::default(), &l)
+                        .await
+                        .is_ok()
+                }
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let created = made.iter().filter(|ok| **ok).count();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_mib(pid);
+    println!(
+        "RSS of the injector: {before:.1} MiB before, {after:.1} MiB with {created} more ResourceQuotas and \
+         LimitRanges (half each) in its cache (created in {:.1}s; {:.2} KiB per object, allocator included)",
         t0.elapsed().as_secs_f64(),
         (after - before) * 1024.0 / created.max(1) as f64
     );
