@@ -107,14 +107,24 @@ async fn follow<K, D>(
                 continue;
             }
         };
-        let Ok(mut i) = index.write() else { return };
-        match event {
-            watcher::Event::Init => relist.clear(),
+        // Digests are made before the index is locked, and only a change locks it.
+        let change = match event {
+            watcher::Event::Init => {
+                relist.clear();
+                continue;
+            }
             watcher::Event::InitApply(o) => {
                 let (ns, name) = key(&o);
                 relist.entry(ns).or_default().insert(name, digest(&o));
+                continue;
             }
-            watcher::Event::InitDone => {
+            watcher::Event::InitDone => None,
+            watcher::Event::Apply(o) => Some((key(&o), Some(digest(&o)))),
+            watcher::Event::Delete(o) => Some((key(&o), None)),
+        };
+        let Ok(mut i) = index.write() else { return };
+        match change {
+            None => {
                 let mut fresh = std::mem::take(&mut relist);
                 for (ns, entry) in i.iter_mut() {
                     *slot(entry) = fresh.remove(ns).map(Arc::new);
@@ -127,13 +137,11 @@ async fn follow<K, D>(
                     tracing::info!(kind = %kind, "listed: the API server's quota and limit checks are judged before injecting");
                 }
             }
-            watcher::Event::Apply(o) => {
-                let (ns, name) = key(&o);
+            Some(((ns, name), Some(d))) => {
                 Arc::make_mut(slot(i.entry(ns).or_default()).get_or_insert_default())
-                    .insert(name, digest(&o));
+                    .insert(name, d);
             }
-            watcher::Event::Delete(o) => {
-                let (ns, name) = key(&o);
+            Some(((ns, name), None)) => {
                 if let Some(entry) = i.get_mut(&ns) {
                     if let Some(m) = slot(entry) {
                         Arc::make_mut(m).remove(&name);

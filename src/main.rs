@@ -412,6 +412,41 @@ fn network_facts(
 
 /// Reads, once, the namespaces the documents live in, from the cluster, for the decisions of
 /// `inject` and `explain`.
+/// A namespace's ResourceQuotas and LimitRanges, as the webhook reads them.
+async fn namespace_limits(
+    client: &kube::Client,
+    ns: &str,
+) -> Result<proxy_injector::quota::NamespaceLimits, kube::Error> {
+    use k8s_openapi::api::core::v1::{LimitRange, ResourceQuota};
+    use proxy_injector::quota::{QuotaDigest, RangeDigest};
+    let lp = kube::api::ListParams::default();
+    let quotas = kube::Api::<ResourceQuota>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
+    let ranges = kube::Api::<LimitRange>::namespaced(client.clone(), ns)
+        .list(&lp)
+        .await?
+        .items;
+    let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        m.name.clone().unwrap_or_default()
+    };
+    Ok(proxy_injector::quota::NamespaceLimits {
+        quotas: Some(Arc::new(
+            quotas
+                .iter()
+                .map(|q| (name(&q.metadata), QuotaDigest::of(q)))
+                .collect(),
+        )),
+        ranges: Some(Arc::new(
+            ranges
+                .iter()
+                .map(|l| (name(&l.metadata), RangeDigest::of(l)))
+                .collect(),
+        )),
+    })
+}
+
 fn namespaces_from_cluster(
     rt: &Runtime,
     docs: &[serde_json::Value],
@@ -436,16 +471,26 @@ fn namespaces_from_cluster(
             "pass --namespaces FILE, or --manual to inject regardless of annotations",
         )
         .await?;
-        let api: kube::Api<Namespace> = kube::Api::all(client);
+        let api: kube::Api<Namespace> = kube::Api::all(client.clone());
         let mut found = Vec::new();
+        let mut limits = std::collections::HashMap::new();
         for n in &names {
             match api.get_opt(n).await {
                 Ok(Some(ns)) => found.push(ns),
                 Ok(None) => eprintln!("namespace {n} does not exist in the cluster; deciding on the pods' own annotations"),
                 Err(e) => anyhow::bail!("cannot read namespace {n} from the cluster: {e}"),
             }
+            match namespace_limits(&client, n).await {
+                Ok(l) => {
+                    limits.insert(n.clone(), l);
+                }
+                Err(e) => eprintln!(
+                    "note: cannot list the ResourceQuotas and LimitRanges of namespace {n} ({e}); \
+                     deciding without them"
+                ),
+            }
         }
-        Ok(Namespaces::from_objects(found))
+        Ok(Namespaces::from_objects(found).with_static_limits(limits))
     })
 }
 

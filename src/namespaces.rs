@@ -174,6 +174,21 @@ impl Namespaces {
         }))
     }
 
+    /// A fixed set with these namespaces' quotas and limit ranges (e.g. fetched once by the
+    /// CLI); no effect on a watch.
+    pub fn with_static_limits(
+        self,
+        limits: HashMap<String, crate::quota::NamespaceLimits>,
+    ) -> Namespaces {
+        match self {
+            Namespaces::Static(set) => Namespaces::Static(Arc::new(StaticSet {
+                namespaces: set.namespaces.clone(),
+                limits,
+            })),
+            other => other,
+        }
+    }
+
     /// Reads a multi-document YAML (or JSON) file of Namespace objects (a `List` also works),
     /// with the ResourceQuotas and LimitRanges of those namespaces among them.
     pub fn from_file(path: &Path) -> Result<Namespaces, NamespacesError> {
@@ -320,6 +335,16 @@ impl Namespaces {
         match self {
             Namespaces::Static(set) => set.namespaces.get(name).cloned(),
             Namespaces::Watch { store, .. } => store.get(&ObjectRef::new(name)),
+        }
+    }
+
+    /// Whether the ResourceQuota and LimitRange watches (when followed) have listed once.
+    pub fn limits_synced(&self) -> bool {
+        match self {
+            Namespaces::Watch {
+                limits: Some(l), ..
+            } => l.synced(),
+            _ => true,
         }
     }
 

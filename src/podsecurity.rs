@@ -202,7 +202,10 @@ pub fn check(enforced: Enforced, containers: &[Added<'_>]) -> Vec<Violation> {
             .copied()
             .filter(|a| !BASELINE_CAPABILITIES.contains(a))
             .collect();
-        if !not_default.is_empty() {
+        // At restricted (v1.22+) the restricted capabilities check replaces this one, as
+        // PodSecurity's own override does.
+        let replaced = restricted && enforced.at_least(22);
+        if !not_default.is_empty() && !replaced {
             fail(
                 Check::Capabilities,
                 format!(
@@ -243,7 +246,7 @@ pub fn check(enforced: Enforced, containers: &[Added<'_>]) -> Vec<Violation> {
             .copied()
             .filter(|a| *a != "NET_BIND_SERVICE")
             .collect();
-        if !dropped("ALL") || !beyond.is_empty() {
+        if enforced.at_least(22) && (!dropped("ALL") || !beyond.is_empty()) {
             let mut must = Vec::new();
             if !dropped("ALL") {
                 must.push("must set securityContext.capabilities.drop=[\"ALL\"]".to_owned());
@@ -420,10 +423,19 @@ mod tests {
             checks(RESTRICTED, with_caps(&["CHOWN"], &["ALL"]), &[]),
             [Check::RestrictedCapabilities]
         );
-        // Both baseline's and restricted's capability checks fail for NET_ADMIN.
+        // At restricted, the restricted check replaces baseline's (reported once)...
         assert_eq!(
             checks(RESTRICTED, with_caps(&["NET_ADMIN"], &["ALL"]), &[]),
-            [Check::Capabilities, Check::RestrictedCapabilities]
+            [Check::RestrictedCapabilities]
+        );
+        // ... from v1.22, which introduced it; before, baseline's applies.
+        let v1_21 = Enforced {
+            level: Level::Restricted,
+            minor: Some(21),
+        };
+        assert_eq!(
+            checks(v1_21, with_caps(&["NET_ADMIN"], &[]), &[]),
+            [Check::Capabilities]
         );
     }
 

@@ -40,9 +40,8 @@ impl Kind {
     }
 }
 
-/// A ResourceQuota, as read: the (kind, resource) pairs every container must specify. A quota
-/// with scopes is taken to apply (the scopes that matter here, terminating or not, best effort
-/// or not, priority class, cannot be told from an injected container's side).
+/// A ResourceQuota, as read: the (kind, resource) pairs every container must specify (none for
+/// a quota with scopes: see [`QuotaDigest::of`]).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QuotaDigest {
     pub required: Vec<(Kind, String)>,
@@ -50,7 +49,17 @@ pub struct QuotaDigest {
 
 impl QuotaDigest {
     pub fn of(q: &ResourceQuota) -> QuotaDigest {
-        let hard = q.spec.as_ref().and_then(|s| s.hard.as_ref());
+        let spec = q.spec.as_ref();
+        // A scoped quota applies to the pods its scopes select (terminating or not, best
+        // effort or not, a priority class); which those are is not judged here, so it is not
+        // taken to apply: the pod is injected as Linkerd injects it.
+        let scoped = spec.is_some_and(|s| {
+            s.scopes.as_ref().is_some_and(|v| !v.is_empty()) || s.scope_selector.is_some()
+        });
+        if scoped {
+            return QuotaDigest::default();
+        }
+        let hard = spec.and_then(|s| s.hard.as_ref());
         let mut required: Vec<(Kind, String)> = TRACKED
             .iter()
             .filter(|(key, _, _)| hard.is_some_and(|h| h.contains_key(*key)))

@@ -127,7 +127,9 @@ fn check_values(
              without the proxy (rename it)",
             names.join(", ")
         )),
-        Decision::Skip(reason @ SkipReason::PodSecurity { .. }) => out.push(format!(
+        Decision::Skip(
+            reason @ (SkipReason::PodSecurity { .. } | SkipReason::ResourceLimits { .. }),
+        ) => out.push(format!(
             "{reason}; pods would be admitted without the proxy"
         )),
         _ => {}

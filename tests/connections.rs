@@ -149,8 +149,10 @@ async fn at_the_cap_the_longest_idle_connection_makes_room_and_idle_ones_let_go(
         &[
             "--max-connections",
             "16",
+            // Long enough that no held connection idles out while the 17 connect on a slow,
+            // busy machine.
             "--idle-timeout-ms",
-            "1500",
+            "5000",
             "--header-timeout-ms",
             "800",
             "--body-stall-ms",
@@ -176,7 +178,7 @@ async fn at_the_cap_the_longest_idle_connection_makes_room_and_idle_ones_let_go(
     // No request for the idle timeout: every connection is closed (GOAWAY).
     let text = wait_for_async(
         "the idle connections to be closed",
-        Duration::from_secs(10),
+        Duration::from_secs(20),
         async || {
             let text = admin_metrics(admin).await;
             (open(&text, "webhook") == 0.0).then_some(text)
@@ -185,10 +187,10 @@ async fn at_the_cap_the_longest_idle_connection_makes_room_and_idle_ones_let_go(
     .await;
     let idle_for = last_request.elapsed();
     eprintln!(
-        "{CAP} idle HTTP/2 connections closed {idle_for:?} after their last request (idle timeout 1.5 s)"
+        "{CAP} idle HTTP/2 connections closed {idle_for:?} after their last request (idle timeout 5 s)"
     );
     assert!(
-        idle_for >= Duration::from_millis(1400),
+        idle_for >= Duration::from_millis(4900),
         "closed after {idle_for:?}"
     );
     assert_eq!(count(&text, "webhook", "idle_closed"), CAP as f64, "{text}");

@@ -1814,6 +1814,49 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
             );
         }
     }
+    // check lists the namespaces whose quota or LimitRange keeps their pods from the mesh, and
+    // explain says it of the uninjected pod.
+    let out = std::process::Command::new(support::bin())
+        .args(["check", "--webhook", &wh, "-o", "json"])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocked: Vec<&str> = report["blocked_by_api_server"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|b| b["what"].as_str())
+        .collect();
+    eprintln!("check, injection blocked by the API server's admission: {blocked:?}");
+    for (ns, _, _, injectable) in &cases {
+        // The namespace verdict is for the namespace's own settings (the max case's request
+        // is the pod's annotation, not the namespace's).
+        if *ns == "e2e-quota-alone" {
+            assert!(
+                blocked.contains(&format!("namespace {ns}").as_str()),
+                "{blocked:?}"
+            );
+        }
+        if *injectable {
+            assert!(
+                !blocked.contains(&format!("namespace {ns}").as_str()),
+                "{blocked:?}"
+            );
+        }
+    }
+    let out = std::process::Command::new(support::bin())
+        .args(["explain", "app", "-n", "e2e-quota-alone"])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ResourceQuota compute tracks limits.cpu"),
+        "explain: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
     // At the moment of the mistake: kubectl prints /warn's warning for a quota created in an
     // injected namespace, and for a PodSecurity level put on one.
     let vwh = cluster::register_warn_webhook(&client, test, inj.port, &inj.ca_pem()).await;

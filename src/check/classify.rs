@@ -161,7 +161,10 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
         let Ok(view) = PodView::parse(&fresh) else {
             continue;
         };
-        let info = NamespaceInfo::of(Some(&ns), ns_obj);
+        let limits = cluster.limits.get(&ns).cloned().unwrap_or_default();
+        // Pods the API server's admission keeps from the mesh are the blocked section's, not
+        // "missing the proxy" (a restart would not give it to them).
+        let info = NamespaceInfo::of(Some(&ns), ns_obj).with_limits(&limits);
         let Decision::Inject(plan) =
             decision::decide(&RequestFacts::POD_CREATE, &view, info, config)
         else {

@@ -400,6 +400,11 @@ impl ReviewBody {
             }
             bytes.extend_from_slice(&frame);
         }
+        // Complete: its bytes stay held while it is reviewed, but it can no longer be cut.
+        let mut held = held;
+        if let Some((registry, pending)) = held.pending.take() {
+            lock(&registry).remove(&pending.id);
+        }
         Ok(ReviewBody { bytes, _held: held })
     }
 }

@@ -36,6 +36,9 @@ use tokio::sync::Notify;
 use crate::logevery::LogEvery;
 use crate::metrics::Metrics;
 
+/// Marks a connection's `in_flight` once it is chosen for eviction (with no request in flight).
+const EVICTING: usize = 1 << (usize::BITS - 1);
+
 /// Shedding decisions are logged at most once per this interval (they are all counted).
 pub const SHED_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -92,12 +95,27 @@ impl Limits {
         let now = self.now_ms();
         let mut open = self.open();
         let victim = if open.len() >= self.cap {
-            let victim = open
-                .iter()
-                .filter(|(_, s)| s.in_flight.load(Ordering::Acquire) == 0)
-                .min_by_key(|(_, s)| s.eviction_rank())
-                .map(|(id, _)| *id)?;
-            open.remove(&victim)
+            // The victim is claimed (no request in flight, marked evicting in one step), so a
+            // request that starts meanwhile makes it pass to the next candidate.
+            let mut passed = Vec::new();
+            loop {
+                let id = open
+                    .iter()
+                    .filter(|(id, s)| {
+                        s.in_flight.load(Ordering::Acquire) == 0 && !passed.contains(*id)
+                    })
+                    .min_by_key(|(_, s)| s.eviction_rank())
+                    .map(|(id, _)| *id)?;
+                let claimed = open.get(&id).is_some_and(|s| {
+                    s.in_flight
+                        .compare_exchange(0, EVICTING, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                });
+                if claimed {
+                    break open.remove(&id);
+                }
+                passed.push(id);
+            }
         } else {
             None
         };

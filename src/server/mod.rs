@@ -242,6 +242,14 @@ async fn readyz(State(app): State<Arc<AppState>>) -> Response {
             " (Linkerd's config: the last good one is in use; the current one is refused: {reason})"
         ),
     };
+    if !app.namespaces.limits_synced() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ResourceQuota and LimitRange watches not synced yet (the injector needs list and watch \
+             on resourcequotas and limitranges, see manifests/base/rbac.yaml)\n",
+        )
+            .into_response();
+    }
     match app.namespaces.state() {
         CacheState::Live => format!("ok{config_note}\n").into_response(),
         CacheState::Stale(d) => format!(
