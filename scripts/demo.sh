@@ -90,6 +90,7 @@ webhooks:
     caBundle: $(base64 -w0 "$state/certs/ca.crt")
   rules:
   - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [namespaces], scope: "*"}
+  - {apiGroups: [""], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [resourcequotas, limitranges], scope: Namespaced}
   - {apiGroups: [apps], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [deployments, statefulsets, daemonsets], scope: Namespaced}
   - {apiGroups: [networking.k8s.io], apiVersions: [v1], operations: [CREATE, UPDATE], resources: [networkpolicies], scope: Namespaced}
 YAML
@@ -148,6 +149,28 @@ spec:
   policyTypes: [Egress]
 YAML
 kubectl -n demo delete networkpolicy default-deny-egress >/dev/null
+
+say "a hardened namespace: PodSecurity baseline refuses linkerd-init's NET_ADMIN and NET_RAW"
+kubectl delete namespace hardened --ignore-not-found --wait=false >/dev/null
+for _ in $(seq 1 100); do kubectl get namespace hardened >/dev/null 2>&1 || break; sleep 0.2; done
+kubectl create namespace hardened
+kubectl annotate namespace hardened linkerd.io/inject=enabled
+# The warning comes at the moment of the mistake: labelling an injected namespace.
+kubectl label namespace hardened pod-security.kubernetes.io/enforce=baseline
+for _ in $(seq 1 100); do kubectl -n hardened get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
+kubectl -n hardened create deployment web --image=nginx:1.27
+for _ in $(seq 1 150); do
+  [[ -n "$(kubectl -n hardened get pods -l app=web -o name 2>/dev/null)" ]] && break
+  sleep 0.2
+done
+say "its pod is created, without the proxy (with Linkerd's injector the API server refuses it: 0 pods)"
+kubectl -n hardened get pods -l app=web \
+  -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name'
+for _ in $(seq 1 40); do
+  [[ -n "$(kubectl -n hardened get events --field-selector reason=InjectionSkipped -o name 2>/dev/null)" ]] && break
+  sleep 0.25
+done
+kubectl -n hardened get events --field-selector reason=InjectionSkipped -o jsonpath='{range .items[*]}{.message}{"\n"}{end}'
 
 echo
 echo "injector log: $state/injector.log"
