@@ -92,8 +92,40 @@ pub fn explain_running_pod(
     network: Result<&Cluster, &str>,
 ) -> Vec<String> {
     let (mut lines, injected) = explain_decided(admission, pod, namespace, true);
+    if proxy_image(pod).is_some() {
+        lines.extend(doing_lines(pod, admission.config()));
+    }
     if injected || proxy_image(pod).is_some() {
         lines.extend(network_lines(pod, network, admission.config()));
+    }
+    lines
+}
+
+/// How a meshed pod is doing (`triage`), and whether it carries the current trust anchors.
+fn doing_lines(pod: &Value, config: &Config) -> Vec<String> {
+    let mut lines = Vec::new();
+    let Ok(typed) = serde_json::from_value::<Pod>(pod.clone()) else {
+        return lines;
+    };
+    if let Some(v) = crate::triage::how_it_is_doing(&typed) {
+        let whose = if v.mesh { "the mesh" } else { "not the mesh" };
+        lines.push(format!("  how it is doing ({whose}): {}", v.says));
+        if !v.fix.is_empty() {
+            lines.push(format!("    fix: {}", v.fix));
+        }
+    }
+    let current = crate::patch::trust_root_sha256(config);
+    let carried = pod["metadata"]["annotations"][crate::mesh::TRUST_ROOT_ANNOTATION].as_str();
+    if config.trust_anchors_pem.is_some()
+        && let Some(carried) = carried
+        && carried != current
+    {
+        lines.push(format!(
+            "  trust anchors: the pod carries {}… but the current ones are {}…: it will fail mTLS once \
+             the old anchor is removed; restart it (or its owner) to get them",
+            carried.chars().take(12).collect::<String>(),
+            current.chars().take(12).collect::<String>()
+        ));
     }
     lines
 }
@@ -312,6 +344,42 @@ mod tests {
 
     fn admission() -> Admission {
         Admission::new(Arc::new(Config::default()), Namespaces::empty())
+    }
+
+    #[test]
+    fn a_meshed_pod_says_how_it_is_doing_and_whether_its_trust_anchors_are_current() {
+        let mut p = pod(true);
+        p["status"]["containerStatuses"] = json!([
+            {"name": "linkerd-proxy", "ready": false, "restartCount": 3, "image": "proxy:1", "imageID": "",
+             "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+             "lastState": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}},
+            {"name": "app", "ready": true, "restartCount": 0, "image": "app:1", "imageID": "",
+             "state": {"running": {}}}]);
+        p["metadata"]["annotations"] =
+            json!({"linkerd.io/trust-root-sha256": "0123456789abcdef0123"});
+        let config = Config {
+            trust_anchors_pem: Some(
+                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
+            ),
+            ..Config::default()
+        };
+        let text = doing_lines(&p, &config).join("\n");
+        assert!(
+            text.contains("how it is doing (the mesh): the proxy was OOM-killed under no memory limit of its own (3 restarts)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("trust anchors: the pod carries 0123456789ab…"),
+            "{text}"
+        );
+        // The same anchors: nothing said of them.
+        p["metadata"]["annotations"]["linkerd.io/trust-root-sha256"] =
+            json!(crate::patch::trust_root_sha256(&config));
+        assert!(
+            !doing_lines(&p, &config)
+                .join("\n")
+                .contains("trust anchors")
+        );
     }
 
     #[test]

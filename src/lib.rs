@@ -29,6 +29,7 @@ pub mod quota;
 pub mod quote;
 pub mod release;
 pub mod server;
+pub mod triage;
 pub mod uninject;
 pub mod values;
 pub mod view;
