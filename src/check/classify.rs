@@ -38,6 +38,9 @@ pub struct Cluster {
     pub failed_creates: Vec<k8s_openapi::api::core::v1::Event>,
     /// Each namespace's ResourceQuotas and LimitRanges, as the webhook reads them.
     pub limits: HashMap<String, crate::quota::NamespaceLimits>,
+    /// The control plane's current trust anchors (`ca-bundle.crt` of
+    /// linkerd-identity-trust-roots), when the cluster has them.
+    pub trust_roots: Option<String>,
 }
 
 fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
@@ -49,7 +52,7 @@ fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
 
 impl Cluster {
     /// Lists what the classification and the network section need (eight list calls).
-    pub async fn list(client: &Client) -> anyhow::Result<Cluster> {
+    pub async fn list(client: &Client, control_plane_ns: &str) -> anyhow::Result<Cluster> {
         let lp = ListParams::default();
         let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
         let pods = Api::<Pod>::all(client.clone()).list(&lp).await?.items;
@@ -91,9 +94,19 @@ impl Cluster {
             std::sync::Arc::make_mut(entry.ranges.get_or_insert_default())
                 .insert(l.name_any(), crate::quota::RangeDigest::of(&l));
         }
+        let trust_roots = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+            client.clone(),
+            control_plane_ns,
+        )
+        .get_opt(crate::linkerd_config::TRUST_ROOTS_CONFIGMAP)
+        .await
+        .ok()
+        .flatten()
+        .and_then(|cm| cm.data?.remove(crate::linkerd_config::TRUST_ROOTS_KEY));
         Ok(Cluster {
             failed_creates,
             limits,
+            trust_roots,
             namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
             pods,
             replica_sets: by_name(replica_sets),

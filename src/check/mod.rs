@@ -5,6 +5,7 @@
 //! proxies off what they need (`network`).
 
 pub mod classify;
+pub mod doing;
 pub mod network;
 mod webhook;
 
@@ -59,6 +60,8 @@ pub struct Report {
     pub outdated_proxy: Vec<Outdated>,
     /// Injection blocked by the API server's admission (PodSecurity).
     pub blocked_by_api_server: Vec<Blocked>,
+    /// How the meshed pods are doing, and those with old trust anchors.
+    pub meshed_pods: doing::Doing,
     pub webhook: WebhookStatus,
     pub network: network::NetworkReport,
     pub problems: usize,
@@ -66,10 +69,11 @@ pub struct Report {
 
 /// Runs every check. `webhook` is the MutatingWebhookConfiguration's name.
 pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Result<Report> {
-    let state = classify::Cluster::list(&client).await?;
+    let state = classify::Cluster::list(&client, &config.control_plane_namespace).await?;
     let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
     let network = network::report(&state, config);
     let blocked_by_api_server = classify::blocked(&state, config);
+    let meshed_pods = doing::doing(&state, config);
     let webhook = webhook::check(&client, webhook).await;
     let webhook_problems = usize::from(
         !(webhook.exists && webhook.ca_bundle && webhook.live && webhook.cert_verified),
@@ -77,12 +81,14 @@ pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Resu
     let problems = missing_proxy.len()
         + outdated_proxy.len()
         + blocked_by_api_server.len()
+        + meshed_pods.problems()
         + webhook_problems
         + network.problems;
     Ok(Report {
         missing_proxy,
         outdated_proxy,
         blocked_by_api_server,
+        meshed_pods,
         webhook,
         network,
         problems,
@@ -148,6 +154,7 @@ impl Report {
                 s.push_str(&format!("  {}: {}\n    fix: {}\n", b.what, b.detail, b.fix));
             }
         }
+        s.push_str(&self.meshed_pods.render());
         s.push_str(&self.network.render());
         s.push_str(&format!("{} problem(s) found\n", self.problems));
         s
