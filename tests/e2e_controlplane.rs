@@ -1916,6 +1916,298 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
     delete_namespace(&client, warn_ns).await;
 }
 
+/// "Is it the proxy or my app?": meshed pods (made by hand, no kubelet) whose status is written
+/// through the status subresource to each state a meshed pod gets stuck in; `explain` gives
+/// each its verdict, `check` groups and counts them, and after a trust-anchor rotation in
+/// `linkerd-identity-trust-roots` lists the pods injected before it with the restart.
+#[tokio::test]
+async fn meshed_pods_are_triaged_from_their_status() {
+    let cp = control_plane();
+    let client = cp.client().await;
+    let ns = "e2e-triage";
+    let cp_ns = "e2e-triage-linkerd";
+    create_namespace(&client, ns, "triage", &[]).await;
+    create_namespace(&client, cp_ns, "triage", &[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(&config, format!("controlPlaneNamespace: {cp_ns}\n")).unwrap();
+    let roots = |pem: &str| {
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "linkerd-identity-trust-roots", "namespace": cp_ns},
+               "data": {"ca-bundle.crt": pem}})
+        .to_string()
+    };
+    let sha = |pem: &str| {
+        let d = ring::digest::digest(&ring::digest::SHA256, pem.as_bytes());
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let out = cp.kubectl(&["apply", "-f", "-"], Some(&roots("anchors A")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cs = |name: &str, ready: bool, restarts: i32, state: Value, last: Value| {
+        json!({"name": name, "ready": ready, "restartCount": restarts, "image": format!("cr.l5d.io/linkerd/{name}:edge-26.8.3"),
+               "imageID": "", "state": state, "lastState": last})
+    };
+    let t = "2026-12-07T00:00:00Z";
+    let ok = |name: &str| {
+        cs(
+            name,
+            true,
+            0,
+            json!({"running": {"startedAt": t}}),
+            json!({}),
+        )
+    };
+    let init_done = || {
+        cs(
+            "linkerd-init",
+            true,
+            0,
+            json!({"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": t, "finishedAt": t}}),
+            json!({}),
+        )
+    };
+    let crashed = |code: i32, reason: &str| json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": t, "finishedAt": t}});
+    let backoff = json!({"waiting": {"reason": "CrashLoopBackOff"}});
+    // (pod, linkerd-init, proxy, app, what explain must say)
+    let cases = [
+        (
+            "init-failed",
+            cs(
+                "linkerd-init",
+                false,
+                3,
+                backoff.clone(),
+                crashed(1, "Error"),
+            ),
+            cs(
+                "linkerd-proxy",
+                false,
+                0,
+                json!({"waiting": {"reason": "PodInitializing"}}),
+                json!({}),
+            ),
+            cs(
+                "app",
+                false,
+                0,
+                json!({"waiting": {"reason": "PodInitializing"}}),
+                json!({}),
+            ),
+            "linkerd-init failed (exit code 1, Error; 3 restarts)",
+        ),
+        (
+            "proxy-image",
+            init_done(),
+            cs(
+                "linkerd-proxy",
+                false,
+                0,
+                json!({"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}),
+                json!({}),
+            ),
+            cs(
+                "app",
+                false,
+                0,
+                json!({"waiting": {"reason": "PodInitializing"}}),
+                json!({}),
+            ),
+            "its image cr.l5d.io/linkerd/linkerd-proxy:edge-26.8.3 cannot be pulled",
+        ),
+        (
+            "proxy-oom",
+            init_done(),
+            cs(
+                "linkerd-proxy",
+                false,
+                4,
+                backoff.clone(),
+                crashed(137, "OOMKilled"),
+            ),
+            ok("app"),
+            "the proxy was OOM-killed under its memory limit 64Mi (4 restarts)",
+        ),
+        (
+            "proxy-crash",
+            init_done(),
+            cs(
+                "linkerd-proxy",
+                false,
+                6,
+                backoff.clone(),
+                crashed(101, "Error"),
+            ),
+            ok("app"),
+            "the proxy keeps crashing (exit code 101, Error; 6 restarts)",
+        ),
+        (
+            "proxy-unready",
+            init_done(),
+            cs(
+                "linkerd-proxy",
+                false,
+                0,
+                json!({"running": {"startedAt": t}}),
+                json!({}),
+            ),
+            ok("app"),
+            "the proxy is running but not ready",
+        ),
+        (
+            "app-crash",
+            init_done(),
+            ok("linkerd-proxy"),
+            cs("app", false, 5, backoff.clone(), crashed(2, "Error")),
+            "the mesh is up (the proxy is ready); the app is not: app crash-loops (exit code 2, Error)",
+        ),
+        (
+            "all-ready",
+            init_done(),
+            ok("linkerd-proxy"),
+            ok("app"),
+            "the proxy and the app are ready",
+        ),
+    ];
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for (name, init, proxy, app, _) in &cases {
+        let p: Pod = serde_json::from_value(json!({
+            "metadata": {"name": name, "annotations": {"linkerd.io/trust-root-sha256": sha("anchors A")}},
+            "spec": {
+                "initContainers": [
+                    {"name": "linkerd-init", "image": "cr.l5d.io/linkerd/proxy:edge-26.8.3"},
+                    {"name": "linkerd-proxy", "image": "cr.l5d.io/linkerd/proxy:edge-26.8.3", "restartPolicy": "Always",
+                     "resources": {"limits": {"memory": "64Mi"}}}],
+                "containers": [{"name": "app", "image": "nginx:1.27"}]}
+        }))
+        .unwrap();
+        pods.create(&PostParams::default(), &p).await.unwrap();
+        let status = json!({"status": {"phase": "Pending",
+            "initContainerStatuses": [init, proxy], "containerStatuses": [app]}});
+        let out = cp.kubectl(
+            &[
+                "patch",
+                "pod",
+                name,
+                "-n",
+                ns,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                &status.to_string(),
+            ],
+            None,
+        );
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(support::bin())
+            .args(args)
+            .env("KUBECONFIG", &cp.kubeconfig)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for (name, _, _, _, says) in &cases {
+        let text = run(&[
+            "explain",
+            name,
+            "-n",
+            ns,
+            "--config",
+            config.to_str().unwrap(),
+        ]);
+        let line = text
+            .lines()
+            .find(|l| l.contains("how it is doing"))
+            .unwrap_or_else(|| panic!("{name}: no verdict:\n{text}"));
+        eprintln!("{name}: {}", line.trim());
+        assert!(line.contains(says), "{name}: {line}");
+    }
+    let check = |cfg: &str| -> Value {
+        serde_json::from_str(&run(&["check", "-o", "json", "--config", cfg])).unwrap()
+    };
+    let report = check(config.to_str().unwrap());
+    let groups: Vec<(String, bool)> = report["meshed_pods"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["namespace"] == ns)
+        .map(|g| {
+            (
+                format!(
+                    "{} {}",
+                    g["name"].as_str().unwrap(),
+                    g["verdict"].as_str().unwrap()
+                ),
+                g["mesh"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    eprintln!("check: {groups:?}");
+    let want: Vec<(String, bool)> = [
+        ("app-crash app_not_ready", false),
+        ("init-failed init_failed", true),
+        ("proxy-crash proxy_crash_loop", true),
+        ("proxy-image proxy_image", true),
+        ("proxy-oom proxy_oom_killed", true),
+        ("proxy-unready proxy_not_ready", true),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_owned(), b))
+    .collect();
+    assert_eq!(groups, want);
+    let stale = |r: &Value| -> Vec<String> {
+        r["meshed_pods"]["old_trust_anchors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["namespace"] == ns)
+            .map(|w| w["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(stale(&report).is_empty(), "{report}");
+    // The trust anchors rotate: every pod injected before carries the old ones.
+    let out = cp.kubectl(&["apply", "-f", "-"], Some(&roots("anchors B")));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report = check(config.to_str().unwrap());
+    let mut listed = stale(&report);
+    listed.sort();
+    let mut all: Vec<String> = cases.iter().map(|c| c.0.to_owned()).collect();
+    all.sort();
+    assert_eq!(listed, all, "{report}");
+    let fix = report["meshed_pods"]["old_trust_anchors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["namespace"] == ns)
+        .unwrap()["fix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    eprintln!(
+        "after the rotation: {} pods listed; fix: {fix}",
+        listed.len()
+    );
+    assert!(fix.starts_with("kubectl delete pod -n e2e-triage"), "{fix}");
+    delete_namespace(&client, ns).await;
+    delete_namespace(&client, cp_ns).await;
+}
+
 /// Runs `cmd` with `stdin`, and returns its standard output (panics on failure).
 fn run_with_stdin(mut cmd: std::process::Command, stdin: &str) -> String {
     use std::io::Write;
