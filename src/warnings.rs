@@ -348,28 +348,16 @@ pub fn limits_added(
         }
     };
     // The namespace's pods with its limits as they are, and as they would be.
-    let limits_now = ns.limits();
-    let now = match ns {
-        NamespaceInfo::Known {
-            name,
-            annotations,
-            labels,
-            ..
-        } => NamespaceInfo::Known {
-            name,
-            annotations,
-            labels,
-            limits: limits_now,
-        },
-        _ => return (name, Vec::new()),
-    };
+    if !matches!(ns, NamespaceInfo::Known { .. }) {
+        return (name, Vec::new());
+    }
     let blocked = |info| {
         decision::namespace_blocked(info, config)
             .filter(|r| matches!(r, SkipReason::ResourceLimits { .. }))
     };
     let mut out = Vec::new();
-    if blocked(now).is_none()
-        && let Some(reason) = blocked(now.with_limits(&limits))
+    if blocked(ns).is_none()
+        && let Some(reason) = blocked(ns.with_limits(&limits))
     {
         out.push(format!(
             "with {kind} {}, pods created in this namespace will be admitted without the proxy: {reason}",
@@ -382,17 +370,10 @@ pub fn limits_added(
 /// Whether the namespace `obj` turns injection on and enforces a PodSecurity level that
 /// refuses the containers injection adds.
 fn blocked_by_pod_security(name: &str, obj: &Value, config: &Config) -> Option<SkipReason> {
-    let ann = map(obj, "/metadata/annotations");
-    let labels = map(obj, "/metadata/labels");
-    let find = |m: &[(&'_ str, &'_ str)], k: &str| {
-        m.iter().find(|(l, _)| *l == k).map(|(_, v)| v.to_string())
-    };
-    decision::namespace_pod_security(
-        name,
-        find(&ann, INJECT_ANNOTATION).as_deref(),
-        |k| find(&labels, k),
-        config,
-    )
+    let ns: k8s_openapi::api::core::v1::Namespace =
+        serde_json::from_value(serde_json::json!({"metadata": obj.get("metadata")?})).ok()?;
+    decision::namespace_blocked(NamespaceInfo::of(Some(name), Some(&ns)), config)
+        .filter(|r| matches!(r, SkipReason::PodSecurity { .. }))
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use crate::decision::{self, Decision, NamespaceInfo, RequestFacts};
 use crate::mesh::{DEBUG_CONTAINER, INIT_CONTAINER, PROXY_CONTAINER, VALIDATOR_CONTAINER};
 use crate::uninject::strip_injected;
 use crate::view::PodView;
-use crate::workload::{is_controller, restart_command};
+use crate::workload::is_controller;
 
 type ByName<T> = HashMap<(String, String), T>;
 
@@ -203,13 +203,7 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
     }
     let workloads = missing
         .into_iter()
-        .map(|((namespace, kind, name), pods)| Workload {
-            fix: restart_command(&kind, &name, &namespace, &pods),
-            namespace,
-            kind,
-            name,
-            pods,
-        })
+        .map(|((namespace, kind, name), pods)| Workload::restarted(namespace, kind, name, pods))
         .collect();
     (workloads, outdated)
 }

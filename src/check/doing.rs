@@ -7,12 +7,11 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 use serde::Serialize;
 
-use super::Workload;
 use super::classify::{Cluster, workload_of};
+use super::{Workload, owner_line};
 use crate::config::Config;
 use crate::containers::proxy_image;
 use crate::mesh::TRUST_ROOT_ANNOTATION;
-use crate::workload::restart_command;
 
 /// The pods of one owner with one verdict.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -108,13 +107,7 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
         groups: groups.into_values().collect(),
         old_trust_anchors: old
             .into_iter()
-            .map(|((namespace, kind, name), pods)| Workload {
-                fix: restart_command(&kind, &name, &namespace, &pods),
-                namespace,
-                kind,
-                name,
-                pods,
-            })
+            .map(|((namespace, kind, name), pods)| Workload::restarted(namespace, kind, name, pods))
             .collect(),
     }
 }
@@ -124,13 +117,8 @@ impl Doing {
         let mut s = String::new();
         let line = |g: &Group| {
             format!(
-                "  {}/{} {} ({} pod{}: {}): {}\n    fix: {}\n",
-                g.namespace,
-                g.kind.to_ascii_lowercase(),
-                g.name,
-                g.pods.len(),
-                if g.pods.len() == 1 { "" } else { "s" },
-                g.pods.join(", "),
+                "{}: {}\n    fix: {}\n",
+                owner_line(&g.namespace, &g.kind, &g.name, &g.pods),
                 g.says,
                 g.fix
             )
@@ -155,16 +143,7 @@ impl Doing {
                 "[FAIL] pods with old trust anchors (they fail mTLS once the old anchor is removed):\n",
             );
             for w in &self.old_trust_anchors {
-                s.push_str(&format!(
-                    "  {}/{} {} ({} pod{}: {})\n    fix: {}\n",
-                    w.namespace,
-                    w.kind.to_ascii_lowercase(),
-                    w.name,
-                    w.pods.len(),
-                    if w.pods.len() == 1 { "" } else { "s" },
-                    w.pods.join(", "),
-                    w.fix
-                ));
+                s.push_str(&w.render());
             }
         }
         s

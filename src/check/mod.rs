@@ -34,6 +34,39 @@ pub struct Blocked {
     pub fix: String,
 }
 
+impl Workload {
+    /// A workload's pods, with the command that restarts them (so that new pods replace them).
+    pub fn restarted(namespace: String, kind: String, name: String, pods: Vec<String>) -> Workload {
+        Workload {
+            fix: crate::workload::restart_command(&kind, &name, &namespace, &pods),
+            namespace,
+            kind,
+            name,
+            pods,
+        }
+    }
+
+    /// Its line in a section, and the fix.
+    fn render(&self) -> String {
+        format!(
+            "{}\n    fix: {}\n",
+            owner_line(&self.namespace, &self.kind, &self.name, &self.pods),
+            self.fix
+        )
+    }
+}
+
+/// "  NS/kind NAME (N pods: a, b)": a workload and its pods, as `check`'s sections list them.
+pub(crate) fn owner_line(namespace: &str, kind: &str, name: &str, pods: &[String]) -> String {
+    format!(
+        "  {namespace}/{} {name} ({} pod{}: {})",
+        kind.to_ascii_lowercase(),
+        pods.len(),
+        if pods.len() == 1 { "" } else { "s" },
+        pods.join(", ")
+    )
+}
+
 #[derive(Debug, Serialize)]
 pub struct Outdated {
     pub namespace: String,
@@ -58,7 +91,7 @@ pub struct WebhookStatus {
 pub struct Report {
     pub missing_proxy: Vec<Workload>,
     pub outdated_proxy: Vec<Outdated>,
-    /// Injection blocked by the API server's admission (PodSecurity).
+    /// Injection blocked by the API server's admission (PodSecurity, ResourceQuota, LimitRange).
     pub blocked_by_api_server: Vec<Blocked>,
     /// How the meshed pods are doing, and those with old trust anchors.
     pub meshed_pods: doing::Doing,
@@ -123,16 +156,7 @@ impl Report {
         } else {
             s.push_str("[FAIL] pods without the proxy although injection is enabled for them:\n");
             for m in &self.missing_proxy {
-                s.push_str(&format!(
-                    "  {}/{} {} ({} pod{}: {})\n    fix: {}\n",
-                    m.namespace,
-                    m.kind.to_ascii_lowercase(),
-                    m.name,
-                    m.pods.len(),
-                    if m.pods.len() == 1 { "" } else { "s" },
-                    m.pods.join(", "),
-                    m.fix
-                ));
+                s.push_str(&m.render());
             }
         }
         if self.outdated_proxy.is_empty() {
@@ -147,9 +171,9 @@ impl Report {
             }
         }
         if self.blocked_by_api_server.is_empty() {
-            s.push_str("[ok  ] no injection blocked by the API server's admission (PodSecurity)\n");
+            s.push_str("[ok  ] no injection blocked by the API server's admission (PodSecurity, ResourceQuota, LimitRange)\n");
         } else {
-            s.push_str("[FAIL] injection blocked by the API server's admission (PodSecurity):\n");
+            s.push_str("[FAIL] injection blocked by the API server's admission (PodSecurity, ResourceQuota, LimitRange):\n");
             for b in &self.blocked_by_api_server {
                 s.push_str(&format!("  {}: {}\n    fix: {}\n", b.what, b.detail, b.fix));
             }

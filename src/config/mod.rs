@@ -22,8 +22,8 @@ pub enum BadOverridePolicy {
     Deny,
 }
 
-/// What to do with a pod that the API server's own admission (PodSecurity) would refuse once
-/// injected, though it would admit it as it is.
+/// What to do with a pod that the API server's own admission (PodSecurity, ResourceQuota,
+/// LimitRange) would refuse once injected, though it would admit it as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum RefusalPolicy {
@@ -142,7 +142,8 @@ pub struct Config {
     /// service-account token, so a pod that does not mount it is not injected.
     pub service_account_token_projection: bool,
     pub bad_override: BadOverridePolicy,
-    /// A pod the API server's PodSecurity admission would refuse once injected.
+    /// A pod the API server's PodSecurity, ResourceQuota or LimitRange admission would refuse
+    /// once injected.
     pub api_server_refusal: RefusalPolicy,
     /// `POST /warn`: deny (instead of only warning about) objects with mesh mistakes.
     pub strict_warnings: bool,

@@ -343,42 +343,6 @@ pub fn namespace_blocked(ns: NamespaceInfo<'_>, config: &Config) -> Option<SkipR
     }
 }
 
-/// Whether a namespace that turns injection on (`inject`, its `linkerd.io/inject`) enforces a
-/// PodSecurity level (`label(key)`) that refuses the containers injection adds with `config`'s
-/// values, next to an app that complies with the level: its pods will all be admitted without
-/// the proxy. `None` with `apiServerRefusal: off`.
-pub fn namespace_pod_security(
-    name: &str,
-    inject: Option<&str>,
-    label: impl Fn(&str) -> Option<String>,
-    config: &Config,
-) -> Option<SkipReason> {
-    if config.api_server_refusal == RefusalPolicy::Off {
-        return None;
-    }
-    let mode = match inject? {
-        "enabled" => Mode::Enabled,
-        "ingress" => Mode::Ingress,
-        _ => return None,
-    };
-    let level = label(podsecurity::ENFORCE_LABEL);
-    let version = label(podsecurity::ENFORCE_VERSION_LABEL);
-    let enforced = Enforced::from_labels(|k| match k {
-        podsecurity::ENFORCE_LABEL => level.as_deref(),
-        podsecurity::ENFORCE_VERSION_LABEL => version.as_deref(),
-        _ => None,
-    })?;
-    let values = ProxyValues::from_config(config, mode);
-    let compliant_app = (Vec::new(), vec!["ALL".to_owned()]);
-    let added = containers::added_security(&values, config, Some(&compliant_app));
-    let violations = podsecurity::check(enforced, &views_of(&added));
-    (!violations.is_empty()).then(|| SkipReason::PodSecurity {
-        namespace: name.to_owned(),
-        enforced,
-        violations,
-    })
-}
-
 fn views_of<'a>(
     added: &'a [(&'static str, Option<SecurityContext>)],
 ) -> Vec<podsecurity::Added<'a>> {
