@@ -1417,68 +1417,14 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
         for level in ["privileged", "baseline", "restricted"] {
             let ns = format!("e2e-{test}-{level}");
             create_namespace(&client, &ns, test, &[("linkerd.io/inject", "enabled")]).await;
-            namespaces
-                .patch(
-                    &ns,
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"metadata": {"labels": {
-                        "pod-security.kubernetes.io/enforce": level}}})),
-                )
-                .await
-                .unwrap();
-            // The API server's verdict on the pod injected by `inject --manual`.
-            let mut manual = std::process::Command::new(support::bin());
-            manual.args(["inject", "--manual", "-o", "json", "-f", "-"]);
-            if cni {
-                manual.args(["--config", cni_config.to_str().unwrap()]);
-            }
-            let injected = run_with_stdin(manual, &app.to_string());
-            let api_says = control_plane().kubectl(
-                &[
-                    "create",
-                    "--dry-run=server",
-                    "-n",
-                    &ns,
-                    "-o",
-                    "json",
-                    "-f",
-                    "-",
-                ],
-                Some(&injected),
-            );
-            let api_accepts = api_says.status.success();
-            // The webhook's verdict on the pod as it is, created for real.
-            let created = control_plane().kubectl(
-                &["create", "-n", &ns, "-o", "json", "-f", "-"],
-                Some(&app.to_string()),
-            );
-            let stderr = String::from_utf8_lossy(&created.stderr).into_owned();
-            assert!(
-                created.status.success(),
-                "{test} {level}: the pod was refused: {stderr}\n{}",
-                inj.logs()
-            );
-            let pod: Pod = serde_json::from_slice(&created.stdout).unwrap();
-            eprintln!(
-                "{test} {level}: the API server {} the injected pod; the webhook {} it{}",
-                if api_accepts { "accepts" } else { "refuses" },
-                if meshed(&pod) {
-                    "injected"
-                } else {
-                    "did not inject"
-                },
-                if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", stderr.trim())
-                }
-            );
-            assert_eq!(
-                meshed(&pod),
-                api_accepts,
-                "{test} {level}: the webhook and the API server disagree; the API server said: {}",
-                String::from_utf8_lossy(&api_says.stderr)
-            );
+            enforce(&namespaces, &ns, level).await;
+            let config: &[&str] = if cni {
+                &["--config", cni_config.to_str().unwrap()]
+            } else {
+                &[]
+            };
+            let v = verdicts(&ns, &app, config, &inj, &format!("{test} {level}"));
+            let (api_accepts, stderr) = (v.api_accepts, v.warning);
             let expected = level == "privileged" || cni;
             assert_eq!(api_accepts, expected, "{test} {level}");
             if !api_accepts {
@@ -1507,15 +1453,7 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
     .await;
     let (inj, wh) = injector_for(test, "e2e-pssdeploy-probe", &client).await;
     create_namespace(&client, ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    namespaces
-        .patch(
-            ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": "baseline"}}})),
-        )
-        .await
-        .unwrap();
+    enforce(&namespaces, ns, "baseline").await;
     let deploy: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "web"},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
@@ -1582,15 +1520,7 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
     )
     .await;
     create_namespace(&client, off_ns, test, &[("linkerd.io/inject", "enabled")]).await;
-    namespaces
-        .patch(
-            off_ns,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"metadata": {"labels": {
-                "pod-security.kubernetes.io/enforce": "baseline"}}})),
-        )
-        .await
-        .unwrap();
+    enforce(&namespaces, off_ns, "baseline").await;
     Api::<Deployment>::namespaced(client.clone(), off_ns)
         .create(&PostParams::default(), &deploy)
         .await
@@ -1611,18 +1541,8 @@ async fn pod_security_verdicts_agree_with_the_api_server() {
     .await;
     eprintln!("with apiServerRefusal off: {refused}");
     assert!(refused.contains("linkerd-init"), "{refused}");
-    let out = std::process::Command::new(support::bin())
-        .args(["check", "--webhook", &wh, "-o", "json"])
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let blocked: Vec<&str> = report["blocked_by_api_server"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["what"].as_str())
-        .collect();
+    let blocked = blocked_by_admission(&wh);
+    let blocked: Vec<&str> = blocked.iter().map(String::as_str).collect();
     eprintln!("check, injection blocked by the API server's admission: {blocked:?}");
     assert!(blocked.contains(&"namespace e2e-pssdeploy"), "{blocked:?}");
     assert!(
@@ -1754,58 +1674,8 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
                 "requests": {"cpu": "20m", "memory": "64Mi"},
                 "limits": {"cpu": "40m", "memory": "128Mi"}}}]}
         });
-        let mut manual = std::process::Command::new(support::bin());
-        manual.args(["inject", "--manual", "-o", "json", "-f", "-"]);
-        let injected = run_with_stdin(manual, &app.to_string());
-        let api_says = control_plane().kubectl(
-            &[
-                "create",
-                "--dry-run=server",
-                "-n",
-                ns,
-                "-o",
-                "json",
-                "-f",
-                "-",
-            ],
-            Some(&injected),
-        );
-        let api_accepts = api_says.status.success();
-        let created = control_plane().kubectl(
-            &["create", "-n", ns, "-o", "json", "-f", "-"],
-            Some(&app.to_string()),
-        );
-        let stderr = String::from_utf8_lossy(&created.stderr).into_owned();
-        assert!(
-            created.status.success(),
-            "{ns}: the pod was refused: {stderr}\n{}",
-            inj.logs()
-        );
-        let pod: Pod = serde_json::from_slice(&created.stdout).unwrap();
-        eprintln!(
-            "{ns}: the API server {} the injected pod{}; the webhook {} it{}",
-            if api_accepts { "accepts" } else { "refuses" },
-            if api_accepts {
-                String::new()
-            } else {
-                format!(" ({})", String::from_utf8_lossy(&api_says.stderr).trim())
-            },
-            if meshed(&pod) {
-                "injected"
-            } else {
-                "did not inject"
-            },
-            if stderr.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", stderr.trim())
-            }
-        );
-        assert_eq!(
-            meshed(&pod),
-            api_accepts,
-            "{ns}: the webhook and the API server disagree"
-        );
+        let v = verdicts(ns, &app, &[], &inj, ns);
+        let (api_accepts, stderr) = (v.api_accepts, v.warning);
         assert_eq!(api_accepts, *injectable, "{ns}");
         if !api_accepts {
             assert!(
@@ -1816,18 +1686,8 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
     }
     // check lists the namespaces whose quota or LimitRange keeps their pods from the mesh, and
     // explain says it of the uninjected pod.
-    let out = std::process::Command::new(support::bin())
-        .args(["check", "--webhook", &wh, "-o", "json"])
-        .env("KUBECONFIG", &control_plane().kubeconfig)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let blocked: Vec<&str> = report["blocked_by_api_server"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|b| b["what"].as_str())
-        .collect();
+    let blocked = blocked_by_admission(&wh);
+    let blocked: Vec<&str> = blocked.iter().map(String::as_str).collect();
     eprintln!("check, injection blocked by the API server's admission: {blocked:?}");
     // The namespace verdict is for a pod with the namespace's own settings: the quota alone
     // blocks it (and in e2e-quota-fixed the fix is on the pod, not the namespace); the
@@ -2206,6 +2066,107 @@ async fn meshed_pods_are_triaged_from_their_status() {
     assert!(fix.starts_with("kubectl delete pod -n e2e-triage"), "{fix}");
     delete_namespace(&client, ns).await;
     delete_namespace(&client, cp_ns).await;
+}
+
+/// The webhook's verdict and the API server's own on one pod.
+struct Verdicts {
+    /// Whether the API server accepts the pod `inject --manual` makes
+    /// (`kubectl create --dry-run=server`).
+    api_accepts: bool,
+    /// What kubectl printed when the pod as it is was created through the webhook.
+    warning: String,
+}
+
+/// Both verdicts on `pod` in namespace `ns` (`manual_args`: more arguments to `inject
+/// --manual`, such as its config); the pod is created for real, must be admitted, and must be
+/// injected exactly when the API server accepts the injected pod.
+fn verdicts(ns: &str, pod: &Value, manual_args: &[&str], inj: &Injector, what: &str) -> Verdicts {
+    let mut manual = std::process::Command::new(support::bin());
+    manual.args(["inject", "--manual", "-o", "json", "-f", "-"]);
+    manual.args(manual_args);
+    let injected = run_with_stdin(manual, &pod.to_string());
+    let api_says = control_plane().kubectl(
+        &[
+            "create",
+            "--dry-run=server",
+            "-n",
+            ns,
+            "-o",
+            "json",
+            "-f",
+            "-",
+        ],
+        Some(&injected),
+    );
+    let api_accepts = api_says.status.success();
+    let created = control_plane().kubectl(
+        &["create", "-n", ns, "-o", "json", "-f", "-"],
+        Some(&pod.to_string()),
+    );
+    let warning = String::from_utf8_lossy(&created.stderr).into_owned();
+    assert!(
+        created.status.success(),
+        "{what}: the pod was refused: {warning}\n{}",
+        inj.logs()
+    );
+    let created: Pod = serde_json::from_slice(&created.stdout).unwrap();
+    eprintln!(
+        "{what}: the API server {} the injected pod{}; the webhook {} it{}",
+        if api_accepts { "accepts" } else { "refuses" },
+        if api_accepts {
+            String::new()
+        } else {
+            format!(" ({})", String::from_utf8_lossy(&api_says.stderr).trim())
+        },
+        if meshed(&created) {
+            "injected"
+        } else {
+            "did not inject"
+        },
+        if warning.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", warning.trim())
+        }
+    );
+    assert_eq!(
+        meshed(&created),
+        api_accepts,
+        "{what}: the webhook and the API server disagree; the API server said: {}",
+        String::from_utf8_lossy(&api_says.stderr)
+    );
+    Verdicts {
+        api_accepts,
+        warning,
+    }
+}
+
+/// Labels namespace `ns` to enforce PodSecurity `level`.
+async fn enforce(namespaces: &Api<Namespace>, ns: &str, level: &str) {
+    namespaces
+        .patch(
+            ns,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {
+                "pod-security.kubernetes.io/enforce": level}}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// What `check -o json` lists as blocked by the API server's admission.
+fn blocked_by_admission(webhook: &str) -> Vec<String> {
+    let out = std::process::Command::new(support::bin())
+        .args(["check", "--webhook", webhook, "-o", "json"])
+        .env("KUBECONFIG", &control_plane().kubeconfig)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let blocked = report["blocked_by_api_server"].as_array().unwrap();
+    blocked
+        .iter()
+        .filter_map(|b| b["what"].as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Runs `cmd` with `stdin`, and returns its standard output (panics on failure).
