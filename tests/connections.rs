@@ -163,8 +163,9 @@ async fn at_the_cap_the_longest_idle_connection_makes_room_and_idle_ones_let_go(
     for _ in 0..CAP {
         held.push(connected_client(&inj).await.unwrap());
     }
-    // One more is served: the connection idle longest (the first) is closed to make room.
-    connected_client(&inj).await.unwrap();
+    // One more is served: the connection idle longest (the first) is closed to make room. Its
+    // client is kept, so that its connection stays open while the count is read.
+    let _extra = connected_client(&inj).await.unwrap();
     let text = admin_metrics(admin).await;
     assert_eq!(open(&text, "webhook"), CAP as f64, "{text}");
     assert_eq!(count(&text, "webhook", "evicted"), 1.0, "{text}");

@@ -38,9 +38,41 @@ fn review(uid: &str) -> serde_json::Value {
     )
 }
 
-fn start(dir: &std::path::Path) -> Injector {
-    let ns = meshed_namespace_file(dir);
-    Injector::start(&["--namespaces", ns.to_str().unwrap()], &[])
+/// `serve` with its defaults and an admin port (where the test reads the metrics, as Prometheus
+/// does: a connection to the flooded TLS port may be evicted), warmed by one review over
+/// `kept`, the connection kept alive for the legitimate traffic; `before` is its peak RSS
+/// (KiB) then.
+struct Target {
+    inj: Injector,
+    pid: u32,
+    kept: reqwest::Client,
+    before: u64,
+    _dir: tempfile::TempDir,
+}
+
+async fn target() -> Target {
+    let dir = tempfile::tempdir().unwrap();
+    let ns = meshed_namespace_file(dir.path());
+    let inj = Injector::start(
+        &[
+            "--namespaces",
+            ns.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    let pid = inj.child.as_ref().unwrap().id();
+    let kept = client(&inj.ca_pem());
+    assert_eq!(inj.post_review(&kept, &review("warm")).await.status(), 200);
+    let before = support::status_kib(pid, "VmHWM:");
+    Target {
+        inj,
+        pid,
+        kept,
+        before,
+        _dir: dir,
+    }
 }
 
 /// The attacker: `tasks` concurrent loops of `attack` on a thread and runtime of its own,
@@ -170,6 +202,15 @@ fn report_and_check(what: &str, kinds: [(usize, usize, Duration); 2]) {
     }
 }
 
+/// `GET /metrics` on the admin port.
+async fn admin_metrics(inj: &Injector) -> String {
+    support::get_text(
+        &reqwest::Client::new(),
+        format!("http://127.0.0.1:{}/metrics", inj.admin_port()),
+    )
+    .await
+}
+
 fn count(text: &str, name_and_labels: &str) -> f64 {
     metric(text, name_and_labels).unwrap_or(0.0)
 }
@@ -197,12 +238,13 @@ async fn reviews_are_answered_during_a_flood_of_idle_connections() {
     const FLOOD: usize = 3_000;
     raise_fd_limit(FLOOD as u64 + 1_024);
     let _alone = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let inj = start(dir.path());
-    let pid = inj.child.as_ref().unwrap().id();
-    let kept = client(&inj.ca_pem());
-    assert_eq!(inj.post_review(&kept, &review("warm")).await.status(), 200);
-    let before = support::status_kib(pid, "VmHWM:");
+    let Target {
+        inj,
+        pid,
+        kept,
+        before,
+        _dir,
+    } = target().await;
 
     let (opened, closed) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
     let (port, tls) = (inj.port, tls_connector(&inj.ca_pem()));
@@ -233,7 +275,7 @@ async fn reviews_are_answered_during_a_flood_of_idle_connections() {
         "the attacker to fill the connection cap (1,000 evictions)",
         Duration::from_secs(60),
         async || {
-            let text = inj.metrics_text().await;
+            let text = admin_metrics(&inj).await;
             count(
                 &text,
                 r#"proxy_injector_connections_total{listener="webhook",result="evicted"}"#,
@@ -246,7 +288,7 @@ async fn reviews_are_answered_during_a_flood_of_idle_connections() {
         opened.load(Ordering::Relaxed),
         closed.load(Ordering::Relaxed),
     );
-    let text = inj.metrics_text().await;
+    let text = admin_metrics(&inj).await;
     attacker.stop();
     let peak = support::status_kib(pid, "VmHWM:");
     let evicted = count(
@@ -281,12 +323,13 @@ async fn reviews_are_answered_during_never_ending_bodies() {
     const PER_CONNECTION: usize = 10;
     const SENT: usize = 2_900_000;
     let _alone = ONE_AT_A_TIME.lock().await;
-    let dir = tempfile::tempdir().unwrap();
-    let inj = start(dir.path());
-    let pid = inj.child.as_ref().unwrap().id();
-    let kept = client(&inj.ca_pem());
-    assert_eq!(inj.post_review(&kept, &review("warm")).await.status(), 200);
-    let before = support::status_kib(pid, "VmHWM:");
+    let Target {
+        inj,
+        pid,
+        kept,
+        before,
+        _dir,
+    } = target().await;
 
     let clients: Vec<_> = (0..STREAMS / PER_CONNECTION)
         .map(|_| client(&inj.ca_pem()))
@@ -325,7 +368,7 @@ async fn reviews_are_answered_during_never_ending_bodies() {
     });
     tokio::time::sleep(Duration::from_secs(2)).await;
     let kinds = legitimate_reviews(&inj, &kept).await;
-    let text = inj.metrics_text().await;
+    let text = admin_metrics(&inj).await;
     attacker.stop();
     let peak = support::status_kib(pid, "VmHWM:");
     let refused = |reason: &str| {

@@ -142,6 +142,8 @@ impl Limits {
     fn make_room(&self, victim: &State, now: u64) {
         victim.evict();
         self.metrics.connection(self.listener, "evicted");
+        // Out of the registry, so out of the open count now (its task ends a moment later).
+        self.metrics.connection_closed(self.listener);
         if let Some(skipped) = self.evicted_log.due() {
             tracing::warn!(
                 listener = self.listener,
@@ -222,11 +224,12 @@ struct Conn {
 
 impl Drop for Conn {
     fn drop(&mut self) {
-        if !self.state.evicted.load(Ordering::Acquire) {
-            self.limits.open().remove(&self.state.id);
+        // Whoever takes the connection out of the registry takes it out of the open count: this
+        // drop, or an eviction that came first.
+        if self.limits.open().remove(&self.state.id).is_some() {
+            self.limits.metrics.connection_closed(self.limits.listener);
         }
         self.state.ended.notify_one();
-        self.limits.metrics.connection_closed(self.limits.listener);
     }
 }
 
