@@ -59,9 +59,13 @@ pub enum Command {
     Inject(InjectArgs),
     /// Say whether a pod is (or would be) injected, by which rule, with which values and
     /// where each value comes from; and the mesh mistakes in any workload or namespace (the
-    /// same warnings the webhook's /warn gives). For a pod in the cluster that runs the proxy
-    /// or would get it: the NetworkPolicies that select it and whether each of the proxy's
-    /// paths (control plane, DNS, inbound, metrics, tap) is allowed, with a fix for denied ones.
+    /// same warnings the webhook's /warn gives). For a pod in the cluster, judged by the release
+    /// and trust anchors Linkerd's ConfigMaps (linkerd-config, linkerd-identity-trust-roots)
+    /// hold: whether its proxy is that release's, how it is doing ("is it the proxy or my
+    /// app?": one verdict from its status, its Warning Events as evidence, the fix), whether it
+    /// carries the current trust anchors, and, when it runs the proxy or would get it, the
+    /// NetworkPolicies that select it and whether each of the proxy's paths (control plane,
+    /// DNS, inbound, metrics, tap) is allowed, with a fix for denied ones.
     ///
     /// Examples:
     ///   proxy-injector explain web-7d9c6b8f5-x2x7q -n shop     (a running pod, from the cluster)
@@ -72,7 +76,9 @@ pub enum Command {
     /// NetworkPolicies that cut meshed proxies off what they need.
     ///
     /// Lists pods that injection is enabled for but that run without the proxy (grouped by
-    /// owner, with the command that fixes each), pods with an outdated proxy, whether the
+    /// owner, with the command that fixes each), pods whose proxy is not the release
+    /// linkerd-config names, meshed pods held up by the mesh (grouped by owner and verdict,
+    /// as explain POD judges them) and pods with old trust anchors, whether the
     /// MutatingWebhookConfiguration exists, has a caBundle, points at a live endpoint whose
     /// certificate the caBundle verifies, and how long that certificate has left, and the
     /// meshed workloads whose proxy a NetworkPolicy denies the control plane, DNS, inbound,

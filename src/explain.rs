@@ -3,11 +3,15 @@
 //! `POST /warn` gives, and for a running pod whether its proxy is current and what
 //! NetworkPolicies do to its proxy's paths.
 
+use std::cell::OnceCell;
+
 use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 use serde_json::Value;
 
 use crate::admission::Admission;
 use crate::check::classify::Cluster;
+use crate::check::doing::{current_trust_root, pod_verdict};
 use crate::check::network::{Network, fix_block, path_line};
 use crate::config::Config;
 use crate::containers::proxy_image;
@@ -35,7 +39,7 @@ pub fn explain(
         .unwrap_or("default")
         .to_owned();
     if kind == "Pod" {
-        return Ok(explain_pod(admission, doc, Some(&ns_name), false));
+        return Ok(explain_pod(admission, doc, Some(&ns_name)));
     }
     let mut lines = vec![format!("{}:", describe(doc))];
     if let Some(template) = pod_template_path(kind).and_then(|p| doc.pointer(p)) {
@@ -48,7 +52,7 @@ pub fn explain(
         ));
         // Its own warnings are reported below for the workload, with the workload's field names.
         lines.extend(
-            explain_pod(admission, &pod, Some(&ns_name), false)
+            explain_pod(admission, &pod, Some(&ns_name))
                 .into_iter()
                 .filter(|l| !l.starts_with("  warning:"))
                 .map(|l| format!("  {l}")),
@@ -70,59 +74,66 @@ pub fn explain(
     Ok(lines)
 }
 
-/// The full explanation of one pod: decision, the rule that made it, every effective value
-/// with where it came from, the warnings, and (for a running pod) whether its proxy is stale.
-pub fn explain_pod(
-    admission: &Admission,
-    pod: &Value,
-    namespace: Option<&str>,
-    running: bool,
-) -> Vec<String> {
-    explain_decided(admission, pod, namespace, running).0
+/// The full explanation of one pod of a manifest: decision, the rule that made it, every
+/// effective value with where it came from, and the warnings.
+pub fn explain_pod(admission: &Admission, pod: &Value, namespace: Option<&str>) -> Vec<String> {
+    explain_decided(admission, pod, namespace, None).0
 }
 
-/// [`explain_pod`] for a pod read from the cluster, then, when it runs the proxy or a pod
-/// created now would get it, [`network_lines`]. `network` is what was read for them (the
-/// policies of the pod's namespace and of the control-plane and DNS namespaces, those
-/// namespaces, the control-plane and DNS pods), or why it could not be read.
+/// [`explain_pod`] for a pod read from the cluster (judged as if it were created now, and
+/// whether its proxy is the one the config's release gives), then, when it runs the proxy,
+/// how it is doing and whether it carries the current trust anchors ([`doing_lines`]), and
+/// when it runs the proxy or a pod created now would get it, [`network_lines`]. Everything is
+/// read from `cluster`, the snapshot `Cluster::for_pod` reads (or a test builds); the
+/// admission's config is the one `Cluster::config` gives.
 pub fn explain_running_pod(
     admission: &Admission,
     pod: &Value,
     namespace: Option<&str>,
-    network: Result<&Cluster, &str>,
+    cluster: &Cluster,
 ) -> Vec<String> {
-    let (mut lines, injected) = explain_decided(admission, pod, namespace, true);
-    if proxy_image(pod).is_some() {
-        lines.extend(doing_lines(pod, admission.config()));
+    let typed = serde_json::from_value::<Pod>(pod.clone()).ok();
+    let restart = typed.as_ref().map_or_else(
+        || "kubectl delete pod (and let its owner create it again)".to_owned(),
+        |p| restart_of(p, cluster),
+    );
+    let (mut lines, injected) = explain_decided(admission, pod, namespace, Some(&restart));
+    if let Some(typed) = typed.as_ref().filter(|_| proxy_image(pod).is_some()) {
+        lines.extend(doing_lines(typed, cluster, admission.config(), &restart));
     }
     if injected || proxy_image(pod).is_some() {
-        lines.extend(network_lines(pod, network, admission.config()));
+        lines.extend(network_lines(pod, cluster, admission.config()));
     }
     lines
 }
 
-/// How a meshed pod is doing (`triage`), and whether it carries the current trust anchors.
-fn doing_lines(pod: &Value, config: &Config) -> Vec<String> {
+/// The command that replaces a pod with a new one: its owner's restart.
+fn restart_of(pod: &Pod, cluster: &Cluster) -> String {
+    let (kind, name) = crate::check::classify::workload_of(pod, cluster);
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    crate::workload::restart_command(&kind, &name, ns, &[pod.name_any()])
+}
+
+/// How a meshed pod is doing (`check::doing::pod_verdict`: its status, its Events, and for a
+/// proxy that does not get ready the NetworkPolicy verdicts of its control-plane paths), and
+/// whether it carries the current trust anchors.
+fn doing_lines(pod: &Pod, cluster: &Cluster, config: &Config, restart: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    let Ok(typed) = serde_json::from_value::<Pod>(pod.clone()) else {
-        return lines;
-    };
-    if let Some(v) = crate::triage::how_it_is_doing(&typed) {
+    if let Some(v) = pod_verdict(pod, cluster, config, &OnceCell::new()) {
         let whose = if v.mesh { "the mesh" } else { "not the mesh" };
         lines.push(format!("  how it is doing ({whose}): {}", v.says));
+        lines.extend(v.evidence.iter().map(|e| format!("    evidence: {e}")));
         if !v.fix.is_empty() {
             lines.push(format!("    fix: {}", v.fix));
         }
     }
-    let current = crate::patch::trust_root_sha256(config);
-    let carried = pod["metadata"]["annotations"][crate::mesh::TRUST_ROOT_ANNOTATION].as_str();
-    if config.trust_anchors_pem.is_some()
-        && let Some(carried) = carried
-        && carried != current
+    let carried = pod.annotations().get(crate::mesh::TRUST_ROOT_ANNOTATION);
+    if let (Some(current), Some(carried)) = (current_trust_root(cluster, config), carried)
+        && *carried != current
     {
         lines.push(format!(
             "  trust anchors: the pod carries {}… but the current ones are {}…: it will fail mTLS once \
-             the old anchor is removed; restart it (or its owner) to get them",
+             the old anchor is removed; restart needed: {restart}",
             carried.chars().take(12).collect::<String>(),
             current.chars().take(12).collect::<String>()
         ));
@@ -132,11 +143,10 @@ fn doing_lines(pod: &Value, config: &Config) -> Vec<String> {
 
 /// The NetworkPolicies that isolate the pod, per direction, and the verdict of each of its
 /// proxy's paths (both sides when the peer's pods were read), with the fix for denied ones.
-pub fn network_lines(pod: &Value, network: Result<&Cluster, &str>, config: &Config) -> Vec<String> {
-    let cluster = match network {
-        Ok(c) => c,
-        Err(e) => return vec![format!("  network policies: not checked: {e}")],
-    };
+pub fn network_lines(pod: &Value, cluster: &Cluster, config: &Config) -> Vec<String> {
+    if let Some(e) = &cluster.network_unread {
+        return vec![format!("  network policies: not checked: {e}")];
+    }
     let pod: Pod = match serde_json::from_value(pod.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -191,12 +201,14 @@ pub fn network_lines(pod: &Value, network: Result<&Cluster, &str>, config: &Conf
 }
 
 /// The explanation, and whether a pod created now would get the proxy.
+/// `restart`: for a pod read from the cluster, the command that replaces it.
 fn explain_decided(
     admission: &Admission,
     pod: &Value,
     namespace: Option<&str>,
-    running: bool,
+    restart: Option<&str>,
 ) -> (Vec<String>, bool) {
+    let running = restart.is_some();
     let meta = &pod["metadata"];
     let name = display_name(meta["name"].as_str(), meta["generateName"].as_str());
     let ns_name = namespace
@@ -286,12 +298,14 @@ fn explain_decided(
                 let label = group[0].label;
                 lines.push(format!("    {label:<27} {value:<45} ({source})"));
             }
-            if running {
+            if let Some(restart) = restart {
                 let want = format!("{}:{}", plan.proxy.proxy_image, plan.proxy.proxy_version);
                 lines.push(match proxy_image(pod) {
-                    None => "  running pod: has NO proxy; restart it (or its owner) to get one".to_owned(),
+                    None => format!("  running pod: has NO proxy; restart needed: {restart}"),
                     Some(img) if img == want => format!("  running pod: proxy {img} is current"),
-                    Some(img) => format!("  running pod: proxy {img} is stale: a new pod would get {want}; restart it"),
+                    Some(img) => format!(
+                        "  running pod: proxy {img} is not {release}'s: a new pod would get {want}; restart needed: {restart}"
+                    ),
                 });
             }
         }
@@ -357,13 +371,28 @@ mod tests {
              "state": {"running": {}}}]);
         p["metadata"]["annotations"] =
             json!({"linkerd.io/trust-root-sha256": "0123456789abcdef0123"});
-        let config = Config {
-            trust_anchors_pem: Some(
-                "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".into(),
-            ),
-            ..Config::default()
+        p["metadata"]["ownerReferences"] = json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet",
+            "name": "web-5d9", "uid": "u", "controller": true}]);
+        let rs =
+            serde_json::from_value(json!({"metadata": {"name": "web-5d9", "namespace": "shop",
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                "uid": "d", "controller": true}]}}))
+            .unwrap();
+        let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        // The cluster's linkerd-identity-trust-roots are the current anchors.
+        let cluster = Cluster {
+            replica_sets: [(("shop".into(), "web-5d9".into()), rs)]
+                .into_iter()
+                .collect(),
+            linkerd: crate::linkerd_config::Seen {
+                trust_roots: Some(pem.into()),
+                values: None,
+            },
+            network_unread: Some("not read".into()),
+            ..Cluster::default()
         };
-        let text = doing_lines(&p, &config).join("\n");
+        let lines = |p: &Value| explain_running_pod(&admission(), p, Some("shop"), &cluster);
+        let text = lines(&p).join("\n");
         assert!(
             text.contains("how it is doing (the mesh): the proxy was OOM-killed under no memory limit of its own (3 restarts)"),
             "{text}"
@@ -372,14 +401,18 @@ mod tests {
             text.contains("trust anchors: the pod carries 0123456789ab…"),
             "{text}"
         );
+        assert!(
+            text.contains("restart needed: kubectl rollout restart deployment/web -n shop"),
+            "{text}"
+        );
         // The same anchors: nothing said of them.
+        let config = Config {
+            trust_anchors_pem: Some(pem.into()),
+            ..Config::default()
+        };
         p["metadata"]["annotations"]["linkerd.io/trust-root-sha256"] =
             json!(crate::patch::trust_root_sha256(&config));
-        assert!(
-            !doing_lines(&p, &config)
-                .join("\n")
-                .contains("trust anchors")
-        );
+        assert!(!lines(&p).join("\n").contains("trust anchors"));
     }
 
     #[test]
@@ -393,7 +426,7 @@ mod tests {
             network_policies: vec![deny],
             ..Cluster::default()
         };
-        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), Ok(&cluster));
+        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), &cluster);
         let text = lines.join("\n");
         for want in [
             "  network policies selecting the pod: ingress: none; egress: shop/deny-egress",
@@ -421,7 +454,7 @@ mod tests {
         let admission = Admission::new(Arc::new(Config::default()), ns);
         let mut p = pod(false);
         p["metadata"]["annotations"] = json!({"linkerd.io/inject": "enabled"});
-        let lines = explain_pod(&admission, &p, Some("shop"), false);
+        let lines = explain_pod(&admission, &p, Some("shop"));
         let line = lines
             .iter()
             .find(|l| l.contains("proxy cores min/max/ratio"))
@@ -436,16 +469,19 @@ mod tests {
 
     #[test]
     fn network_lines_only_for_a_pod_with_the_proxy_or_that_would_get_it() {
-        let err = Err("cannot list NetworkPolicies");
-        let lines = explain_running_pod(&admission(), &pod(false), Some("shop"), err);
+        let unread = Cluster {
+            network_unread: Some("cannot list NetworkPolicies".into()),
+            ..Cluster::default()
+        };
+        let lines = explain_running_pod(&admission(), &pod(false), Some("shop"), &unread);
         assert!(!lines.iter().any(|l| l.contains("network")), "{lines:?}");
-        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), err);
+        let lines = explain_running_pod(&admission(), &pod(true), Some("shop"), &unread);
         assert!(
             lines.contains(&"  network policies: not checked: cannot list NetworkPolicies".into()),
             "{lines:?}"
         );
         // The offline form says nothing about NetworkPolicies.
-        let lines = explain_pod(&admission(), &pod(true), Some("shop"), false);
+        let lines = explain_pod(&admission(), &pod(true), Some("shop"));
         assert!(!lines.iter().any(|l| l.contains("network")), "{lines:?}");
     }
 }

@@ -15,6 +15,7 @@ use cli::{
     ServeArgs,
 };
 use proxy_injector::admission::{Admission, SharedAdmission};
+use proxy_injector::check::cluster::Cluster;
 use proxy_injector::config::Config;
 use proxy_injector::events::Events;
 use proxy_injector::linkerd_config::ConfigStatus;
@@ -215,22 +216,35 @@ fn inject(rt: &Runtime, a: InjectArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn explain(rt: &Runtime, a: ExplainArgs) -> anyhow::Result<ExitCode> {
-    let cfg = Arc::new(load_config(&a.config)?);
     if let Some(pod_name) = a.pod {
+        let sources = sources(&a.config)?;
+        let base = sources.build()?.0;
         let ns = a.namespace.unwrap_or_else(|| "default".to_owned());
-        let pod = fetch_pod(rt, &pod_name, &ns)?;
+        // One snapshot: the pod, its Events and owner, Linkerd's ConfigMaps, its network facts.
+        let cluster = rt.block_on(async {
+            let client =
+                cluster_client("read the pod", "use -f FILE to explain a manifest").await?;
+            Cluster::for_pod(&client, &ns, &pod_name, &base).await
+        })?;
+        let (cfg, notes, release) = cluster.config(&sources)?;
+        for n in notes {
+            eprintln!("warning: {n}");
+        }
+        let mut pod = serde_json::to_value(&cluster.pods[0])?;
+        pod["apiVersion"] = "v1".into();
+        pod["kind"] = "Pod".into();
         let nss = match &a.namespaces {
             Some(p) => Namespaces::from_file(p)?,
             None => namespaces_from_cluster(rt, std::slice::from_ref(&pod), Some(&ns))?,
         };
-        let network = network_facts(rt, &ns, &cfg).map_err(|e| format!("{e:#}"));
-        let admission = Admission::new(cfg, nss);
-        let network = network.as_ref().map_err(String::as_str);
-        for line in explain::explain_running_pod(&admission, &pod, Some(&ns), network) {
+        let admission = Admission::new(Arc::new(cfg), nss);
+        println!("{release}");
+        for line in explain::explain_running_pod(&admission, &pod, Some(&ns), &cluster) {
             println!("{line}");
         }
         return Ok(ExitCode::SUCCESS);
     }
+    let cfg = Arc::new(load_config(&a.config)?);
     let file = a.file.unwrap_or_else(|| PathBuf::from("-"));
     let docs = offline::read_documents(&read_input(&file)?)?;
     let nss = match &a.namespaces {
@@ -250,10 +264,10 @@ fn explain(rt: &Runtime, a: ExplainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn check(rt: &Runtime, a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let cfg = load_config(&a.config)?;
+    let sources = sources(&a.config)?;
     let report = rt.block_on(async {
         let client = cluster_client("check the cluster", "set KUBECONFIG").await?;
-        proxy_injector::check::run(client, &cfg, &a.webhook).await
+        proxy_injector::check::run(client, &sources, &a.webhook).await
     })?;
     match a.output {
         CheckOutput::Text => print!("{}", report.render()),
@@ -318,96 +332,6 @@ fn certs(a: CertsArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Reads one pod from the cluster.
-fn fetch_pod(rt: &Runtime, name: &str, namespace: &str) -> anyhow::Result<serde_json::Value> {
-    use k8s_openapi::api::core::v1::Pod;
-    rt.block_on(async {
-        let client = cluster_client("read the pod", "use -f FILE to explain a manifest").await?;
-        let pod = kube::Api::<Pod>::namespaced(client, namespace)
-            .get_opt(name)
-            .await?
-            .ok_or_else(|| anyhow::anyhow!("pod {name} not found in namespace {namespace}"))?;
-        let mut v = serde_json::to_value(pod)?;
-        v["apiVersion"] = "v1".into();
-        v["kind"] = "Pod".into();
-        Ok(v)
-    })
-}
-
-/// What `explain POD` needs to evaluate the pod's proxy paths: the NetworkPolicies of the
-/// pod's namespace and of the control-plane and DNS namespaces (whose pods' ingress is the
-/// far side of the proxy's egress), those pods, and the namespaces the paths name.
-fn network_facts(
-    rt: &Runtime,
-    namespace: &str,
-    cfg: &Config,
-) -> anyhow::Result<proxy_injector::check::classify::Cluster> {
-    use k8s_openapi::api::core::v1::{Namespace, Pod};
-    use k8s_openapi::api::networking::v1::NetworkPolicy;
-    use kube::api::ListParams;
-    use proxy_injector::netpol::proxy::{CONTROL_PLANE_COMPONENT_LABEL, ProxyNeeds};
-    let needs = ProxyNeeds::from_config(cfg);
-    let cp = needs.control_plane_namespace.as_str();
-    let dns = needs.dns_namespace.as_str();
-    let dns_selector: Vec<String> = needs
-        .dns_labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    let mut policy_namespaces = vec![namespace, cp, dns];
-    policy_namespaces.sort_unstable();
-    policy_namespaces.dedup();
-    let mut named = vec![
-        namespace,
-        cp,
-        dns,
-        needs.metrics_namespace.as_str(),
-        needs.tap_namespace.as_str(),
-    ];
-    named.sort_unstable();
-    named.dedup();
-    let rights = "explain needs get on namespaces and list on pods and networking.k8s.io \
-                  networkpolicies there";
-    rt.block_on(async {
-        let client = cluster_client(
-            "read NetworkPolicies",
-            "set KUBECONFIG (explain -f FILE works without a cluster)",
-        )
-        .await?;
-        let mut cluster = proxy_injector::check::classify::Cluster::default();
-        let namespaces: kube::Api<Namespace> = kube::Api::all(client.clone());
-        for n in named {
-            let found = namespaces
-                .get_opt(n)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot read namespace {n} ({e}); {rights}"))?;
-            if let Some(found) = found {
-                cluster.namespaces.insert(n.to_owned(), found);
-            }
-        }
-        let lp = ListParams::default();
-        for n in policy_namespaces {
-            let api: kube::Api<NetworkPolicy> = kube::Api::namespaced(client.clone(), n);
-            let list = api.list(&lp).await.map_err(|e| {
-                anyhow::anyhow!("cannot list the NetworkPolicies of namespace {n} ({e}); {rights}")
-            })?;
-            cluster.network_policies.extend(list.items);
-        }
-        for (n, selector) in [
-            (cp, CONTROL_PLANE_COMPONENT_LABEL.to_owned()),
-            (dns, dns_selector.join(",")),
-        ] {
-            let api: kube::Api<Pod> = kube::Api::namespaced(client.clone(), n);
-            let list = api.list(&ListParams::default().labels(&selector)).await;
-            let list = list.map_err(|e| {
-                anyhow::anyhow!("cannot list the pods {selector} in namespace {n} ({e}); {rights}")
-            })?;
-            cluster.pods.extend(list.items);
-        }
-        Ok(cluster)
-    })
 }
 
 /// Reads, once, the namespaces the documents live in, from the cluster, for the decisions of

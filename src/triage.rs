@@ -1,9 +1,10 @@
-//! "Is it the proxy or my app?": how a meshed pod is doing, read from its status alone (pure),
-//! as one verdict with the evidence and the fix. The mesh's containers are judged first, in
-//! the order they start (linkerd-init or the network validator, then the proxy), then the app
-//! behind a ready proxy.
+//! "Is it the proxy or my app?": how a meshed pod is doing, read from its status and its
+//! Warning Events (pure), as one verdict with the evidence and the fix. The mesh's containers
+//! are judged first, in the order they start (linkerd-init or the network validator, then the
+//! proxy), then the app behind a ready proxy. The status decides; the Events of the containers
+//! at fault (a failing probe, a pull error, a sandbox the CNI could not set up) are the evidence.
 
-use k8s_openapi::api::core::v1::{ContainerStatus, Pod};
+use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
 
 use crate::mesh::{INIT_CONTAINER, PROXY_CONTAINER, VALIDATOR_CONTAINER};
 
@@ -24,7 +25,12 @@ pub struct Verdict {
     pub mesh: bool,
     pub says: String,
     pub fix: String,
+    /// The Warning Events that back it, newest first (at most [`MAX_EVIDENCE`]).
+    pub evidence: Vec<String>,
 }
+
+/// Events quoted as evidence, at most.
+pub const MAX_EVIDENCE: usize = 3;
 
 fn status<'a>(list: Option<&'a Vec<ContainerStatus>>, name: &str) -> Option<&'a ContainerStatus> {
     list?.iter().find(|s| s.name == name)
@@ -99,11 +105,92 @@ fn verdict(code: &'static str, mesh: bool, says: String, fix: impl Into<String>)
         mesh,
         says,
         fix: fix.into(),
+        evidence: Vec::new(),
     }
 }
 
+/// The container an Event's `fieldPath` names (`spec.containers{NAME}`,
+/// `spec.initContainers{NAME}`); `None` for an Event about the pod itself.
+fn event_container(e: &Event) -> Option<&str> {
+    let path = e.involved_object.field_path.as_deref()?;
+    let start = path.find('{')? + 1;
+    path.get(start..path.rfind('}')?)
+}
+
+/// When an Event last happened, for ordering (RFC 3339 sorts as text).
+fn event_time(e: &Event) -> String {
+    e.last_timestamp
+        .as_ref()
+        .map(|t| t.0.to_string())
+        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
+        .unwrap_or_default()
+}
+
+/// One line of evidence: "Event REASON (×COUNT, CONTAINER): MESSAGE".
+fn event_line(e: &Event) -> String {
+    let mut what = Vec::new();
+    if let Some(n) = e.count.filter(|n| *n > 1) {
+        what.push(format!("×{n}"));
+    }
+    if let Some(c) = event_container(e) {
+        what.push(c.to_owned());
+    }
+    let what = if what.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", what.join(", "))
+    };
+    format!(
+        "Event {}{what}: {}",
+        short(e.reason.as_deref().unwrap_or("")),
+        short(e.message.as_deref().unwrap_or("").trim())
+    )
+}
+
 /// How a meshed pod is doing; `None` for a pod without the proxy, or with no status yet.
-pub fn how_it_is_doing(pod: &Pod) -> Option<Verdict> {
+/// `events` are the pod's Warning Events; those of the containers at fault (and, while the
+/// proxy has not started, those of the pod itself, such as a sandbox the CNI could not set
+/// up) are quoted as evidence.
+pub fn how_it_is_doing(pod: &Pod, events: &[&Event]) -> Option<Verdict> {
+    let mut v = judge(pod)?;
+    let st = pod.status.as_ref()?;
+    let apps = st.container_statuses.as_ref();
+    let proxy = status(st.init_container_statuses.as_ref(), PROXY_CONTAINER)
+        .or_else(|| status(apps, PROXY_CONTAINER));
+    let started = proxy.is_some_and(|p| running(p) || p.restart_count > 0);
+    // The containers at fault.
+    let at_fault: Vec<&str> = match v.code {
+        "init_image" | "init_failed" => vec![INIT_CONTAINER],
+        "cni_not_redirecting" => vec![VALIDATOR_CONTAINER],
+        "app_not_ready" => apps
+            .into_iter()
+            .flatten()
+            .filter(|s| s.name != PROXY_CONTAINER && !s.ready)
+            .map(|s| s.name.as_str())
+            .collect(),
+        "ready" => vec![],
+        _ => vec![PROXY_CONTAINER],
+    };
+    let mut quoted: Vec<&&Event> = events
+        .iter()
+        .filter(|e| e.type_.as_deref().is_none_or(|t| t == "Warning"))
+        .filter(|e| match event_container(e) {
+            Some(c) => at_fault.contains(&c),
+            None => v.mesh && !started,
+        })
+        .collect();
+    quoted.sort_by_key(|e| std::cmp::Reverse(event_time(e)));
+    v.evidence = quoted
+        .into_iter()
+        .take(MAX_EVIDENCE)
+        .map(|e| event_line(e))
+        .collect();
+    Some(v)
+}
+
+/// The verdict from the status.
+fn judge(pod: &Pod) -> Option<Verdict> {
     let st = pod.status.as_ref()?;
     let inits = st.init_container_statuses.as_ref();
     let apps = st.container_statuses.as_ref();
@@ -289,8 +376,12 @@ mod tests {
         )
     }
 
+    fn doing(p: &Pod) -> Option<Verdict> {
+        how_it_is_doing(p, &[])
+    }
+
     fn code(p: &Pod) -> &'static str {
-        how_it_is_doing(p).map_or("none", |v| v.code)
+        how_it_is_doing(p, &[]).map_or("none", |v| v.code)
     }
 
     #[test]
@@ -315,7 +406,7 @@ mod tests {
             ]),
             json!([]),
         );
-        let v = how_it_is_doing(&p).unwrap();
+        let v = how_it_is_doing(&p, &[]).unwrap();
         assert_eq!(v.code, "init_failed");
         assert!(v.mesh);
         assert!(
@@ -341,11 +432,11 @@ mod tests {
             json!([pull("linkerd-init"), pull("linkerd-proxy")]),
             json!([]),
         );
-        let v = how_it_is_doing(&p).unwrap();
+        let v = how_it_is_doing(&p, &[]).unwrap();
         assert_eq!(v.code, "init_image");
         assert!(v.says.contains("img/linkerd-init:v1"), "{v:?}");
         let p = pod(json!([init_done(), pull("linkerd-proxy")]), json!([]));
-        let v = how_it_is_doing(&p).unwrap();
+        let v = how_it_is_doing(&p, &[]).unwrap();
         assert_eq!(v.code, "proxy_image");
         assert!(v.says.contains("img/linkerd-proxy:v1"), "{v:?}");
     }
@@ -360,7 +451,7 @@ mod tests {
             json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
         );
         let p = pod(json!([init_done(), oom]), json!([ok("app")]));
-        let v = how_it_is_doing(&p).unwrap();
+        let v = how_it_is_doing(&p, &[]).unwrap();
         assert_eq!(v.code, "proxy_oom_killed");
         assert!(v.says.contains("its memory limit 250Mi"), "{v:?}");
         assert!(
@@ -383,7 +474,7 @@ mod tests {
             "proxy_crash_loop"
         );
         let unready = cs("linkerd-proxy", false, 0, json!({"running": {}}), json!({}));
-        let v = how_it_is_doing(&pod(json!([init_done(), unready]), json!([ok("app")]))).unwrap();
+        let v = doing(&pod(json!([init_done(), unready]), json!([ok("app")]))).unwrap();
         assert_eq!(v.code, "proxy_not_ready");
         assert!(v.fix.contains("proxy-injector check"), "{v:?}");
     }
@@ -397,7 +488,7 @@ mod tests {
             json!({"waiting": {"reason": "CrashLoopBackOff"}}),
             json!({"terminated": {"exitCode": 2, "reason": "Error"}}),
         );
-        let v = how_it_is_doing(&pod(
+        let v = doing(&pod(
             json!([init_done(), ok("linkerd-proxy")]),
             json!([app]),
         ))
@@ -409,7 +500,7 @@ mod tests {
             v.says.contains("app crash-loops (exit code 2, Error)"),
             "{v:?}"
         );
-        let v = how_it_is_doing(&pod(
+        let v = doing(&pod(
             json!([init_done(), ok("linkerd-proxy")]),
             json!([ok("app")]),
         ))
@@ -429,6 +520,83 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(code(&p), "cni_not_redirecting");
+    }
+
+    fn event(container: Option<&str>, reason: &str, count: i32, at: &str) -> Event {
+        let mut e = json!({"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "web-1"},
+            "type": "Warning", "reason": reason, "message": format!("{reason} message"),
+            "count": count, "lastTimestamp": at});
+        if let Some(c) = container {
+            e["involvedObject"]["fieldPath"] = json!(format!("spec.initContainers{{{c}}}"));
+        }
+        serde_json::from_value(e).unwrap()
+    }
+
+    #[test]
+    fn the_events_of_the_containers_at_fault_are_the_evidence_newest_first() {
+        let unready = cs("linkerd-proxy", false, 0, json!({"running": {}}), json!({}));
+        let p = pod(json!([init_done(), unready]), json!([ok("app")]));
+        let events = [
+            event(
+                Some("linkerd-proxy"),
+                "Unhealthy",
+                12,
+                "2026-12-07T00:05:00Z",
+            ),
+            event(Some("app"), "Unhealthy", 3, "2026-12-07T00:09:00Z"),
+            event(None, "FailedScheduling", 1, "2026-12-07T00:01:00Z"),
+            event(
+                Some("linkerd-proxy"),
+                "ProbeWarning",
+                1,
+                "2026-12-07T00:07:00Z",
+            ),
+        ];
+        let refs: Vec<&Event> = events.iter().collect();
+        let v = how_it_is_doing(&p, &refs).unwrap();
+        assert_eq!(
+            v.evidence,
+            [
+                "Event ProbeWarning (linkerd-proxy): ProbeWarning message",
+                "Event Unhealthy (×12, linkerd-proxy): Unhealthy message"
+            ],
+            "the app's Event is not the proxy's; the pod's own only while the proxy has not started"
+        );
+        // The proxy not started: the pod's own Events (a sandbox the CNI could not set up) count.
+        let waiting = cs(
+            "linkerd-proxy",
+            false,
+            0,
+            json!({"waiting": {"reason": "ContainerCreating"}}),
+            json!({}),
+        );
+        let p = pod(json!([init_done(), waiting]), json!([]));
+        let v = how_it_is_doing(&p, &refs).unwrap();
+        assert!(
+            v.evidence
+                .iter()
+                .any(|e| e.starts_with("Event FailedScheduling:")),
+            "{v:?}"
+        );
+        // Normal Events are not evidence; at most three are quoted.
+        let mut normal = event(Some("linkerd-proxy"), "Pulled", 1, "2026-12-07T00:08:00Z");
+        normal.type_ = Some("Normal".into());
+        let many: Vec<Event> = (0..5)
+            .map(|i| {
+                event(
+                    Some("linkerd-proxy"),
+                    "Unhealthy",
+                    i + 2,
+                    &format!("2026-12-07T00:0{i}:00Z"),
+                )
+            })
+            .chain([normal])
+            .collect();
+        let refs: Vec<&Event> = many.iter().collect();
+        let v = how_it_is_doing(&p, &refs).unwrap();
+        assert_eq!(v.evidence.len(), MAX_EVIDENCE, "{v:?}");
+        assert!(v.evidence[0].contains("×6"), "{v:?}");
+        assert!(!v.evidence.iter().any(|e| e.contains("Pulled")), "{v:?}");
     }
 
     #[test]

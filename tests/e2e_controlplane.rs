@@ -1777,9 +1777,12 @@ async fn quota_and_limit_range_verdicts_agree_with_the_api_server() {
 }
 
 /// "Is it the proxy or my app?": meshed pods (made by hand, no kubelet) whose status is written
-/// through the status subresource to each state a meshed pod gets stuck in; `explain` gives
-/// each its verdict, `check` groups and counts them, and after a trust-anchor rotation in
-/// `linkerd-identity-trust-roots` lists the pods injected before it with the restart.
+/// through the status subresource to each state a meshed pod gets stuck in, with Warning
+/// Events as a kubelet writes them and a NetworkPolicy that cuts the proxies' egress; `explain`
+/// gives each its verdict with the Events and NetworkPolicy verdicts as evidence, `check`
+/// groups and counts them; `linkerd-config` names an older release than the pods' proxies, so
+/// both say the proxies are not that release's, with the restart; after a trust-anchor
+/// rotation in `linkerd-identity-trust-roots` `check` lists the pods injected before it.
 #[tokio::test]
 async fn meshed_pods_are_triaged_from_their_status() {
     let cp = control_plane();
@@ -1809,6 +1812,28 @@ async fn meshed_pods_are_triaged_from_their_status() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // Linkerd's values name an older release than the pods' proxies run; the namespace is
+    // meshed (no webhook selects it here: the pods below are made by hand).
+    let apply = |doc: Value| {
+        let out = cp.kubectl(&["apply", "-f", "-"], Some(&doc.to_string()));
+        assert!(
+            out.status.success(),
+            "{doc}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "linkerd-config", "namespace": cp_ns},
+        "data": {"values": "linkerdVersion: edge-25.4.4\n"}}));
+    apply(json!({"apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": ns, "annotations": {"linkerd.io/inject": "enabled"}}}));
+    // Egress cut but for DNS: the proxies cannot reach identity or destination.
+    apply(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": {"name": "deny-egress", "namespace": ns},
+        "spec": {"podSelector": {}, "policyTypes": ["Egress"],
+                 "egress": [{"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]}}),
     );
     let cs = |name: &str, ready: bool, restarts: i32, state: Value, last: Value| {
         json!({"name": name, "ready": ready, "restartCount": restarts, "image": format!("cr.l5d.io/linkerd/{name}:edge-26.8.3"),
@@ -1970,6 +1995,58 @@ async fn meshed_pods_are_triaged_from_their_status() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+    // Warning Events as the kubelet writes them: the evidence of the verdicts.
+    let event = |n: u32, pod: &str, field: &str, reason: &str, count: i32, message: &str| {
+        json!({"apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": format!("{pod}.{n}"), "namespace": ns},
+            "involvedObject": {"kind": "Pod", "apiVersion": "v1", "namespace": ns, "name": pod,
+                               "fieldPath": field},
+            "reason": reason, "message": message, "type": "Warning", "count": count,
+            "source": {"component": "kubelet"}, "firstTimestamp": t, "lastTimestamp": t})
+    };
+    let proxy_field = "spec.initContainers{linkerd-proxy}";
+    apply(event(
+        1,
+        "proxy-unready",
+        proxy_field,
+        "Unhealthy",
+        12,
+        "Startup probe failed: HTTP probe failed with statuscode: 503",
+    ));
+    apply(event(
+        2,
+        "proxy-unready",
+        "spec.containers{app}",
+        "Unhealthy",
+        2,
+        "Readiness probe failed: the app's own probe",
+    ));
+    apply(event(
+        1,
+        "proxy-image",
+        proxy_field,
+        "Failed",
+        5,
+        "Failed to pull image \"cr.l5d.io/linkerd/proxy:edge-26.8.3\": not found",
+    ));
+    let evidence = [
+        (
+            "proxy-unready",
+            "evidence: Event Unhealthy (×12, linkerd-proxy): Startup probe failed: HTTP probe failed with statuscode: 503",
+        ),
+        (
+            "proxy-unready",
+            "evidence: identity path: egress to the identity controller",
+        ),
+        (
+            "proxy-unready",
+            "NetworkPolicies deny its identity and destination paths",
+        ),
+        (
+            "proxy-image",
+            "evidence: Event Failed (×5, linkerd-proxy): Failed to pull image",
+        ),
+    ];
     let run = |args: &[&str]| {
         let out = std::process::Command::new(support::bin())
             .args(args)
@@ -1993,6 +2070,23 @@ async fn meshed_pods_are_triaged_from_their_status() {
             .unwrap_or_else(|| panic!("{name}: no verdict:\n{text}"));
         eprintln!("{name}: {}", line.trim());
         assert!(line.contains(says), "{name}: {line}");
+        for (_, want) in evidence.iter().filter(|(p, _)| p == name) {
+            assert!(text.contains(want), "{name}: {want:?} missing:\n{text}");
+        }
+        // Only the containers at fault are quoted: not the app's probe behind the proxy's.
+        assert!(!text.contains("the app's own probe"), "{name}:\n{text}");
+        // The release linkerd-config names, and the proxy that is not its.
+        assert!(
+            text.starts_with(&format!(
+                "release: Linkerd 2.18 (edge-25.4.4) (from the values of ConfigMap {cp_ns}/linkerd-config)"
+            )),
+            "{name}:\n{text}"
+        );
+        let stale = format!(
+            "running pod: proxy cr.l5d.io/linkerd/proxy:edge-26.8.3 is not Linkerd 2.18 (edge-25.4.4)'s: \
+             a new pod would get cr.l5d.io/linkerd/proxy:edge-25.4.4; restart needed: kubectl delete pod -n {ns} {name}"
+        );
+        assert!(text.contains(&stale), "{name}:\n{text}");
     }
     let check = |cfg: &str| -> Value {
         serde_json::from_str(&run(&["check", "-o", "json", "--config", cfg])).unwrap()
@@ -2027,6 +2121,45 @@ async fn meshed_pods_are_triaged_from_their_status() {
     .map(|(a, b)| (a.to_owned(), b))
     .collect();
     assert_eq!(groups, want);
+    let unready = report["meshed_pods"]["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["namespace"] == ns && g["verdict"] == "proxy_not_ready")
+        .unwrap();
+    assert!(
+        unready["fix"]
+            .as_str()
+            .unwrap()
+            .contains("allow-linkerd-identity, allow-linkerd-destination"),
+        "{unready}"
+    );
+    assert!(
+        unready["evidence"]
+            .to_string()
+            .contains("Startup probe failed"),
+        "{unready}"
+    );
+    // Every pod runs another release's proxy than linkerd-config's: listed with the restart.
+    let outdated: Vec<&str> = report["outdated_proxy"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["namespace"] == ns)
+        .map(|o| o["fix"].as_str().unwrap())
+        .collect();
+    assert_eq!(outdated.len(), cases.len(), "{report}");
+    assert!(
+        outdated[0].starts_with(&format!("kubectl delete pod -n {ns} ")),
+        "{outdated:?}"
+    );
+    assert!(
+        report["release"]
+            .as_str()
+            .unwrap()
+            .starts_with("release: Linkerd 2.18 (edge-25.4.4)"),
+        "{report}"
+    );
     let stale = |r: &Value| -> Vec<String> {
         r["meshed_pods"]["old_trust_anchors"]
             .as_array()

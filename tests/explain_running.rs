@@ -1,5 +1,8 @@
-//! Golden outputs of `explain` for a running meshed pod in three states a pod gets stuck in
-//! (tests/explain/NAME.json → NAME.txt): the verdict, whose fault it is, and the fix.
+//! Golden outputs of `explain` for a running meshed pod in the states a pod gets stuck in
+//! (tests/explain/NAME.json → NAME.txt): the verdict, whose fault it is, the evidence and the
+//! fix. A case is a Pod, or a List (as `kubectl get -o json` gives) of the Pod and what the
+//! snapshot holds besides: its Events, NetworkPolicies (without any, the network facts count
+//! as not read).
 //! `UPDATE_GOLDEN=1` rewrites the outputs that differ and fails, naming them, so that the
 //! diff is reviewed.
 
@@ -7,6 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use proxy_injector::admission::Admission;
+use proxy_injector::check::cluster::Cluster;
 use proxy_injector::config::Config;
 use proxy_injector::explain::explain_running_pod;
 use proxy_injector::namespaces::Namespaces;
@@ -27,13 +31,31 @@ fn explain_says_how_a_meshed_pod_is_doing() {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     cases.sort();
-    assert_eq!(cases.len(), 3, "three golden cases in {}", dir.display());
+    assert_eq!(cases.len(), 4, "four golden cases in {}", dir.display());
     let mut differ = Vec::new();
     for case in cases {
-        let pod: serde_json::Value =
+        let doc: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&case).unwrap()).unwrap();
-        let lines =
-            explain_running_pod(&admission, &pod, Some("shop"), Err("not read in this test"));
+        let items = match doc["kind"].as_str() {
+            Some("List") => doc["items"].as_array().unwrap().clone(),
+            _ => vec![doc],
+        };
+        let of = |kind: &'static str| items.iter().filter(move |i| i["kind"] == kind).cloned();
+        let pod = of("Pod").next().expect("a Pod in the case");
+        let mut cluster = Cluster {
+            pods: vec![serde_json::from_value(pod.clone()).unwrap()],
+            pod_events: of("Event")
+                .map(|e| serde_json::from_value(e).unwrap())
+                .collect(),
+            network_policies: of("NetworkPolicy")
+                .map(|e| serde_json::from_value(e).unwrap())
+                .collect(),
+            ..Cluster::default()
+        };
+        if cluster.network_policies.is_empty() {
+            cluster.network_unread = Some("not read in this test".into());
+        }
+        let lines = explain_running_pod(&admission, &pod, Some("shop"), &cluster);
         let got = lines.join("\n") + "\n";
         let expected_path = case.with_extension("txt");
         let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();

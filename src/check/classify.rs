@@ -1,17 +1,14 @@
-//! What `check` finds among the pods: the API listing ([`Cluster::list`]) apart from the pure
-//! classification ([`classify`]), which decides each pod as if it were created now (with the
+//! What `check` finds among the pods: the pure classification ([`classify`]) of one cluster
+//! snapshot ([`Cluster`]), which decides each pod as if it were created now (with the
 //! webhook's own decision code) and compares with what it runs.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
-use kube::api::ListParams;
-use kube::{Api, Client, ResourceExt};
+use kube::ResourceExt;
 
+pub use super::cluster::Cluster;
 use super::{Outdated, Workload};
 use crate::config::Config;
 use crate::containers::proxy_image;
@@ -20,101 +17,6 @@ use crate::mesh::{DEBUG_CONTAINER, INIT_CONTAINER, PROXY_CONTAINER, VALIDATOR_CO
 use crate::uninject::strip_injected;
 use crate::view::PodView;
 use crate::workload::is_controller;
-
-type ByName<T> = HashMap<(String, String), T>;
-
-/// What `check` reads from the cluster.
-#[derive(Debug, Default)]
-pub struct Cluster {
-    pub namespaces: HashMap<String, Namespace>,
-    pub pods: Vec<Pod>,
-    /// By (namespace, name): to follow a pod's ReplicaSet to its Deployment.
-    pub replica_sets: ByName<ReplicaSet>,
-    /// By (namespace, name): to follow a pod's Job to its CronJob.
-    pub jobs: ByName<Job>,
-    /// Every NetworkPolicy, for the network section (`super::network`).
-    pub network_policies: Vec<NetworkPolicy>,
-    /// The FailedCreate Events (core/v1): pods a controller could not create.
-    pub failed_creates: Vec<k8s_openapi::api::core::v1::Event>,
-    /// Each namespace's ResourceQuotas and LimitRanges, as the webhook reads them.
-    pub limits: HashMap<String, crate::quota::NamespaceLimits>,
-    /// The control plane's current trust anchors (`ca-bundle.crt` of
-    /// linkerd-identity-trust-roots), when the cluster has them.
-    pub trust_roots: Option<String>,
-}
-
-fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
-    items
-        .into_iter()
-        .map(|o| ((o.namespace().unwrap_or_default(), o.name_any()), o))
-        .collect()
-}
-
-impl Cluster {
-    /// Lists what the classification and the network section need (eight list calls).
-    pub async fn list(client: &Client, control_plane_ns: &str) -> anyhow::Result<Cluster> {
-        let lp = ListParams::default();
-        let namespaces = Api::<Namespace>::all(client.clone()).list(&lp).await?.items;
-        let pods = Api::<Pod>::all(client.clone()).list(&lp).await?.items;
-        let replica_sets = Api::<ReplicaSet>::all(client.clone())
-            .list(&lp)
-            .await?
-            .items;
-        let jobs = Api::<Job>::all(client.clone()).list(&lp).await?.items;
-        let network_policies = Api::<NetworkPolicy>::all(client.clone())
-            .list(&lp)
-            .await
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "cannot list NetworkPolicies in all namespaces ({e}); `check` needs list \
-                     on networking.k8s.io networkpolicies cluster-wide"
-                )
-            })?
-            .items;
-        let failed_creates = Api::<k8s_openapi::api::core::v1::Event>::all(client.clone())
-            .list(&ListParams::default().fields("reason=FailedCreate"))
-            .await?
-            .items;
-        let mut limits: HashMap<String, crate::quota::NamespaceLimits> = HashMap::new();
-        for q in Api::<k8s_openapi::api::core::v1::ResourceQuota>::all(client.clone())
-            .list(&lp)
-            .await?
-            .items
-        {
-            let entry = limits.entry(q.namespace().unwrap_or_default()).or_default();
-            std::sync::Arc::make_mut(entry.quotas.get_or_insert_default())
-                .insert(q.name_any(), crate::quota::QuotaDigest::of(&q));
-        }
-        for l in Api::<k8s_openapi::api::core::v1::LimitRange>::all(client.clone())
-            .list(&lp)
-            .await?
-            .items
-        {
-            let entry = limits.entry(l.namespace().unwrap_or_default()).or_default();
-            std::sync::Arc::make_mut(entry.ranges.get_or_insert_default())
-                .insert(l.name_any(), crate::quota::RangeDigest::of(&l));
-        }
-        let trust_roots = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
-            client.clone(),
-            control_plane_ns,
-        )
-        .get_opt(crate::linkerd_config::TRUST_ROOTS_CONFIGMAP)
-        .await
-        .ok()
-        .flatten()
-        .and_then(|cm| cm.data?.remove(crate::linkerd_config::TRUST_ROOTS_KEY));
-        Ok(Cluster {
-            failed_creates,
-            limits,
-            trust_roots,
-            namespaces: namespaces.into_iter().map(|n| (n.name_any(), n)).collect(),
-            pods,
-            replica_sets: by_name(replica_sets),
-            jobs: by_name(jobs),
-            network_policies,
-        })
-    }
-}
 
 fn controller(refs: &[OwnerReference]) -> Option<(String, String)> {
     refs.iter()
@@ -192,12 +94,16 @@ pub fn classify(cluster: &Cluster, config: &Config) -> (Vec<Workload>, Vec<Outda
                     .or_default()
                     .push(pod.name_any());
             }
-            Some(img) if img != expected => outdated.push(Outdated {
-                namespace: ns.clone(),
-                pod: pod.name_any(),
-                running: img.to_owned(),
-                expected,
-            }),
+            Some(img) if img != expected => {
+                let (kind, name) = workload_of(pod, cluster);
+                outdated.push(Outdated {
+                    fix: crate::workload::restart_command(&kind, &name, &ns, &[pod.name_any()]),
+                    namespace: ns.clone(),
+                    pod: pod.name_any(),
+                    running: img.to_owned(),
+                    expected,
+                })
+            }
             Some(_) => {}
         }
     }
@@ -289,6 +195,8 @@ fn refusal(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::api::batch::v1::Job;
     use serde_json::json;
 
     fn ns(name: &str, inject: Option<&str>, webhooks_disabled: bool) -> Namespace {

@@ -1,17 +1,25 @@
-//! How the meshed pods are doing, across the cluster: each pod's verdict (`triage`), grouped
-//! by owner and verdict (a count, the fix once), and the pods that carry trust anchors other
-//! than the current ones. Pure: a function of one cluster snapshot.
+//! How the meshed pods are doing, across the cluster: each pod's verdict (`triage`, with its
+//! Events as evidence and, for a proxy that does not get ready, the NetworkPolicy verdicts of
+//! its identity and destination paths), grouped by owner and verdict (a count, the fix once),
+//! and the pods that carry trust anchors other than the current ones. Pure: a function of one
+//! cluster snapshot. `explain POD` gives one pod's verdict from the same functions.
 
+use std::cell::OnceCell;
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use serde::Serialize;
 
 use super::classify::{Cluster, workload_of};
+use super::network::{Network, path_line};
 use super::{Workload, owner_line};
 use crate::config::Config;
 use crate::containers::proxy_image;
 use crate::mesh::TRUST_ROOT_ANNOTATION;
+use crate::netpol::Verdict as PathVerdict;
+use crate::netpol::proxy::PathKind;
+use crate::triage::Verdict;
 
 /// The pods of one owner with one verdict.
 #[derive(Debug, Serialize, PartialEq, Eq)]
@@ -27,6 +35,8 @@ pub struct Group {
     /// What the first of them shows.
     pub says: String,
     pub fix: String,
+    /// The first one's evidence (Events, NetworkPolicy verdicts).
+    pub evidence: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -44,10 +54,68 @@ impl Doing {
     }
 }
 
+/// One meshed pod's verdict (`triage`) with its Warning Events as evidence; for a proxy that
+/// does not get ready, also the NetworkPolicy evaluator's verdicts of its identity and
+/// destination paths when a policy is involved (a denied one becomes the verdict's fix).
+/// `network` is built from the snapshot on first use.
+pub fn pod_verdict(
+    pod: &Pod,
+    cluster: &Cluster,
+    config: &Config,
+    network: &OnceCell<Network>,
+) -> Option<Verdict> {
+    let mut v = crate::triage::how_it_is_doing(pod, &cluster.events_of(pod))?;
+    if v.code != "proxy_not_ready" || cluster.network_unread.is_some() {
+        return Some(v);
+    }
+    let network = network.get_or_init(|| Network::new(cluster, config));
+    let ns = pod.namespace().unwrap_or_default();
+    let paths = network.evaluate(pod, cluster.namespaces.get(&ns)).paths;
+    let control: Vec<_> = paths
+        .iter()
+        .filter(|p| matches!(p.kind, PathKind::Identity | PathKind::Destination))
+        .filter(|p| {
+            p.verdict != PathVerdict::Allowed
+                || !p.pod_side.isolating.is_empty()
+                || p.far_side.is_some()
+        })
+        .collect();
+    if control.is_empty() {
+        return Some(v);
+    }
+    let denied: Vec<&str> = control
+        .iter()
+        .filter(|p| p.verdict == PathVerdict::Denied)
+        .map(|p| p.kind.slug())
+        .collect();
+    if denied.is_empty() {
+        v.says
+            .push_str("; NetworkPolicies select it but allow its identity and destination paths");
+    } else {
+        v.says.push_str(&format!(
+            "; NetworkPolicies deny its {} path{}",
+            denied.join(" and "),
+            if denied.len() == 1 { "" } else { "s" }
+        ));
+        v.fix = format!(
+            "open the denied path{}: `proxy-injector explain {} -n {ns}` prints the NetworkPolicies \
+             that do (allow-linkerd-{}); then restart the pod",
+            if denied.len() == 1 { "" } else { "s" },
+            pod.name_any(),
+            denied.join(", allow-linkerd-")
+        );
+    }
+    let lines = control
+        .iter()
+        .map(|p| format!("{} path: {}", p.kind.slug(), path_line(p)));
+    v.evidence = lines.chain(v.evidence.drain(..)).collect();
+    Some(v)
+}
+
 /// The SHA-256 a pod injected now carries: of the cluster's current trust roots when the
 /// snapshot has them, else of the config's.
-fn current_trust_root(cluster: &Cluster, config: &Config) -> Option<String> {
-    match &cluster.trust_roots {
+pub fn current_trust_root(cluster: &Cluster, config: &Config) -> Option<String> {
+    match &cluster.linkerd.trust_roots {
         Some(pem) => {
             let c = Config {
                 trust_anchors_pem: Some(pem.clone()),
@@ -66,6 +134,7 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
     let mut groups: BTreeMap<(String, String, String, &'static str), Group> = BTreeMap::new();
     let mut old: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
     let trust = current_trust_root(cluster, config);
+    let network = OnceCell::new();
     for pod in &cluster.pods {
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
@@ -78,7 +147,7 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
         }
         let ns = pod.namespace().unwrap_or_default();
         let (kind, name) = workload_of(pod, cluster);
-        if let Some(v) = crate::triage::how_it_is_doing(pod).filter(|v| v.code != "ready") {
+        if let Some(v) = pod_verdict(pod, cluster, config, &network).filter(|v| v.code != "ready") {
             groups
                 .entry((ns.clone(), kind.clone(), name.clone(), v.code))
                 .or_insert_with(|| Group {
@@ -90,6 +159,7 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
                     pods: Vec::new(),
                     says: v.says.clone(),
                     fix: v.fix.clone(),
+                    evidence: v.evidence.clone(),
                 })
                 .pods
                 .push(pod.name_any());
@@ -116,12 +186,16 @@ impl Doing {
     pub fn render(&self) -> String {
         let mut s = String::new();
         let line = |g: &Group| {
-            format!(
-                "{}: {}\n    fix: {}\n",
+            let mut l = format!(
+                "{}: {}\n",
                 owner_line(&g.namespace, &g.kind, &g.name, &g.pods),
-                g.says,
-                g.fix
-            )
+                g.says
+            );
+            for e in &g.evidence {
+                l.push_str(&format!("    evidence: {e}\n"));
+            }
+            l.push_str(&format!("    fix: {}\n", g.fix));
+            l
         };
         let (mesh, app): (Vec<&Group>, Vec<&Group>) = self.groups.iter().partition(|g| g.mesh);
         if mesh.is_empty() {
@@ -179,6 +253,60 @@ mod tests {
     }
 
     #[test]
+    fn a_proxy_that_is_not_ready_gets_the_verdicts_of_its_control_plane_paths() {
+        let mut p = pod(
+            "web-1",
+            "web-5d9",
+            json!({"running": {}}),
+            json!({}),
+            false,
+            "x",
+        );
+        p.status
+            .as_mut()
+            .unwrap()
+            .init_container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .restart_count = 0;
+        let deny: k8s_openapi::api::networking::v1::NetworkPolicy = serde_json::from_value(
+            json!({"metadata": {"name": "deny-egress", "namespace": "shop"},
+                   "spec": {"podSelector": {}, "policyTypes": ["Egress"]}}),
+        )
+        .unwrap();
+        let verdict = |policies: Vec<_>| {
+            let cluster = Cluster {
+                pods: vec![p.clone()],
+                network_policies: policies,
+                ..Cluster::default()
+            };
+            pod_verdict(&p, &cluster, &Config::default(), &OnceCell::new()).unwrap()
+        };
+        // No policy selects it: the status alone.
+        let v = verdict(vec![]);
+        assert_eq!(v.code, "proxy_not_ready");
+        assert!(v.evidence.is_empty(), "{v:?}");
+        assert!(v.fix.contains("linkerd check"), "{v:?}");
+        let v = verdict(vec![deny]);
+        assert!(
+            v.says
+                .ends_with("; NetworkPolicies deny its identity and destination paths"),
+            "{v:?}"
+        );
+        assert!(
+            v.evidence[0].starts_with("identity path: egress to the identity controller")
+                && v.evidence[0].contains("blocked by shop/deny-egress"),
+            "{v:?}"
+        );
+        assert!(v.evidence[1].starts_with("destination path: "), "{v:?}");
+        assert_eq!(
+            v.fix,
+            "open the denied paths: `proxy-injector explain web-1 -n shop` prints the NetworkPolicies \
+             that do (allow-linkerd-identity, allow-linkerd-destination); then restart the pod"
+        );
+    }
+
+    #[test]
     fn verdicts_are_grouped_per_owner_and_old_anchors_listed_with_the_restart() {
         let oom = |n: &str| {
             pod(
@@ -217,7 +345,10 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            trust_roots: Some("the current anchors".into()),
+            linkerd: crate::linkerd_config::Seen {
+                trust_roots: Some("the current anchors".into()),
+                values: None,
+            },
             ..Cluster::default()
         };
         let d = doing(&cluster, &Config::default());

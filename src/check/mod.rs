@@ -5,6 +5,7 @@
 //! proxies off what they need (`network`).
 
 pub mod classify;
+pub mod cluster;
 pub mod doing;
 pub mod network;
 mod webhook;
@@ -12,7 +13,7 @@ mod webhook;
 use kube::Client;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::load::Sources;
 
 #[derive(Debug, Serialize)]
 pub struct Workload {
@@ -73,6 +74,8 @@ pub struct Outdated {
     pub pod: String,
     pub running: String,
     pub expected: String,
+    /// The command that replaces the pod (its owner's restart).
+    pub fix: String,
 }
 
 #[derive(Debug, Serialize, Default)]
@@ -89,6 +92,10 @@ pub struct WebhookStatus {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
+    /// The release pods are judged by, and where it comes from.
+    pub release: String,
+    /// The notes of the values (unknown keys, unsupported values).
+    pub config_notes: Vec<String>,
     pub missing_proxy: Vec<Workload>,
     pub outdated_proxy: Vec<Outdated>,
     /// Injection blocked by the API server's admission (PodSecurity, ResourceQuota, LimitRange).
@@ -100,9 +107,14 @@ pub struct Report {
     pub problems: usize,
 }
 
-/// Runs every check. `webhook` is the MutatingWebhookConfiguration's name.
-pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Result<Report> {
-    let state = classify::Cluster::list(&client, &config.control_plane_namespace).await?;
+/// Runs every check: one snapshot of the cluster, and the config the pods are judged by (the
+/// injector's `sources` with Linkerd's ConfigMaps, as `serve --watch-linkerd-config` would use
+/// them). `webhook` is the MutatingWebhookConfiguration's name.
+pub async fn run(client: Client, sources: &Sources, webhook: &str) -> anyhow::Result<Report> {
+    let base = sources.build()?.0;
+    let state = cluster::Cluster::list(&client, &base.control_plane_namespace).await?;
+    let (config, notes, release) = state.config(sources)?;
+    let config = &config;
     let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
     let network = network::report(&state, config);
     let blocked_by_api_server = classify::blocked(&state, config);
@@ -118,6 +130,8 @@ pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Resu
         + webhook_problems
         + network.problems;
     Ok(Report {
+        release,
+        config_notes: notes,
         missing_proxy,
         outdated_proxy,
         blocked_by_api_server,
@@ -131,7 +145,10 @@ pub async fn run(client: Client, config: &Config, webhook: &str) -> anyhow::Resu
 impl Report {
     /// Human-readable report.
     pub fn render(&self) -> String {
-        let mut s = String::new();
+        let mut s = format!("{}\n", self.release);
+        for n in &self.config_notes {
+            s.push_str(&format!("  note: {n}\n"));
+        }
         let w = &self.webhook;
         let mark = |ok: bool| if ok { "ok  " } else { "FAIL" };
         s.push_str(&format!("webhook {}:\n", w.name));
@@ -162,11 +179,11 @@ impl Report {
         if self.outdated_proxy.is_empty() {
             s.push_str("[ok  ] no pod runs an outdated proxy\n");
         } else {
-            s.push_str("[FAIL] pods with an outdated proxy (restart them to update):\n");
+            s.push_str("[FAIL] pods whose proxy is not the release's (restart them to update):\n");
             for o in &self.outdated_proxy {
                 s.push_str(&format!(
-                    "  {}/{}: runs {}, would get {}\n",
-                    o.namespace, o.pod, o.running, o.expected
+                    "  {}/{}: runs {}, would get {}\n    fix: {}\n",
+                    o.namespace, o.pod, o.running, o.expected, o.fix
                 ));
             }
         }
