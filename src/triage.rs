@@ -5,6 +5,7 @@
 //! at fault (a failing probe, a pull error, a sandbox the CNI could not set up) are the evidence.
 
 use k8s_openapi::api::core::v1::{ContainerStatus, Event, Pod};
+use k8s_openapi::jiff::{self, Timestamp};
 
 use crate::mesh::{INIT_CONTAINER, PROXY_CONTAINER, VALIDATOR_CONTAINER};
 
@@ -31,6 +32,11 @@ pub struct Verdict {
 
 /// Events quoted as evidence, at most.
 pub const MAX_EVIDENCE: usize = 3;
+
+/// How long a proxy may take to get ready before that is a verdict: a proxy is ready within
+/// seconds once it reaches the control plane (its native sidecar's startup probe allows two
+/// minutes before the kubelet restarts it).
+pub const STARTING: jiff::SignedDuration = jiff::SignedDuration::from_secs(60);
 
 fn status<'a>(list: Option<&'a Vec<ContainerStatus>>, name: &str) -> Option<&'a ContainerStatus> {
     list?.iter().find(|s| s.name == name)
@@ -151,9 +157,10 @@ fn event_line(e: &Event) -> String {
 /// How a meshed pod is doing; `None` for a pod without the proxy, or with no status yet.
 /// `events` are the pod's Warning Events; those of the containers at fault (and, while the
 /// proxy has not started, those of the pod itself, such as a sandbox the CNI could not set
-/// up) are quoted as evidence.
-pub fn how_it_is_doing(pod: &Pod, events: &[&Event]) -> Option<Verdict> {
-    let mut v = judge(pod)?;
+/// up) are quoted as evidence. `now`: when the status was read (unknown: a proxy not ready
+/// is judged as not ready for long).
+pub fn how_it_is_doing(pod: &Pod, events: &[&Event], now: Option<Timestamp>) -> Option<Verdict> {
+    let mut v = judge(pod, now)?;
     let st = pod.status.as_ref()?;
     let apps = st.container_statuses.as_ref();
     let proxy = status(st.init_container_statuses.as_ref(), PROXY_CONTAINER)
@@ -169,7 +176,7 @@ pub fn how_it_is_doing(pod: &Pod, events: &[&Event]) -> Option<Verdict> {
             .filter(|s| s.name != PROXY_CONTAINER && !s.ready)
             .map(|s| s.name.as_str())
             .collect(),
-        "ready" => vec![],
+        "ready" | "proxy_starting" => vec![],
         _ => vec![PROXY_CONTAINER],
     };
     let mut quoted: Vec<&&Event> = events
@@ -190,7 +197,7 @@ pub fn how_it_is_doing(pod: &Pod, events: &[&Event]) -> Option<Verdict> {
 }
 
 /// The verdict from the status.
-fn judge(pod: &Pod) -> Option<Verdict> {
+fn judge(pod: &Pod, now: Option<Timestamp>) -> Option<Verdict> {
     let st = pod.status.as_ref()?;
     let inits = st.init_container_statuses.as_ref();
     let apps = st.container_statuses.as_ref();
@@ -289,6 +296,24 @@ fn judge(pod: &Pod) -> Option<Verdict> {
         } else {
             "not started"
         };
+        // Since when: its start, else the pod's creation.
+        let since = proxy
+            .state
+            .as_ref()
+            .and_then(|st| st.running.as_ref()?.started_at.as_ref())
+            .or(pod.metadata.creation_timestamp.as_ref())
+            .map(|t| t.0);
+        if let (Some(now), Some(since)) = (now, since)
+            && now.duration_since(since) < STARTING
+        {
+            let secs = now.duration_since(since).as_secs();
+            return Some(verdict(
+                "proxy_starting",
+                false,
+                format!("the proxy is {phase}, {secs}s after it began: still starting"),
+                "",
+            ));
+        }
         return Some(verdict(
             "proxy_not_ready",
             true,
@@ -377,11 +402,11 @@ mod tests {
     }
 
     fn doing(p: &Pod) -> Option<Verdict> {
-        how_it_is_doing(p, &[])
+        how_it_is_doing(p, &[], None)
     }
 
     fn code(p: &Pod) -> &'static str {
-        how_it_is_doing(p, &[]).map_or("none", |v| v.code)
+        how_it_is_doing(p, &[], None).map_or("none", |v| v.code)
     }
 
     #[test]
@@ -406,7 +431,7 @@ mod tests {
             ]),
             json!([]),
         );
-        let v = how_it_is_doing(&p, &[]).unwrap();
+        let v = how_it_is_doing(&p, &[], None).unwrap();
         assert_eq!(v.code, "init_failed");
         assert!(v.mesh);
         assert!(
@@ -432,11 +457,11 @@ mod tests {
             json!([pull("linkerd-init"), pull("linkerd-proxy")]),
             json!([]),
         );
-        let v = how_it_is_doing(&p, &[]).unwrap();
+        let v = how_it_is_doing(&p, &[], None).unwrap();
         assert_eq!(v.code, "init_image");
         assert!(v.says.contains("img/linkerd-init:v1"), "{v:?}");
         let p = pod(json!([init_done(), pull("linkerd-proxy")]), json!([]));
-        let v = how_it_is_doing(&p, &[]).unwrap();
+        let v = how_it_is_doing(&p, &[], None).unwrap();
         assert_eq!(v.code, "proxy_image");
         assert!(v.says.contains("img/linkerd-proxy:v1"), "{v:?}");
     }
@@ -451,7 +476,7 @@ mod tests {
             json!({"terminated": {"exitCode": 137, "reason": "OOMKilled"}}),
         );
         let p = pod(json!([init_done(), oom]), json!([ok("app")]));
-        let v = how_it_is_doing(&p, &[]).unwrap();
+        let v = how_it_is_doing(&p, &[], None).unwrap();
         assert_eq!(v.code, "proxy_oom_killed");
         assert!(v.says.contains("its memory limit 250Mi"), "{v:?}");
         assert!(
@@ -553,7 +578,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&Event> = events.iter().collect();
-        let v = how_it_is_doing(&p, &refs).unwrap();
+        let v = how_it_is_doing(&p, &refs, None).unwrap();
         assert_eq!(
             v.evidence,
             [
@@ -571,7 +596,7 @@ mod tests {
             json!({}),
         );
         let p = pod(json!([init_done(), waiting]), json!([]));
-        let v = how_it_is_doing(&p, &refs).unwrap();
+        let v = how_it_is_doing(&p, &refs, None).unwrap();
         assert!(
             v.evidence
                 .iter()
@@ -593,10 +618,63 @@ mod tests {
             .chain([normal])
             .collect();
         let refs: Vec<&Event> = many.iter().collect();
-        let v = how_it_is_doing(&p, &refs).unwrap();
+        let v = how_it_is_doing(&p, &refs, None).unwrap();
         assert_eq!(v.evidence.len(), MAX_EVIDENCE, "{v:?}");
         assert!(v.evidence[0].contains("×6"), "{v:?}");
         assert!(!v.evidence.iter().any(|e| e.contains("Pulled")), "{v:?}");
+    }
+
+    #[test]
+    fn a_proxy_not_ready_for_less_than_a_minute_is_still_starting() {
+        let started = |at: &str| {
+            cs(
+                "linkerd-proxy",
+                false,
+                0,
+                json!({"running": {"startedAt": at}}),
+                json!({}),
+            )
+        };
+        let p = pod(
+            json!([init_done(), started("2026-12-07T00:00:00Z")]),
+            json!([ok("app")]),
+        );
+        let at = |t: &str| Some(t.parse::<Timestamp>().unwrap());
+        let v = how_it_is_doing(&p, &[], at("2026-12-07T00:00:20Z")).unwrap();
+        assert_eq!(v.code, "proxy_starting");
+        assert!(!v.mesh);
+        assert!(v.says.contains("20s after it began"), "{v:?}");
+        let v = how_it_is_doing(&p, &[], at("2026-12-07T00:01:01Z")).unwrap();
+        assert_eq!(v.code, "proxy_not_ready");
+        // Not started: counted from the pod's creation.
+        let mut p = pod(
+            json!([
+                init_done(),
+                cs(
+                    "linkerd-proxy",
+                    false,
+                    0,
+                    json!({"waiting": {"reason": "PodInitializing"}}),
+                    json!({})
+                )
+            ]),
+            json!([]),
+        );
+        p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            "2026-12-07T00:00:00Z".parse().unwrap(),
+        ));
+        assert_eq!(
+            how_it_is_doing(&p, &[], at("2026-12-07T00:00:05Z"))
+                .unwrap()
+                .code,
+            "proxy_starting"
+        );
+        assert_eq!(
+            how_it_is_doing(&p, &[], at("2026-12-07T00:05:00Z"))
+                .unwrap()
+                .code,
+            "proxy_not_ready"
+        );
     }
 
     #[test]

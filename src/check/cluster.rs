@@ -43,6 +43,9 @@ pub struct Cluster {
     pub linkerd: Seen,
     /// Why one of Linkerd's ConfigMaps could not be read, when one could not.
     pub linkerd_unread: Option<String>,
+    /// When it was read (`None` in tests built from files: a proxy not ready is judged as
+    /// not ready for long).
+    pub read_at: Option<k8s_openapi::jiff::Timestamp>,
     /// Why the NetworkPolicy facts are missing, when they could not be read (`explain POD`).
     pub network_unread: Option<String>,
 }
@@ -133,6 +136,7 @@ impl Cluster {
         }
         let (linkerd, linkerd_unread) = linkerd_seen(client, control_plane_ns).await;
         Ok(Cluster {
+            read_at: Some(k8s_openapi::jiff::Timestamp::now()),
             failed_creates,
             pod_events,
             limits,
@@ -165,6 +169,7 @@ impl Cluster {
             .ok_or_else(|| anyhow::anyhow!("pod {name} not found in namespace {namespace}"))?;
         let (linkerd, linkerd_unread) = linkerd_seen(client, &config.control_plane_namespace).await;
         let mut cluster = Cluster {
+            read_at: Some(k8s_openapi::jiff::Timestamp::now()),
             linkerd,
             linkerd_unread,
             pod_events: pod_warnings(

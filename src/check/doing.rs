@@ -64,7 +64,7 @@ pub fn pod_verdict(
     config: &Config,
     network: &OnceCell<Network>,
 ) -> Option<Verdict> {
-    let mut v = crate::triage::how_it_is_doing(pod, &cluster.events_of(pod))?;
+    let mut v = crate::triage::how_it_is_doing(pod, &cluster.events_of(pod), cluster.read_at)?;
     if v.code != "proxy_not_ready" || cluster.network_unread.is_some() {
         return Some(v);
     }
