@@ -4,7 +4,8 @@
 //! 2. the latency the webhook adds to pod creation: N pods created in a namespace the webhook
 //!    serves (injected) and in one it does not select (no webhook call), interleaved;
 //! 3. the unthrottled burst: a Deployment of 1,000 and of 3,000 replicas in an injected
-//!    namespace and in one the webhook does not select, with the controller-manager's client
+//!    namespace, in one the webhook does not select, and there again already injected
+//!    (`inject --manual`: the same pods without the webhook call), with the controller-manager's client
 //!    limits raised (so its default 20 requests/s does not hide the webhook path): the time
 //!    until every pod exists, webhook calls per pod (the API server's own metrics), the API
 //!    server's CPU per pod, the injector's CPU and its p99.
@@ -335,17 +336,10 @@ struct Burst {
     injector_p99_ms: f64,
 }
 
-/// One Deployment of `replicas` in `ns`: the time until its ReplicaSet has made every pod.
-async fn one_burst(client: &kube::Client, ns: &str, replicas: usize, injector: &Injector) -> Burst {
-    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
-    let apiserver = std::fs::read_to_string(
-        support::repo().join("target/e2e-controlplane/controlplane/kube-apiserver.pid"),
-    )
-    .ok()
-    .and_then(|p| p.trim().parse::<u32>().ok())
-    .expect("the local kube-apiserver's pid file");
-    let inj_pid = injector.child.as_ref().unwrap().id();
-    let deploy: Deployment = serde_json::from_value(json!({
+/// The burst's Deployment: `replicas` of one nginx container.
+fn burst_deployment(replicas: usize) -> serde_json::Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": format!("burst-{replicas}")},
         "spec": {
             "replicas": replicas,
@@ -356,8 +350,54 @@ async fn one_burst(client: &kube::Client, ns: &str, replicas: usize, injector: &
                     "ports": [{"containerPort": 8080}]}]}
             }
         }
-    }))
-    .unwrap();
+    })
+}
+
+/// The same Deployment already injected (`inject --manual`, the injector's own code and
+/// config): created where the webhook is not called, its pods are as large as the injected
+/// ones, so the burst's time against it is what calling the webhook costs the cluster.
+fn pre_injected(replicas: usize) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = std::process::Command::new(support::bin())
+        .args(["inject", "--manual", "-f", "-", "-o", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("proxy-injector inject");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(burst_deployment(replicas).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "inject --manual failed");
+    let injected: serde_json::Value = serde_json::from_slice(&out.stdout).expect("inject's JSON");
+    assert!(
+        injected.to_string().contains("linkerd-proxy"),
+        "inject --manual added the proxy"
+    );
+    injected
+}
+
+/// One Deployment (`deploy`, of `replicas`) in `ns`: the time until its ReplicaSet has made
+/// every pod.
+async fn one_burst(
+    client: &kube::Client,
+    ns: &str,
+    deploy: &serde_json::Value,
+    replicas: usize,
+    injector: &Injector,
+) -> Burst {
+    use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+    let apiserver = std::fs::read_to_string(
+        support::repo().join("target/e2e-controlplane/controlplane/kube-apiserver.pid"),
+    )
+    .ok()
+    .and_then(|p| p.trim().parse::<u32>().ok())
+    .expect("the local kube-apiserver's pid file");
+    let inj_pid = injector.child.as_ref().unwrap().id();
+    let deploy: Deployment = serde_json::from_value(deploy.clone()).unwrap();
     let calls0 = webhook_calls(client).await;
     let buckets0 = review_buckets(&injector.metrics_text().await);
     let (api_cpu0, inj_cpu0) = (cpu_seconds(apiserver), cpu_seconds(inj_pid));
@@ -428,20 +468,25 @@ async fn burst(client: &kube::Client, injector: &Injector) {
         create_namespace(client, &called, "bench", &[]).await;
         // Labelled for another test: the bench webhook does not select it.
         create_namespace(client, &plain, "bench-unselected", &[]).await;
+        // Not selected either: the Deployment created already injected.
+        let pre = format!("bench-burst-{run}-pre");
+        create_namespace(client, &pre, "bench-unselected", &[]).await;
+        let (plain_deploy, pre_deploy) = (burst_deployment(*n), pre_injected(*n));
         let mut results = Vec::new();
-        for (label, ns) in [
-            ("not selected", &plain),
-            ("called, no patch", &called),
-            ("injected", &injected),
+        for (label, ns, deploy) in [
+            ("not selected", &plain, &plain_deploy),
+            ("pre-injected, not selected", &pre, &pre_deploy),
+            ("called, no patch", &called, &plain_deploy),
+            ("injected", &injected, &plain_deploy),
         ] {
-            let b = one_burst(client, ns, *n, injector).await;
+            let b = one_burst(client, ns, deploy, *n, injector).await;
             println!(
                 "| {n} | {label} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
                 b.seconds,
                 b.calls_per_pod,
                 b.apiserver_cpu_ms_per_pod,
                 b.injector_cpu_s,
-                if label != "not selected" {
+                if !label.ends_with("not selected") {
                     format!("{:.2}", b.injector_p99_ms)
                 } else {
                     "-".into()
@@ -449,16 +494,18 @@ async fn burst(client: &kube::Client, injector: &Injector) {
             );
             results.push(b);
         }
-        println!(
-            "| {n} | injected / not selected | {:.2}× | | {:.2}× | | |",
-            results[2].seconds / results[0].seconds,
-            results[2].apiserver_cpu_ms_per_pod / results[0].apiserver_cpu_ms_per_pod
-        );
-        println!(
-            "| {n} | called, no patch / not selected | {:.2}× | | {:.2}× | | |",
-            results[1].seconds / results[0].seconds,
-            results[1].apiserver_cpu_ms_per_pod / results[0].apiserver_cpu_ms_per_pod
-        );
+        for (what, a, b) in [
+            ("injected / pre-injected", 3, 1),
+            ("injected / not selected", 3, 0),
+            ("pre-injected / not selected", 1, 0),
+            ("called, no patch / not selected", 2, 0),
+        ] {
+            println!(
+                "| {n} | {what} | {:.2}× | | {:.2}× | | |",
+                results[a].seconds / results[b].seconds,
+                results[a].apiserver_cpu_ms_per_pod / results[b].apiserver_cpu_ms_per_pod
+            );
+        }
     }
 }
 

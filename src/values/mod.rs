@@ -67,25 +67,79 @@ pub struct ExplicitOpaque {
     pub raw: String,
 }
 
-/// The first of `keys` (in precedence order) that is set, each key read on the pod, else on
-/// its namespace when a namespace passes it on ([`Release::namespace_applies`]), and only the
-/// keys the release reads: Linkerd
-/// fills each key the pod lacks from the namespace, then reads the keys in order.
-fn lookup<'a>(
-    pod: &PodView<'a>,
-    ns: NamespaceInfo<'a>,
-    release: &Release,
-    keys: &[&'static str],
-) -> Option<(&'static str, Cow<'a, str>, Source)> {
-    keys.iter().filter(|k| release.reads(k)).find_map(|k| {
-        pod.annotation(k).map(|v| (*k, v, Source::Pod)).or_else(|| {
-            release
-                .namespace_applies(k)
-                .then(|| ns.annotation(k))
-                .flatten()
-                .map(|v| (*k, Cow::Borrowed(v), Source::Namespace))
+/// Every annotation key the registry reads (a setting's, and those values are derived from).
+static REGISTRY_KEYS: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        SETTINGS
+            .iter()
+            .flat_map(|s| {
+                s.annotations
+                    .iter()
+                    .copied()
+                    .chain(s.derived.map(|d| d.from))
+            })
+            .chain([CLOSE_WAIT, ADDITIONAL_ENV])
+            .collect()
+    });
+
+/// The annotations of the pod and of its namespace that the registry reads, found in one pass
+/// over each (a pod usually has none of them: every lookup is then a look at an empty list,
+/// not a scan of the pod's annotations for each of the registry's keys).
+struct Found<'a> {
+    pod: Vec<(&'a str, Cow<'a, str>)>,
+    ns: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> Found<'a> {
+    fn new(pod: &PodView<'a>, ns: NamespaceInfo<'a>) -> Found<'a> {
+        let pod = pod
+            .metadata
+            .annotations
+            .iter()
+            .flat_map(|a| a.0.iter())
+            .filter_map(|(k, _)| REGISTRY_KEYS.get(k.as_str()).copied())
+            .filter_map(|k| Some((k, pod.annotation(k)?)))
+            .collect();
+        let ns = match ns {
+            NamespaceInfo::Known {
+                annotations: Some(a),
+                ..
+            } => a
+                .iter()
+                .filter(|(k, _)| REGISTRY_KEYS.contains(k.as_str()))
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Found { pod, ns }
+    }
+
+    /// The first of `keys` (in precedence order) that is set, each key read on the pod, else
+    /// on its namespace when a namespace passes it on ([`Release::namespace_applies`]), and
+    /// only the keys the release reads: Linkerd fills each key the pod lacks from the
+    /// namespace, then reads the keys in order.
+    fn lookup(
+        &self,
+        release: &Release,
+        keys: &[&'static str],
+    ) -> Option<(&'static str, Cow<'a, str>, Source)> {
+        if self.pod.is_empty() && self.ns.is_empty() {
+            return None;
+        }
+        keys.iter().filter(|k| release.reads(k)).find_map(|k| {
+            let on_pod = self.pod.iter().find(|(key, _)| key == k);
+            on_pod
+                .map(|(_, v)| (*k, v.clone(), Source::Pod))
+                .or_else(|| {
+                    let (_, v) = self.ns.iter().find(|(key, _)| key == k)?;
+                    release.namespace_applies(k).then_some((
+                        *k,
+                        Cow::Borrowed(*v),
+                        Source::Namespace,
+                    ))
+                })
         })
-    })
+    }
 }
 
 /// Resolves every setting of the registry; all the overrides that do not parse are reported.
@@ -103,8 +157,10 @@ pub fn resolve<'a>(
     let mut errors = Vec::new();
     let mut defaults_only = true;
     let mut explicit_opaque = None;
+    let found = Found::new(pod, ns);
+    let lookup = |keys: &[&'static str]| found.lookup(release, keys);
     for s in SETTINGS {
-        let value = match lookup(pod, ns, release, s.annotations) {
+        let value = match lookup(s.annotations) {
             Some((key, raw, source)) => match s.parser.parse(raw.clone()) {
                 Ok(v) => Some(v),
                 Err(reason) => {
@@ -127,7 +183,7 @@ pub fn resolve<'a>(
             // Opaque ports only change the pod-specific part of the patch.
             None => {
                 if value.is_some()
-                    && let Some((_, raw, source)) = lookup(pod, ns, release, s.annotations)
+                    && let Some((_, raw, source)) = lookup(s.annotations)
                 {
                     explicit_opaque = Some(ExplicitOpaque {
                         list: PortList::parse_named(&raw).unwrap_or_default(),
@@ -157,7 +213,7 @@ pub fn resolve<'a>(
     if proxy.close_wait_seconds > 0
         && !config.proxy_init.run_as_root
         && release.has(Change::PodUid)
-        && let Some((key, raw, source)) = lookup(pod, ns, release, &[CLOSE_WAIT])
+        && let Some((key, raw, source)) = lookup(&[CLOSE_WAIT])
     {
         errors.push(OverrideError {
             key: key.to_owned(),
@@ -177,7 +233,7 @@ pub fn resolve<'a>(
             .chain(settings::by_values_key("proxy.waitBeforeExitSeconds"))
             .flat_map(|s| s.annotations.iter().copied())
             .collect::<Vec<_>>();
-        if let Some((key, raw, source)) = lookup(pod, ns, release, &keys) {
+        if let Some((key, raw, source)) = lookup(&keys) {
             errors.push(OverrideError {
                 key: key.to_owned(),
                 value: quote(&raw),
@@ -192,7 +248,7 @@ pub fn resolve<'a>(
     for s in SETTINGS {
         if let (Some(d), Some(slot)) = (s.derived, s.slot)
             && (d.applies)(&config.release)
-            && let Some((_, raw, _)) = lookup(pod, ns, release, &[d.from])
+            && let Some((_, raw, _)) = lookup(&[d.from])
         {
             (slot.set)(&mut proxy, (d.value)(raw.trim()));
         }
@@ -209,8 +265,8 @@ pub fn resolve<'a>(
             )
             && a > b
         {
-            let (key, value, source) = lookup(pod, ns, release, &[req_key])
-                .or_else(|| lookup(pod, ns, release, &[lim_key]))
+            let (key, value, source) = lookup(&[req_key])
+                .or_else(|| lookup(&[lim_key]))
                 .map(|(k, v, s)| (k.to_owned(), quote(&v), s))
                 .unwrap_or((req_key.to_owned(), quote(&rq), Source::Pod));
             errors.push(OverrideError {

@@ -103,10 +103,19 @@ pub fn pod_values(
             .map(|n| n.as_str().to_owned()),
     };
     let first = pod.containers().first();
-    // The namespace's map first: it usually holds none of these keys.
+    // The namespace's map first: it usually holds none of these keys (then its few
+    // annotations are all that is looked at).
+    let passes_on = match ns {
+        NamespaceInfo::Known {
+            annotations: Some(a),
+            ..
+        } => a.keys().any(|k| config.release.namespace_applies(k)),
+        _ => false,
+    };
     let from_namespace = config
         .release
         .namespace_keys()
+        .filter(|_| passes_on)
         .filter(|k| *k != crate::mesh::OPAQUE_PORTS_ANNOTATION)
         .filter_map(|k| ns.annotation(k).map(|v| (k, v)))
         .filter(|(k, _)| !pod.has_annotation(k))

@@ -91,6 +91,25 @@ fn benches(c: &mut Criterion) {
         g.bench_function("parse-floor", |b| {
             b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
         });
+        // The SIMD parsers evaluated against serde_json on the same bodies (BENCHMARKS.md,
+        // "The JSON scan"): through serde as the views read, and sonic-rs's own skip.
+        g.bench_function("parse-floor-sonic", |b| {
+            b.iter(|| sonic_rs::from_slice::<serde::de::IgnoredAny>(black_box(&body)).unwrap())
+        });
+        g.bench_function("parse-floor-simd-json", |b| {
+            b.iter(|| {
+                let mut copy = black_box(&body).clone();
+                simd_json::serde::from_slice::<serde::de::IgnoredAny>(&mut copy).unwrap()
+            })
+        });
+        g.bench_function("skip-sonic-lazy", |b| {
+            b.iter(|| {
+                sonic_rs::from_slice::<sonic_rs::LazyValue<'_>>(black_box(&body))
+                    .unwrap()
+                    .as_raw_str()
+                    .len()
+            })
+        });
         g.bench_function("injector", |b| {
             b.iter(|| admission.review(black_box(&body)).unwrap().body)
         });
