@@ -183,14 +183,14 @@ async fn main() {
     let rss_before = rss_mib(pid);
     if parts.contains("burst") {
         burst(&client, &watched).await;
-        // The bursts' pods are meshed: the injector's pod reflector (NetworkPolicy warnings)
-        // holds them, cut down to what the review reads.
+        // The bursts' pods are meshed (the injected and the pre-injected ones): the injector's
+        // pod reflector (NetworkPolicy warnings) holds them, cut down to what the review reads.
         tokio::time::sleep(Duration::from_secs(3)).await;
-        let meshed: usize = std::env::var("BENCH_BURSTS")
+        let meshed: usize = 2 * std::env::var("BENCH_BURSTS")
             .unwrap_or_else(|_| "1000,3000".into())
             .split(',')
             .filter_map(|v| v.trim().parse::<usize>().ok())
-            .sum();
+            .sum::<usize>();
         let after = rss_mib(pid);
         println!(
             "RSS of the injector: {rss_before:.1} MiB before the bursts, {after:.1} MiB with their {meshed} meshed pods \
