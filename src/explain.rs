@@ -119,7 +119,8 @@ fn restart_of(pod: &Pod, cluster: &Cluster) -> String {
 /// whether it carries the current trust anchors.
 fn doing_lines(pod: &Pod, cluster: &Cluster, config: &Config, restart: &str) -> Vec<String> {
     let mut lines = Vec::new();
-    if let Some(v) = pod_verdict(pod, cluster, config, &OnceCell::new()) {
+    let events = cluster.pod_events().of(pod);
+    if let Some(v) = pod_verdict(pod, &events, cluster, config, &OnceCell::new()) {
         let whose = if v.mesh { "the mesh" } else { "not the mesh" };
         lines.push(format!("  how it is doing ({whose}): {}", v.says));
         lines.extend(v.evidence.iter().map(|e| format!("    evidence: {e}")));
@@ -128,7 +129,7 @@ fn doing_lines(pod: &Pod, cluster: &Cluster, config: &Config, restart: &str) -> 
         }
     }
     let carried = pod.annotations().get(crate::mesh::TRUST_ROOT_ANNOTATION);
-    if let (Some(current), Some(carried)) = (current_trust_root(cluster, config), carried)
+    if let (Some(current), Some(carried)) = (current_trust_root(config), carried)
         && *carried != current
     {
         lines.push(format!(
@@ -293,7 +294,7 @@ fn explain_decided(
                     (Some(k), _) => format!("pod annotation {k}"),
                     (None, Some(k)) => format!("namespace annotation {k}"),
                     _ if shown(group, &builtin) == value => "default".to_owned(),
-                    _ => "config file".to_owned(),
+                    _ => "configured".to_owned(),
                 };
                 let label = group[0].label;
                 lines.push(format!("    {label:<27} {value:<45} ({source})"));
@@ -379,19 +380,20 @@ mod tests {
                 "uid": "d", "controller": true}]}}))
             .unwrap();
         let pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
-        // The cluster's linkerd-identity-trust-roots are the current anchors.
         let cluster = Cluster {
             replica_sets: [(("shop".into(), "web-5d9".into()), rs)]
                 .into_iter()
                 .collect(),
-            linkerd: crate::linkerd_config::Seen {
-                trust_roots: Some(pem.into()),
-                values: None,
-            },
             network_unread: Some("not read".into()),
             ..Cluster::default()
         };
-        let lines = |p: &Value| explain_running_pod(&admission(), p, Some("shop"), &cluster);
+        // The current anchors (the cluster's, as `Cluster::config` puts them in the config).
+        let config = Config {
+            trust_anchors_pem: Some(pem.into()),
+            ..Config::default()
+        };
+        let with_anchors = Admission::new(Arc::new(config.clone()), Namespaces::empty());
+        let lines = |p: &Value| explain_running_pod(&with_anchors, p, Some("shop"), &cluster);
         let text = lines(&p).join("\n");
         assert!(
             text.contains("how it is doing (the mesh): the proxy was OOM-killed under no memory limit of its own (3 restarts)"),
@@ -406,10 +408,6 @@ mod tests {
             "{text}"
         );
         // The same anchors: nothing said of them.
-        let config = Config {
-            trust_anchors_pem: Some(pem.into()),
-            ..Config::default()
-        };
         p["metadata"]["annotations"]["linkerd.io/trust-root-sha256"] =
             json!(crate::patch::trust_root_sha256(&config));
         assert!(!lines(&p).join("\n").contains("trust anchors"));

@@ -221,16 +221,17 @@ fn explain(rt: &Runtime, a: ExplainArgs) -> anyhow::Result<ExitCode> {
         let base = sources.build()?.0;
         let ns = a.namespace.unwrap_or_else(|| "default".to_owned());
         // One snapshot: the pod, its Events and owner, Linkerd's ConfigMaps, its network facts.
-        let cluster = rt.block_on(async {
+        let (pod, cluster) = rt.block_on(async {
             let client =
                 cluster_client("read the pod", "use -f FILE to explain a manifest").await?;
             Cluster::for_pod(&client, &ns, &pod_name, &base).await
         })?;
-        let (cfg, notes, release) = cluster.config(&sources)?;
+        let (cfg, notes, from) = cluster.config(&sources)?;
         for n in notes {
             eprintln!("warning: {n}");
         }
-        let mut pod = serde_json::to_value(&cluster.pods[0])?;
+        let release = format!("release: {} (from {from})", cfg.release);
+        let mut pod = serde_json::to_value(&pod)?;
         pod["apiVersion"] = "v1".into();
         pod["kind"] = "Pod".into();
         let nss = match &a.namespaces {

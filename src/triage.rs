@@ -70,9 +70,15 @@ fn running(s: &ContainerStatus) -> bool {
 }
 
 /// At most 200 characters of a message from the cluster.
+/// At most 200 characters of a message from the cluster, on one line (control characters,
+/// a probe's output lines among them, become spaces).
 fn short(s: &str) -> String {
-    let mut out: String = s.chars().take(200).collect();
-    if out.len() < s.len() {
+    let mut out: String = s
+        .chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(200).is_some() {
         out.push('…');
     }
     out
@@ -81,7 +87,7 @@ fn short(s: &str) -> String {
 fn exit_words(code: i32, reason: &str, message: &str) -> String {
     let mut w = format!("exit code {code}");
     if !reason.is_empty() {
-        w.push_str(&format!(", {reason}"));
+        w.push_str(&format!(", {}", short(reason)));
     }
     if !message.is_empty() {
         w.push_str(&format!(": {}", short(message)));
@@ -124,13 +130,12 @@ fn event_container(e: &Event) -> Option<&str> {
 }
 
 /// When an Event last happened, for ordering (RFC 3339 sorts as text).
-fn event_time(e: &Event) -> String {
+fn event_time(e: &Event) -> Option<Timestamp> {
     e.last_timestamp
         .as_ref()
-        .map(|t| t.0.to_string())
-        .or_else(|| e.event_time.as_ref().map(|t| t.0.to_string()))
-        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0.to_string()))
-        .unwrap_or_default()
+        .map(|t| t.0)
+        .or_else(|| e.event_time.as_ref().map(|t| t.0))
+        .or_else(|| e.first_timestamp.as_ref().map(|t| t.0))
 }
 
 /// One line of evidence: "Event REASON (×COUNT, CONTAINER): MESSAGE".
@@ -140,7 +145,7 @@ fn event_line(e: &Event) -> String {
         what.push(format!("×{n}"));
     }
     if let Some(c) = event_container(e) {
-        what.push(c.to_owned());
+        what.push(short(c));
     }
     let what = if what.is_empty() {
         String::new()
@@ -176,7 +181,7 @@ pub fn how_it_is_doing(pod: &Pod, events: &[&Event], now: Option<Timestamp>) -> 
             .filter(|s| s.name != PROXY_CONTAINER && !s.ready)
             .map(|s| s.name.as_str())
             .collect(),
-        "ready" | "proxy_starting" => vec![],
+        "ready" | "proxy_starting" | "finished" => vec![],
         _ => vec![PROXY_CONTAINER],
     };
     let mut quoted: Vec<&&Event> = events
@@ -199,6 +204,19 @@ pub fn how_it_is_doing(pod: &Pod, events: &[&Event], now: Option<Timestamp>) -> 
 /// The verdict from the status.
 fn judge(pod: &Pod, now: Option<Timestamp>) -> Option<Verdict> {
     let st = pod.status.as_ref()?;
+    // A pod that has finished (a Job's) has a proxy that stopped with it: nothing to triage.
+    if let Some(phase @ ("Succeeded" | "Failed")) = st.phase.as_deref() {
+        let proxy_seen = status(st.init_container_statuses.as_ref(), PROXY_CONTAINER)
+            .or_else(|| status(st.container_statuses.as_ref(), PROXY_CONTAINER));
+        return proxy_seen.map(|_| {
+            verdict(
+                "finished",
+                false,
+                format!("the pod has finished (phase {phase})"),
+                "",
+            )
+        });
+    }
     let inits = st.init_container_statuses.as_ref();
     let apps = st.container_statuses.as_ref();
     let proxy = status(inits, PROXY_CONTAINER).or_else(|| status(apps, PROXY_CONTAINER))?;
@@ -212,7 +230,7 @@ fn judge(pod: &Pod, now: Option<Timestamp>) -> Option<Verdict> {
                 true,
                 format!(
                     "linkerd-init cannot start: its image {} cannot be pulled ({reason}: {})",
-                    init.image,
+                    short(&init.image),
                     short(&message)
                 ),
                 "check the image name and the node's access to its registry (the proxy-init image, or the proxy's from edge-25.11.3)",
@@ -255,7 +273,7 @@ fn judge(pod: &Pod, now: Option<Timestamp>) -> Option<Verdict> {
             true,
             format!(
                 "the proxy cannot start: its image {} cannot be pulled ({reason}: {})",
-                proxy.image,
+                short(&proxy.image),
                 short(&message)
             ),
             "check the proxy image (proxy.image in the values, config.linkerd.io/proxy-image and proxy-version) and the node's access to its registry",
@@ -303,15 +321,25 @@ fn judge(pod: &Pod, now: Option<Timestamp>) -> Option<Verdict> {
             .and_then(|st| st.running.as_ref()?.started_at.as_ref())
             .or(pod.metadata.creation_timestamp.as_ref())
             .map(|t| t.0);
-        if let (Some(now), Some(since)) = (now, since)
-            && now.duration_since(since) < STARTING
-        {
-            let secs = now.duration_since(since).as_secs();
+        // A clock behind the node's gives a negative age: still starting, at 0 s.
+        let age = now
+            .zip(since)
+            .map(|(now, since)| now.duration_since(since).max(jiff::SignedDuration::ZERO));
+        if let Some(age) = age.filter(|a| *a < STARTING) {
+            let secs = age.as_secs();
             return Some(verdict(
                 "proxy_starting",
                 false,
                 format!("the proxy is {phase}, {secs}s after it began: still starting"),
                 "",
+            ));
+        }
+        if !running(proxy) {
+            return Some(verdict(
+                "proxy_not_started",
+                true,
+                "the proxy has not started".to_owned(),
+                "read the pod's Events (kubectl describe pod POD): its sandbox (the CNI plugin) or an init container before the proxy holds it up",
             ));
         }
         return Some(verdict(
@@ -673,8 +701,38 @@ mod tests {
             how_it_is_doing(&p, &[], at("2026-12-07T00:05:00Z"))
                 .unwrap()
                 .code,
-            "proxy_not_ready"
+            "proxy_not_started"
         );
+        // A clock behind the node's: still starting, at 0 s (not a negative age).
+        let v = how_it_is_doing(&p, &[], at("2026-12-06T23:59:00Z")).unwrap();
+        assert_eq!(v.code, "proxy_starting");
+        assert!(v.says.contains(" 0s after"), "{v:?}");
+    }
+
+    #[test]
+    fn a_finished_pod_is_not_triaged_and_messages_stay_on_one_bounded_line() {
+        let stopped = cs(
+            "linkerd-proxy",
+            false,
+            0,
+            json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+            json!({}),
+        );
+        let mut p = pod(json!([init_done(), stopped]), json!([]));
+        p.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        assert_eq!(code(&p), "finished");
+        let long = format!("line one\nline two {}", "x".repeat(500));
+        let crash = cs(
+            "linkerd-proxy",
+            false,
+            2,
+            json!({"waiting": {"reason": "CrashLoopBackOff"}}),
+            json!({"terminated": {"exitCode": 1, "reason": "Error", "message": long}}),
+        );
+        let v = doing(&pod(json!([init_done(), crash]), json!([]))).unwrap();
+        assert!(!v.says.contains('\n'), "{v:?}");
+        assert!(v.says.contains("line one line two"), "{v:?}");
+        assert!(v.says.len() < 400, "{}", v.says.len());
     }
 
     #[test]

@@ -1839,7 +1839,8 @@ async fn meshed_pods_are_triaged_from_their_status() {
         json!({"name": name, "ready": ready, "restartCount": restarts, "image": format!("cr.l5d.io/linkerd/{name}:edge-26.8.3"),
                "imageID": "", "state": state, "lastState": last})
     };
-    let t = "2026-12-07T00:00:00Z";
+    // Long ago: a proxy not ready since then is not still starting.
+    let t = "2020-01-01T00:00:00Z";
     let ok = |name: &str| {
         cs(
             name,
@@ -2078,7 +2079,7 @@ async fn meshed_pods_are_triaged_from_their_status() {
         // The release linkerd-config names, and the proxy that is not its.
         assert!(
             text.starts_with(&format!(
-                "release: Linkerd 2.18 (edge-25.4.4) (from the values of ConfigMap {cp_ns}/linkerd-config)"
+                "release: Linkerd 2.18 (edge-25.4.4) (from this injector's config with the values of ConfigMap {cp_ns}/linkerd-config)"
             )),
             "{name}:\n{text}"
         );
@@ -2154,10 +2155,11 @@ async fn meshed_pods_are_triaged_from_their_status() {
         "{outdated:?}"
     );
     assert!(
-        report["release"]
-            .as_str()
-            .unwrap()
-            .starts_with("release: Linkerd 2.18 (edge-25.4.4)"),
+        report["release"] == "Linkerd 2.18 (edge-25.4.4)"
+            && report["release_from"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("values of ConfigMap {cp_ns}/linkerd-config")),
         "{report}"
     );
     let stale = |r: &Value| -> Vec<String> {

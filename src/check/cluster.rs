@@ -41,8 +41,10 @@ pub struct Cluster {
     /// `linkerd-config` (which name the release) and the current trust anchors of
     /// `linkerd-identity-trust-roots`, each `None` when the cluster does not have it.
     pub linkerd: Seen,
-    /// Why one of Linkerd's ConfigMaps could not be read, when one could not.
+    /// Why Linkerd's ConfigMaps could not be read, when one could not.
     pub linkerd_unread: Option<String>,
+    /// Why the pods' Events could not be read, when they could not (`explain POD`).
+    pub events_unread: Option<String>,
     /// When it was read (`None` in tests built from files: a proxy not ready is judged as
     /// not ready for long).
     pub read_at: Option<k8s_openapi::jiff::Timestamp>,
@@ -61,13 +63,11 @@ fn by_name<T: ResourceExt>(items: Vec<T>) -> ByName<T> {
 /// be read, when it could not.
 async fn linkerd_seen(client: &Client, namespace: &str) -> (Seen, Option<String>) {
     let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
-    let mut unread = None;
+    let mut unread = Vec::new();
     let mut key = async |name: &'static str, key: &'static str| match api.get_opt(name).await {
         Ok(cm) => cm?.data?.remove(key),
         Err(e) => {
-            unread = Some(format!(
-                "ConfigMap {namespace}/{name} cannot be read ({e}); it needs get on configmaps there"
-            ));
+            unread.push(format!("ConfigMap {namespace}/{name} cannot be read ({e})"));
             None
         }
     };
@@ -75,7 +75,31 @@ async fn linkerd_seen(client: &Client, namespace: &str) -> (Seen, Option<String>
         values: key(VALUES_CONFIGMAP, VALUES_KEY).await,
         trust_roots: key(TRUST_ROOTS_CONFIGMAP, TRUST_ROOTS_KEY).await,
     };
+    let unread = (!unread.is_empty())
+        .then(|| format!("{}; it needs get on configmaps there", unread.join("; ")));
     (seen, unread)
+}
+
+/// The Warning Events of pods, found by pod (`Cluster::pod_events`).
+pub struct PodEvents<'a>(HashMap<(&'a str, &'a str), Vec<&'a Event>>);
+
+impl<'a> PodEvents<'a> {
+    /// The Warning Events of `pod` (matched by uid when both have one, else by name).
+    pub fn of(&self, pod: &Pod) -> Vec<&'a Event> {
+        let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let uid = pod.metadata.uid.as_deref();
+        self.0
+            .get(&(ns, name))
+            .into_iter()
+            .flatten()
+            .filter(|e| match (e.involved_object.uid.as_deref(), uid) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            })
+            .copied()
+            .collect()
+    }
 }
 
 /// The Warning Events of pods, by a field selector (`involvedObject...`).
@@ -148,6 +172,7 @@ impl Cluster {
             jobs: by_name(jobs),
             network_policies,
             network_unread: None,
+            events_unread: None,
         })
     }
 
@@ -162,22 +187,26 @@ impl Cluster {
         namespace: &str,
         name: &str,
         config: &Config,
-    ) -> anyhow::Result<Cluster> {
+    ) -> anyhow::Result<(Pod, Cluster)> {
         let pod = Api::<Pod>::namespaced(client.clone(), namespace)
             .get_opt(name)
             .await?
             .ok_or_else(|| anyhow::anyhow!("pod {name} not found in namespace {namespace}"))?;
         let (linkerd, linkerd_unread) = linkerd_seen(client, &config.control_plane_namespace).await;
+        let events = pod_warnings(
+            client,
+            &format!(",involvedObject.namespace={namespace},involvedObject.name={name}"),
+        )
+        .await;
         let mut cluster = Cluster {
             read_at: Some(k8s_openapi::jiff::Timestamp::now()),
             linkerd,
             linkerd_unread,
-            pod_events: pod_warnings(
-                client,
-                &format!(",involvedObject.namespace={namespace},involvedObject.name={name}"),
-            )
-            .await
-            .unwrap_or_default(),
+            events_unread: events
+                .as_ref()
+                .err()
+                .map(|e| format!("the pod's Events cannot be read ({e}); it needs list on events")),
+            pod_events: events.unwrap_or_default(),
             ..Cluster::default()
         };
         for owner in pod.owner_references() {
@@ -199,11 +228,11 @@ impl Cluster {
                 _ => {}
             }
         }
-        cluster.pods.push(pod);
+        cluster.pods.push(pod.clone());
         if let Err(e) = cluster.add_network_facts(client, namespace, config).await {
             cluster.network_unread = Some(format!("{e:#}"));
         }
-        Ok(cluster)
+        Ok((pod, cluster))
     }
 
     async fn add_network_facts(
@@ -267,53 +296,63 @@ impl Cluster {
     }
 
     /// The config a pod is judged by: `sources` with what Linkerd's ConfigMaps hold, as
-    /// `serve --watch-linkerd-config` would use it (the values of `linkerd-config` name the
-    /// release), and a line saying where the release comes from.
+    /// `serve --watch-linkerd-config` would use it (the values of `linkerd-config` over this
+    /// injector's config; they name the release unless `--linkerd-version` does), the values'
+    /// notes, and what the config was built from. Values that do not give a valid config
+    /// leave this injector's config in use, with a note saying why.
     pub fn config(&self, sources: &Sources) -> anyhow::Result<(Config, Vec<String>, String)> {
-        let base = sources.build()?.0;
+        let (base, base_notes) = sources.build()?;
         let ns = base.control_plane_namespace.clone();
-        let (mut config, notes, from) = match &self.linkerd.values {
-            Some(values) => {
-                let source = format!("ConfigMap {ns}/{VALUES_CONFIGMAP}");
-                let (c, notes) = sources.with_values(&source, values).build()?;
-                (c, notes, format!("the values of {source}"))
-            }
-            None => {
-                let (c, notes) = sources.build()?;
-                let why = match &self.linkerd_unread {
-                    Some(e) => e.clone(),
-                    None => format!("no {VALUES_CONFIGMAP} in {ns}"),
-                };
-                (c, notes, format!("this injector's config: {why}"))
-            }
+        let fallback = |why: String| {
+            let from = format!("this injector's config: {why}");
+            (base.clone(), base_notes.clone(), from)
         };
-        if let Some(roots) = self
-            .linkerd
-            .trust_roots
-            .as_ref()
-            .filter(|r| !r.trim().is_empty())
-        {
-            config.trust_anchors_pem = Some(roots.clone());
+        let (mut config, mut notes, from) = match (&self.linkerd.values, &self.linkerd_unread) {
+            (Some(values), _) => {
+                let source = format!("ConfigMap {ns}/{VALUES_CONFIGMAP}");
+                match sources.with_values(&source, values).build() {
+                    Ok((c, notes)) => {
+                        let from = format!("this injector's config with the values of {source}");
+                        (c, notes, from)
+                    }
+                    Err(e) => {
+                        let mut f = fallback(format!("the values of {source} are refused"));
+                        f.1.push(format!(
+                            "{e}; pods are judged by this injector's config instead (serve \
+                             --watch-linkerd-config keeps its last good one)"
+                        ));
+                        f
+                    }
+                }
+            }
+            (None, Some(e)) => fallback(e.clone()),
+            (None, None) => fallback(format!("no {VALUES_CONFIGMAP} in {ns}")),
+        };
+        match &self.linkerd.trust_roots {
+            Some(roots) if !roots.trim().is_empty() => {
+                config.trust_anchors_pem = Some(roots.clone());
+            }
+            Some(_) => notes.push(format!(
+                "ConfigMap {ns}/{TRUST_ROOTS_CONFIGMAP} has an empty {TRUST_ROOTS_KEY}: the \
+                 pods' trust anchors are compared with this injector's"
+            )),
+            None => {}
         }
-        let line = format!("release: {} (from {from})", config.release);
-        Ok((config, notes, line))
+        Ok((config, notes, from))
     }
 
-    /// The Warning Events of `pod` (matched by uid when both have one, else by name).
-    pub fn events_of<'a>(&'a self, pod: &Pod) -> Vec<&'a Event> {
-        let ns = pod.metadata.namespace.as_deref();
-        let name = pod.metadata.name.as_deref();
-        let uid = pod.metadata.uid.as_deref();
-        self.pod_events
-            .iter()
-            .filter(|e| {
-                let o = &e.involved_object;
-                match (o.uid.as_deref(), uid) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => o.namespace.as_deref() == ns && o.name.as_deref() == name,
-                }
-            })
-            .collect()
+    /// The pods' Warning Events found by pod, indexed once.
+    pub fn pod_events(&self) -> PodEvents<'_> {
+        let mut by_pod: HashMap<(&str, &str), Vec<&Event>> = HashMap::new();
+        for e in &self.pod_events {
+            let o = &e.involved_object;
+            let key = (
+                o.namespace.as_deref().unwrap_or_default(),
+                o.name.as_deref().unwrap_or_default(),
+            );
+            by_pod.entry(key).or_default().push(e);
+        }
+        PodEvents(by_pod)
     }
 }
 
@@ -325,35 +364,77 @@ mod tests {
     fn pods_are_judged_by_the_release_and_anchors_linkerds_configmaps_hold() {
         let sources = Sources::default();
         let mut cluster = Cluster::default();
-        let (c, _, line) = cluster.config(&sources).unwrap();
+        let (c, _, from) = cluster.config(&sources).unwrap();
         assert_eq!(c.release, crate::release::Release::default());
-        assert_eq!(
-            line,
-            format!(
-                "release: {} (from this injector's config: no linkerd-config in linkerd)",
-                c.release
-            )
-        );
+        assert_eq!(from, "this injector's config: no linkerd-config in linkerd");
         cluster.linkerd_unread = Some("ConfigMap linkerd/linkerd-config cannot be read".into());
-        let line = cluster.config(&sources).unwrap().2;
+        let from = cluster.config(&sources).unwrap().2;
         assert!(
-            line.ends_with("config: ConfigMap linkerd/linkerd-config cannot be read)"),
-            "{line}"
+            from.ends_with(": ConfigMap linkerd/linkerd-config cannot be read"),
+            "{from}"
         );
         cluster.linkerd = Seen {
             values: Some("linkerdVersion: edge-25.4.4\n".into()),
             trust_roots: Some("the anchors\n".into()),
         };
-        let (c, notes, line) = cluster.config(&sources).unwrap();
+        let (c, notes, from) = cluster.config(&sources).unwrap();
         assert!(notes.is_empty(), "{notes:?}");
         assert_ne!(c.release, crate::release::Release::default());
         assert_eq!(c.trust_anchors_pem.as_deref(), Some("the anchors\n"));
-        assert!(
-            line.ends_with("(from the values of ConfigMap linkerd/linkerd-config)"),
-            "{line}"
+        assert_eq!(
+            from,
+            "this injector's config with the values of ConfigMap linkerd/linkerd-config"
         );
-        // Values a release outside the range cannot be judged by: said, not guessed.
+        // Values naming a release outside the range: this injector's config, and why.
         cluster.linkerd.values = Some("linkerdVersion: stable-2.10.0\n".into());
-        assert!(cluster.config(&sources).is_err());
+        let (c, notes, from) = cluster.config(&sources).unwrap();
+        assert_eq!(c.release, crate::release::Release::default());
+        assert!(
+            from.ends_with("the values of ConfigMap linkerd/linkerd-config are refused"),
+            "{from}"
+        );
+        assert!(
+            notes.iter().any(|n| n.contains("stable-2.10.0")),
+            "{notes:?}"
+        );
+        // An empty ca-bundle.crt is said, not taken as anchors.
+        cluster.linkerd.trust_roots = Some(" \n".into());
+        let (c, notes, _) = cluster.config(&sources).unwrap();
+        assert_eq!(c.trust_anchors_pem, None);
+        assert!(
+            notes.iter().any(|n| n.contains("empty ca-bundle.crt")),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn a_pods_events_are_found_by_name_and_uid() {
+        let ev = |name: &str, uid: Option<&str>| -> Event {
+            serde_json::from_value(
+                serde_json::json!({"metadata": {"name": format!("{name}.1")},
+                "involvedObject": {"kind": "Pod", "namespace": "shop", "name": name, "uid": uid}}),
+            )
+            .unwrap()
+        };
+        let cluster = Cluster {
+            pod_events: vec![
+                ev("web-0", Some("old")),
+                ev("web-0", Some("new")),
+                ev("web-0", None),
+                ev("api-0", None),
+            ],
+            ..Cluster::default()
+        };
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-0", "namespace": "shop", "uid": "new"}}))
+        .unwrap();
+        let index = cluster.pod_events();
+        // The StatefulSet pod's earlier incarnation (another uid) is not its evidence.
+        let uids: Vec<Option<&str>> = index
+            .of(&pod)
+            .iter()
+            .map(|e| e.involved_object.uid.as_deref())
+            .collect();
+        assert_eq!(uids, [Some("new"), None]);
     }
 }

@@ -54,17 +54,24 @@ impl Doing {
     }
 }
 
-/// One meshed pod's verdict (`triage`) with its Warning Events as evidence; for a proxy that
-/// does not get ready, also the NetworkPolicy evaluator's verdicts of its identity and
-/// destination paths when a policy is involved (a denied one becomes the verdict's fix).
-/// `network` is built from the snapshot on first use.
+/// Verdicts that are not trouble: not listed by `check`.
+const NOT_TROUBLE: [&str; 3] = ["ready", "proxy_starting", "finished"];
+
+/// One meshed pod's verdict (`triage`) with its Warning Events (`events`) as evidence; for a
+/// running proxy that does not get ready, also the NetworkPolicy evaluator's verdicts of its
+/// identity and destination paths when a policy selects the pod (a denied one becomes the
+/// verdict's fix). `network` is built from the snapshot on first use.
 pub fn pod_verdict(
     pod: &Pod,
+    events: &[&k8s_openapi::api::core::v1::Event],
     cluster: &Cluster,
     config: &Config,
     network: &OnceCell<Network>,
 ) -> Option<Verdict> {
-    let mut v = crate::triage::how_it_is_doing(pod, &cluster.events_of(pod), cluster.read_at)?;
+    let mut v = crate::triage::how_it_is_doing(pod, events, cluster.read_at)?;
+    if let Some(e) = cluster.events_unread.as_ref().filter(|_| v.mesh) {
+        v.evidence.push(format!("no Events: {e}"));
+    }
     if v.code != "proxy_not_ready" || cluster.network_unread.is_some() {
         return Some(v);
     }
@@ -81,6 +88,9 @@ pub fn pod_verdict(
         })
         .collect();
     if control.is_empty() {
+        v.fix = "no NetworkPolicy selects the pod: look at the control plane (linkerd check) and \
+                 the proxy's log (kubectl logs POD -c linkerd-proxy)"
+            .to_owned();
         return Some(v);
     }
     let denied: Vec<&str> = control
@@ -88,7 +98,15 @@ pub fn pod_verdict(
         .filter(|p| p.verdict == PathVerdict::Denied)
         .map(|p| p.kind.slug())
         .collect();
-    if denied.is_empty() {
+    let unknown = control
+        .iter()
+        .any(|p| matches!(p.verdict, PathVerdict::CannotTell { .. }));
+    if denied.is_empty() && unknown {
+        v.says.push_str(
+            "; NetworkPolicies select it: whether they allow its identity and destination paths \
+             cannot be told (the evidence says why)",
+        );
+    } else if denied.is_empty() {
         v.says
             .push_str("; NetworkPolicies select it but allow its identity and destination paths");
     } else {
@@ -112,29 +130,22 @@ pub fn pod_verdict(
     Some(v)
 }
 
-/// The SHA-256 a pod injected now carries: of the cluster's current trust roots when the
-/// snapshot has them, else of the config's.
-pub fn current_trust_root(cluster: &Cluster, config: &Config) -> Option<String> {
-    match &cluster.linkerd.trust_roots {
-        Some(pem) => {
-            let c = Config {
-                trust_anchors_pem: Some(pem.clone()),
-                ..Config::default()
-            };
-            Some(crate::patch::trust_root_sha256(&c))
-        }
-        None => config
-            .trust_anchors_pem
-            .is_some()
-            .then(|| crate::patch::trust_root_sha256(config)),
-    }
+/// The SHA-256 a pod injected now carries: of the config's trust anchors (the cluster's
+/// `linkerd-identity-trust-roots` when `Cluster::config` read them), when there are any.
+pub fn current_trust_root(config: &Config) -> Option<String> {
+    config
+        .trust_anchors_pem
+        .as_ref()
+        .filter(|p| !p.trim().is_empty())
+        .map(|_| crate::patch::trust_root_sha256(config))
 }
 
 pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
     let mut groups: BTreeMap<(String, String, String, &'static str), Group> = BTreeMap::new();
     let mut old: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
-    let trust = current_trust_root(cluster, config);
+    let trust = current_trust_root(config);
     let network = OnceCell::new();
+    let events = cluster.pod_events();
     for pod in &cluster.pods {
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
@@ -147,7 +158,9 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
         }
         let ns = pod.namespace().unwrap_or_default();
         let (kind, name) = workload_of(pod, cluster);
-        if let Some(v) = pod_verdict(pod, cluster, config, &network).filter(|v| v.code != "ready") {
+        if let Some(v) = pod_verdict(pod, &events.of(pod), cluster, config, &network)
+            .filter(|v| !NOT_TROUBLE.contains(&v.code))
+        {
             groups
                 .entry((ns.clone(), kind.clone(), name.clone(), v.code))
                 .or_insert_with(|| Group {
@@ -280,13 +293,16 @@ mod tests {
                 network_policies: policies,
                 ..Cluster::default()
             };
-            pod_verdict(&p, &cluster, &Config::default(), &OnceCell::new()).unwrap()
+            pod_verdict(&p, &[], &cluster, &Config::default(), &OnceCell::new()).unwrap()
         };
         // No policy selects it: the status alone.
         let v = verdict(vec![]);
         assert_eq!(v.code, "proxy_not_ready");
         assert!(v.evidence.is_empty(), "{v:?}");
-        assert!(v.fix.contains("linkerd check"), "{v:?}");
+        assert!(
+            v.fix.starts_with("no NetworkPolicy selects the pod"),
+            "{v:?}"
+        );
         let v = verdict(vec![deny]);
         assert!(
             v.says
@@ -304,6 +320,43 @@ mod tests {
             "open the denied paths: `proxy-injector explain web-1 -n shop` prints the NetworkPolicies \
              that do (allow-linkerd-identity, allow-linkerd-destination); then restart the pod"
         );
+    }
+
+    #[test]
+    fn a_starting_proxy_and_a_finished_pod_are_not_listed() {
+        let starting = pod(
+            "web-1",
+            "web-5d9",
+            json!({"running": {"startedAt": "2026-12-07T00:00:00Z"}}),
+            json!({}),
+            false,
+            "x",
+        );
+        let mut finished = pod(
+            "job-1",
+            "job-x",
+            json!({"terminated": {"exitCode": 0, "reason": "Completed"}}),
+            json!({}),
+            false,
+            "x",
+        );
+        finished.status.as_mut().unwrap().phase = Some("Succeeded".into());
+        let mut cluster = Cluster {
+            pods: vec![starting, finished],
+            read_at: Some("2026-12-07T00:00:10Z".parse().unwrap()),
+            ..Cluster::default()
+        };
+        let d = doing(&cluster, &Config::default());
+        assert!(d.groups.is_empty(), "{:?}", d.groups);
+        // A minute later the proxy that is still not ready is listed; the finished pod is not.
+        cluster.read_at = Some("2026-12-07T00:02:00Z".parse().unwrap());
+        let d = doing(&cluster, &Config::default());
+        let got: Vec<(&str, &str)> = d
+            .groups
+            .iter()
+            .map(|g| (g.pods[0].as_str(), g.verdict.as_str()))
+            .collect();
+        assert_eq!(got, [("web-1", "proxy_not_ready")]);
     }
 
     #[test]
@@ -345,13 +398,13 @@ mod tests {
             ]
             .into_iter()
             .collect(),
-            linkerd: crate::linkerd_config::Seen {
-                trust_roots: Some("the current anchors".into()),
-                values: None,
-            },
             ..Cluster::default()
         };
-        let d = doing(&cluster, &Config::default());
+        let config = Config {
+            trust_anchors_pem: Some("the current anchors".into()),
+            ..Config::default()
+        };
+        let d = doing(&cluster, &config);
         let got: Vec<(&str, &str, bool, usize)> = d
             .groups
             .iter()

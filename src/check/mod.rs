@@ -58,13 +58,19 @@ impl Workload {
 }
 
 /// "  NS/kind NAME (N pods: a, b)": a workload and its pods, as `check`'s sections list them.
+/// Pods named in a line, at most (`-o json` has them all).
+const NAMED_PODS: usize = 10;
+
 pub(crate) fn owner_line(namespace: &str, kind: &str, name: &str, pods: &[String]) -> String {
+    let named = match pods.len().checked_sub(NAMED_PODS) {
+        Some(more) if more > 0 => format!("{}, … (+{more} more)", pods[..NAMED_PODS].join(", ")),
+        _ => pods.join(", "),
+    };
     format!(
-        "  {namespace}/{} {name} ({} pod{}: {})",
+        "  {namespace}/{} {name} ({} pod{}: {named})",
         kind.to_ascii_lowercase(),
         pods.len(),
         if pods.len() == 1 { "" } else { "s" },
-        pods.join(", ")
     )
 }
 
@@ -92,8 +98,9 @@ pub struct WebhookStatus {
 
 #[derive(Debug, Serialize)]
 pub struct Report {
-    /// The release pods are judged by, and where it comes from.
+    /// The release pods are judged by, and what the config was built from.
     pub release: String,
+    pub release_from: String,
     /// The notes of the values (unknown keys, unsupported values).
     pub config_notes: Vec<String>,
     pub missing_proxy: Vec<Workload>,
@@ -113,7 +120,7 @@ pub struct Report {
 pub async fn run(client: Client, sources: &Sources, webhook: &str) -> anyhow::Result<Report> {
     let base = sources.build()?.0;
     let state = cluster::Cluster::list(&client, &base.control_plane_namespace).await?;
-    let (config, notes, release) = state.config(sources)?;
+    let (config, notes, release_from) = state.config(sources)?;
     let config = &config;
     let (missing_proxy, outdated_proxy) = classify::classify(&state, config);
     let network = network::report(&state, config);
@@ -130,7 +137,8 @@ pub async fn run(client: Client, sources: &Sources, webhook: &str) -> anyhow::Re
         + webhook_problems
         + network.problems;
     Ok(Report {
-        release,
+        release: config.release.to_string(),
+        release_from,
         config_notes: notes,
         missing_proxy,
         outdated_proxy,
@@ -145,7 +153,7 @@ pub async fn run(client: Client, sources: &Sources, webhook: &str) -> anyhow::Re
 impl Report {
     /// Human-readable report.
     pub fn render(&self) -> String {
-        let mut s = format!("{}\n", self.release);
+        let mut s = format!("release: {} (from {})\n", self.release, self.release_from);
         for n in &self.config_notes {
             s.push_str(&format!("  note: {n}\n"));
         }
@@ -199,5 +207,23 @@ impl Report {
         s.push_str(&self.network.render());
         s.push_str(&format!("{} problem(s) found\n", self.problems));
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_owner_line_names_at_most_ten_pods() {
+        let pods: Vec<String> = (0..25).map(|i| format!("web-{i}")).collect();
+        let line = owner_line("shop", "Deployment", "web", &pods);
+        assert!(
+            line.starts_with("  shop/deployment web (25 pods: web-0, web-1,"),
+            "{line}"
+        );
+        assert!(line.ends_with("web-9, … (+15 more))"), "{line}");
+        let line = owner_line("shop", "Pod", "x", &pods[..1]);
+        assert_eq!(line, "  shop/pod x (1 pod: web-0)");
     }
 }
