@@ -419,6 +419,17 @@ mod tests {
         cs(name, true, 0, json!({"running": {}}), json!({}))
     }
 
+    /// The proxy waiting for the init containers before it.
+    fn proxy_initializing() -> Value {
+        cs(
+            "linkerd-proxy",
+            false,
+            0,
+            json!({"waiting": {"reason": "PodInitializing"}}),
+            json!({}),
+        )
+    }
+
     fn init_done() -> Value {
         cs(
             "linkerd-init",
@@ -446,19 +457,7 @@ mod tests {
             json!({"waiting": {"reason": "CrashLoopBackOff"}}),
             json!({"terminated": {"exitCode": 1, "reason": "Error", "message": "iptables: Permission denied"}}),
         );
-        let p = pod(
-            json!([
-                failed,
-                cs(
-                    "linkerd-proxy",
-                    false,
-                    0,
-                    json!({"waiting": {"reason": "PodInitializing"}}),
-                    json!({})
-                )
-            ]),
-            json!([]),
-        );
+        let p = pod(json!([failed, proxy_initializing()]), json!([]));
         let v = how_it_is_doing(&p, &[], None).unwrap();
         assert_eq!(v.code, "init_failed");
         assert!(v.mesh);
@@ -569,7 +568,7 @@ mod tests {
             "status": {"initContainerStatuses": [
                 cs("linkerd-network-validator", false, 2, json!({"waiting": {"reason": "CrashLoopBackOff"}}),
                    json!({"terminated": {"exitCode": 1, "reason": "Error"}})),
-                cs("linkerd-proxy", false, 0, json!({"waiting": {"reason": "PodInitializing"}}), json!({}))]}
+                proxy_initializing()]}
         }))
         .unwrap();
         assert_eq!(code(&p), "cni_not_redirecting");
@@ -675,19 +674,7 @@ mod tests {
         let v = how_it_is_doing(&p, &[], at("2026-12-07T00:01:01Z")).unwrap();
         assert_eq!(v.code, "proxy_not_ready");
         // Not started: counted from the pod's creation.
-        let mut p = pod(
-            json!([
-                init_done(),
-                cs(
-                    "linkerd-proxy",
-                    false,
-                    0,
-                    json!({"waiting": {"reason": "PodInitializing"}}),
-                    json!({})
-                )
-            ]),
-            json!([]),
-        );
+        let mut p = pod(json!([init_done(), proxy_initializing()]), json!([]));
         p.metadata.creation_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
             "2026-12-07T00:00:00Z".parse().unwrap(),
         ));
