@@ -509,6 +509,41 @@ async fn burst(client: &kube::Client, injector: &Injector) {
     }
 }
 
+/// RSS of the injector before and after `count` objects are made by `create(i, client,
+/// namespace)`, 16 at a time, in `namespaces` namespaces `{prefix}-{k}` (labelled `prefix`, so
+/// no test's webhook selects them): what its cache keeps per object (`per`).
+async fn cache_growth<F, Fut>(
+    client: &kube::Client,
+    pid: u32,
+    (prefix, namespaces): (&str, usize),
+    count: usize,
+    (what, per): (&str, &str),
+    create: F,
+) where
+    F: Fn(usize, kube::Client, String) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for k in 0..namespaces {
+        create_namespace(client, &format!("{prefix}-{k}"), prefix, &[]).await;
+    }
+    let before = rss_mib(pid);
+    let t0 = Instant::now();
+    let made: Vec<bool> = futures::stream::iter(0..count)
+        .map(|i| create(i, client.clone(), format!("{prefix}-{}", i % namespaces)))
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    let created = made.iter().filter(|ok| **ok).count();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_mib(pid);
+    println!(
+        "RSS of the injector: {before:.1} MiB before, {after:.1} MiB with {created} more {what} in its cache \
+         (created in {:.1}s; {:.2} KiB per {per}, allocator included)",
+        t0.elapsed().as_secs_f64(),
+        (after - before) * 1024.0 / created.max(1) as f64
+    );
+}
+
 /// The injector's NetworkPolicy cache: RSS before and after `BENCH_POLICIES` (default 2,000)
 /// NetworkPolicies are created (10 namespaces, 200 each, typical shapes).
 async fn policies_cache(client: &kube::Client, pid: u32) {
@@ -517,52 +552,26 @@ async fn policies_cache(client: &kube::Client, pid: u32) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    for k in 0..10 {
-        create_namespace(
-            client,
-            &format!("bench-policies-{k}"),
-            "bench-policies",
-            &[],
-        )
-        .await;
-    }
-    let before = rss_mib(pid);
-    let t0 = Instant::now();
-    let made: Vec<bool> = futures::stream::iter(0..n)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let ns = format!("bench-policies-{}", i % 10);
-                let np: NetworkPolicy = serde_json::from_value(json!({
-                    "metadata": {"name": format!("policy-{i}"),
-                        "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(600)}},
-                    "spec": {"podSelector": {"matchLabels": {"app": format!("app-{}", i % 50)}},
-                        "policyTypes": ["Ingress", "Egress"],
-                        "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "shop"}},
-                            "podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}}],
-                            "ports": [{"port": 8080}, {"port": "http"}]}],
-                        "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
-                            "ports": [{"port": 443}]}]}
-                }))
-                .unwrap();
-                Api::<NetworkPolicy>::namespaced(client, &ns)
-                    .create(&PostParams::default(), &np)
-                    .await
-                    .is_ok()
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let created = made.iter().filter(|ok| **ok).count();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = rss_mib(pid);
-    println!(
-        "RSS of the injector: {before:.1} MiB before, {after:.1} MiB with {created} more NetworkPolicies in its cache \
-         (created in {:.1}s; {:.2} KiB per policy, allocator included)",
-        t0.elapsed().as_secs_f64(),
-        (after - before) * 1024.0 / created.max(1) as f64
-    );
+    let create = |i: usize, client: kube::Client, ns: String| async move {
+        let np: NetworkPolicy = serde_json::from_value(json!({
+            "metadata": {"name": format!("policy-{i}"),
+                "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(600)}},
+            "spec": {"podSelector": {"matchLabels": {"app": format!("app-{}", i % 50)}},
+                "policyTypes": ["Ingress", "Egress"],
+                "ingress": [{"from": [{"namespaceSelector": {"matchLabels": {"team": "shop"}},
+                    "podSelector": {"matchExpressions": [{"key": "tier", "operator": "In", "values": ["fe", "be"]}]}}],
+                    "ports": [{"port": 8080}, {"port": "http"}]}],
+                "egress": [{"to": [{"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                    "ports": [{"port": 443}]}]}
+        }))
+        .unwrap();
+        Api::<NetworkPolicy>::namespaced(client, &ns)
+            .create(&PostParams::default(), &np)
+            .await
+            .is_ok()
+    };
+    let what = ("NetworkPolicies", "policy");
+    cache_growth(client, pid, ("bench-policies", 10), n, what, create).await;
 }
 
 /// The injector's cache of ResourceQuotas and LimitRanges: RSS before and after
@@ -574,53 +583,33 @@ async fn limits_cache(client: &kube::Client, pid: u32) {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(2000);
-    for k in 0..20 {
-        create_namespace(client, &format!("bench-limits-{k}"), "bench-limits", &[]).await;
-    }
-    let before = rss_mib(pid);
-    let t0 = Instant::now();
-    let made: Vec<bool> = futures::stream::iter(0..2 * n)
-        .map(|i| {
-            let client = client.clone();
-            async move {
-                let ns = format!("bench-limits-{}", i % 20);
-                let meta = json!({"name": format!("obj-{i}"),
-                    "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(400)}});
-                if i % 2 == 0 {
-                    let q: ResourceQuota = serde_json::from_value(json!({"metadata": meta,
-                        "spec": {"hard": {"requests.cpu": "10", "requests.memory": "20Gi",
-                            "limits.cpu": "20", "limits.memory": "40Gi", "pods": "100",
-                            "services": "20", "persistentvolumeclaims": "10"}}}))
-                    .unwrap();
-                    Api::<ResourceQuota>::namespaced(client, &ns)
-                        .create(&PostParams::default(), &q)
-                        .await
-                        .is_ok()
-                } else {
-                    let l: LimitRange = serde_json::from_value(json!({"metadata": meta,
-                        "spec": {"limits": [{"type": "Container",
-                            "default": {"cpu": "500m", "memory": "256Mi"},
-                            "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
-                            "max": {"cpu": "2", "memory": "2Gi"}, "min": {"cpu": "10m", "memory": "16Mi"}},
-                            {"type": "Pod", "max": {"cpu": "4", "memory": "4Gi"}}]}}))
-                    .unwrap();
-                    Api::<LimitRange>::namespaced(client, &ns)
-                        .create(&PostParams::default(), &l)
-                        .await
-                        .is_ok()
-                }
-            }
-        })
-        .buffer_unordered(16)
-        .collect()
-        .await;
-    let created = made.iter().filter(|ok| **ok).count();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = rss_mib(pid);
-    println!(
-        "RSS of the injector: {before:.1} MiB before, {after:.1} MiB with {created} more ResourceQuotas and \
-         LimitRanges (half each) in its cache (created in {:.1}s; {:.2} KiB per object, allocator included)",
-        t0.elapsed().as_secs_f64(),
-        (after - before) * 1024.0 / created.max(1) as f64
-    );
+    let create = |i: usize, client: kube::Client, ns: String| async move {
+        let meta = json!({"name": format!("obj-{i}"),
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "x".repeat(400)}});
+        if i.is_multiple_of(2) {
+            let q: ResourceQuota = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"hard": {"requests.cpu": "10", "requests.memory": "20Gi",
+                    "limits.cpu": "20", "limits.memory": "40Gi", "pods": "100",
+                    "services": "20", "persistentvolumeclaims": "10"}}}))
+            .unwrap();
+            Api::<ResourceQuota>::namespaced(client, &ns)
+                .create(&PostParams::default(), &q)
+                .await
+                .is_ok()
+        } else {
+            let l: LimitRange = serde_json::from_value(json!({"metadata": meta,
+                "spec": {"limits": [{"type": "Container",
+                    "default": {"cpu": "500m", "memory": "256Mi"},
+                    "defaultRequest": {"cpu": "100m", "memory": "64Mi"},
+                    "max": {"cpu": "2", "memory": "2Gi"}, "min": {"cpu": "10m", "memory": "16Mi"}},
+                    {"type": "Pod", "max": {"cpu": "4", "memory": "4Gi"}}]}}))
+            .unwrap();
+            Api::<LimitRange>::namespaced(client, &ns)
+                .create(&PostParams::default(), &l)
+                .await
+                .is_ok()
+        }
+    };
+    let what = ("ResourceQuotas and LimitRanges (half each)", "object");
+    cache_growth(client, pid, ("bench-limits", 20), 2 * n, what, create).await;
 }
