@@ -92,17 +92,19 @@ pub fn explain_running_pod(
     namespace: Option<&str>,
     cluster: &Cluster,
 ) -> Vec<String> {
-    let typed = serde_json::from_value::<Pod>(pod.clone()).ok();
+    let typed = serde_json::from_value::<Pod>(pod.clone()).map_err(|e| e.to_string());
     let restart = typed.as_ref().map_or_else(
-        || "kubectl delete pod (and let its owner create it again)".to_owned(),
+        |_| "kubectl delete pod (and let its owner create it again)".to_owned(),
         |p| restart_of(p, cluster),
     );
     let (mut lines, injected) = explain_decided(admission, pod, namespace, Some(&restart));
-    if let Some(typed) = typed.as_ref().filter(|_| proxy_image(pod).is_some()) {
+    let meshed = proxy_image(pod).is_some();
+    if let (true, Ok(typed)) = (meshed, &typed) {
         lines.extend(doing_lines(typed, cluster, admission.config(), &restart));
     }
-    if injected || proxy_image(pod).is_some() {
-        lines.extend(network_lines(pod, cluster, admission.config()));
+    if injected || meshed {
+        let typed = typed.as_ref().map_err(String::as_str);
+        lines.extend(network_lines(typed, cluster, admission.config()));
     }
     lines
 }
@@ -144,11 +146,12 @@ fn doing_lines(pod: &Pod, cluster: &Cluster, config: &Config, restart: &str) -> 
 
 /// The NetworkPolicies that isolate the pod, per direction, and the verdict of each of its
 /// proxy's paths (both sides when the peer's pods were read), with the fix for denied ones.
-pub fn network_lines(pod: &Value, cluster: &Cluster, config: &Config) -> Vec<String> {
+/// `pod`: the pod, or why it cannot be read as one.
+pub fn network_lines(pod: Result<&Pod, &str>, cluster: &Cluster, config: &Config) -> Vec<String> {
     if let Some(e) = &cluster.network_unread {
         return vec![format!("  network policies: not checked: {e}")];
     }
-    let pod: Pod = match serde_json::from_value(pod.clone()) {
+    let pod = match pod {
         Ok(p) => p,
         Err(e) => {
             return vec![format!(
@@ -158,7 +161,7 @@ pub fn network_lines(pod: &Value, cluster: &Cluster, config: &Config) -> Vec<Str
     };
     let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
     let network = Network::new(cluster, config);
-    let net = network.evaluate(&pod, cluster.namespaces.get(ns));
+    let net = network.evaluate(pod, cluster.namespaces.get(ns));
     let isolating = |d: Direction| {
         let mut found: Vec<&PolicyRef> = Vec::new();
         let sides = net.paths.iter().map(|p| &p.pod_side);

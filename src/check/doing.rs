@@ -12,10 +12,9 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 use super::classify::{Cluster, workload_of};
-use super::network::{Network, path_line};
+use super::network::{Network, meshed, path_line};
 use super::{Workload, owner_line};
 use crate::config::Config;
-use crate::containers::proxy_image;
 use crate::mesh::TRUST_ROOT_ANNOTATION;
 use crate::netpol::Verdict as PathVerdict;
 use crate::netpol::proxy::PathKind;
@@ -150,10 +149,7 @@ pub fn doing(cluster: &Cluster, config: &Config) -> Doing {
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let Ok(value) = serde_json::to_value(pod) else {
-            continue;
-        };
-        if proxy_image(&value).is_none() {
+        if !meshed(pod) {
             continue;
         }
         let ns = pod.namespace().unwrap_or_default();
