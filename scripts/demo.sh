@@ -36,6 +36,13 @@ say "starting the local control plane (etcd, kube-apiserver, kube-controller-man
 bin="$("$repo/tests/controlplane/build.sh" 2>/dev/null | tail -n 1)"
 export KUBECONFIG="$state/kubeconfig"
 kubectl() { "$bin/kubectl" "$@"; }
+# Waits (30 s at most) until namespace $1 has a pod with labels $2.
+wait_for_pods() {
+  for _ in $(seq 1 150); do
+    [[ -n "$(kubectl -n "$1" get pods -l "$2" -o name 2>/dev/null)" ]] && return 0
+    sleep 0.2
+  done
+}
 
 say "making the webhook's certificates (proxy-injector certs)"
 "$injector" certs --out "$state/certs" --dns localhost --ip 127.0.0.1
@@ -104,10 +111,7 @@ for _ in $(seq 1 100); do kubectl -n demo get serviceaccount default >/dev/null 
 say "creating Deployment demo/hello (the controller-manager makes its pod)"
 kubectl -n demo delete deployment hello --ignore-not-found >/dev/null
 kubectl -n demo create deployment hello --image=nginx:1.27 --port=8080
-for _ in $(seq 1 150); do
-  [[ -n "$(kubectl -n demo get pods -l app=hello -o name 2>/dev/null)" ]] && break
-  sleep 0.2
-done
+wait_for_pods demo app=hello
 
 say "the pod, as the API server stored it"
 kubectl -n demo get pods -l app=hello \
@@ -159,10 +163,7 @@ kubectl annotate namespace hardened linkerd.io/inject=enabled
 kubectl label namespace hardened pod-security.kubernetes.io/enforce=baseline
 for _ in $(seq 1 100); do kubectl -n hardened get serviceaccount default >/dev/null 2>&1 && break; sleep 0.2; done
 kubectl -n hardened create deployment web --image=nginx:1.27
-for _ in $(seq 1 150); do
-  [[ -n "$(kubectl -n hardened get pods -l app=web -o name 2>/dev/null)" ]] && break
-  sleep 0.2
-done
+wait_for_pods hardened app=web
 say "its pod is created, without the proxy (with Linkerd's injector the API server refuses it: 0 pods)"
 kubectl -n hardened get pods -l app=web \
   -o custom-columns='POD:.metadata.name,INIT:.spec.initContainers[*].name,CONTAINERS:.spec.containers[*].name'

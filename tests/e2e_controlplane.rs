@@ -1859,6 +1859,16 @@ async fn meshed_pods_are_triaged_from_their_status() {
             json!({}),
         )
     };
+    // Waiting for the init containers before it.
+    let initializing = |name: &str| {
+        cs(
+            name,
+            false,
+            0,
+            json!({"waiting": {"reason": "PodInitializing"}}),
+            json!({}),
+        )
+    };
     let crashed = |code: i32, reason: &str| json!({"terminated": {"exitCode": code, "reason": reason, "startedAt": t, "finishedAt": t}});
     let backoff = json!({"waiting": {"reason": "CrashLoopBackOff"}});
     // (pod, linkerd-init, proxy, app, what explain must say)
@@ -1872,20 +1882,8 @@ async fn meshed_pods_are_triaged_from_their_status() {
                 backoff.clone(),
                 crashed(1, "Error"),
             ),
-            cs(
-                "linkerd-proxy",
-                false,
-                0,
-                json!({"waiting": {"reason": "PodInitializing"}}),
-                json!({}),
-            ),
-            cs(
-                "app",
-                false,
-                0,
-                json!({"waiting": {"reason": "PodInitializing"}}),
-                json!({}),
-            ),
+            initializing("linkerd-proxy"),
+            initializing("app"),
             "linkerd-init failed (exit code 1, Error; 3 restarts)",
         ),
         (
@@ -1898,13 +1896,7 @@ async fn meshed_pods_are_triaged_from_their_status() {
                 json!({"waiting": {"reason": "ImagePullBackOff", "message": "not found"}}),
                 json!({}),
             ),
-            cs(
-                "app",
-                false,
-                0,
-                json!({"waiting": {"reason": "PodInitializing"}}),
-                json!({}),
-            ),
+            initializing("app"),
             "its image cr.l5d.io/linkerd/linkerd-proxy:edge-26.8.3 cannot be pulled",
         ),
         (
